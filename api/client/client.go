@@ -1,0 +1,200 @@
+// Package client is the Go client of the coordinator's HTTP API, for
+// analysts, reviewers and auditors (the CLI is built on it).
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/unseen-data/unseen/api/wire"
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/policy/audit"
+)
+
+// Client talks to one coordinator as one user.
+type Client struct {
+	BaseURL string
+	Token   string
+	HTTP    *http.Client
+}
+
+// New returns a client for the coordinator at baseURL with a bearer token.
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Timeout: time.Minute}}
+}
+
+// Error is an error answered by the coordinator.
+type Error struct {
+	Status int
+	wire.ErrorBody
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (HTTP %d, %s)", e.Message, e.Status, e.Code)
+	return b.String()
+}
+
+func (c *Client) do(ctx context.Context, method, path string, header http.Header, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	if err != nil {
+		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &Error{Status: resp.StatusCode}
+		var we wire.Error
+		if json.Unmarshal(b, &we) == nil && we.Error.Code != "" {
+			e.ErrorBody = we.Error
+		} else {
+			e.Code, e.Message = "http_error", strings.TrimSpace(string(b))
+		}
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("client: malformed response from %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// Submit sends a job spec (JSON). A non-empty idempotencyKey makes retries safe.
+func (c *Client) Submit(ctx context.Context, spec []byte, idempotencyKey string) (*wire.Submitted, error) {
+	h := http.Header{}
+	if idempotencyKey != "" {
+		h.Set("Idempotency-Key", idempotencyKey)
+	}
+	var out wire.Submitted
+	return &out, c.do(ctx, http.MethodPost, "/v1/jobs", h, spec, &out)
+}
+
+// Job returns a job's state.
+func (c *Client) Job(ctx context.Context, id string) (*wire.Job, error) {
+	var out wire.Job
+	return &out, c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, nil, &out)
+}
+
+// Jobs lists the jobs the caller may see (optionally in one state).
+func (c *Client) Jobs(ctx context.Context, state jobs.State) ([]wire.Job, error) {
+	p := "/v1/jobs"
+	if state != "" {
+		p += "?state=" + url.QueryEscape(string(state))
+	}
+	var out wire.Jobs
+	return out.Jobs, c.do(ctx, http.MethodGet, p, nil, nil, &out)
+}
+
+func (c *Client) post(ctx context.Context, id, verb string, d wire.Decision) (*wire.Job, error) {
+	b, _ := json.Marshal(d)
+	var out wire.Job
+	return &out, c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/"+verb, nil, b, &out)
+}
+
+// Cancel cancels a job that has not finished.
+func (c *Client) Cancel(ctx context.Context, id, reason string) (*wire.Job, error) {
+	return c.post(ctx, id, "cancel", wire.Decision{Reason: reason})
+}
+
+// Review returns a finished job's result and disclosure checks (reviewers).
+func (c *Client) Review(ctx context.Context, id string) (*wire.Review, error) {
+	var out wire.Review
+	return &out, c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/review", nil, nil, &out)
+}
+
+// Approve releases a reviewed result.
+func (c *Client) Approve(ctx context.Context, id, comment string) (*wire.Job, error) {
+	return c.post(ctx, id, "approve", wire.Decision{Comment: comment})
+}
+
+// Reject refuses release, with a reason.
+func (c *Client) Reject(ctx context.Context, id, reason string) (*wire.Job, error) {
+	return c.post(ctx, id, "reject", wire.Decision{Reason: reason})
+}
+
+// Result returns a released result (an *Error with Status 409 otherwise).
+func (c *Client) Result(ctx context.Context, id string) (*wire.Result, error) {
+	var out wire.Result
+	return &out, c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/result", nil, nil, &out)
+}
+
+// Datasets returns the catalog.
+func (c *Client) Datasets(ctx context.Context) (*wire.Datasets, error) {
+	var out wire.Datasets
+	return &out, c.do(ctx, http.MethodGet, "/v1/datasets", nil, nil, &out)
+}
+
+// Audit returns audit entries matching f (auditors).
+func (c *Client) Audit(ctx context.Context, f audit.Filter) ([]audit.Entry, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"job": f.Job, "dataset": f.Dataset, "actor": f.Actor, "action": f.Action} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit > 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
+	}
+	var out struct {
+		Entries []audit.Entry `json:"entries"`
+	}
+	return out.Entries, c.do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, nil, &out)
+}
+
+// AuditVerify asks the coordinator to check its chain.
+func (c *Client) AuditVerify(ctx context.Context) (*wire.Verify, error) {
+	var out wire.Verify
+	return &out, c.do(ctx, http.MethodGet, "/v1/audit/verify", nil, nil, &out)
+}
+
+// Wait polls a job until done(state) or ctx ends, calling each (if not nil)
+// with every new view.
+func (c *Client) Wait(ctx context.Context, id string, every time.Duration, done func(*wire.Job) bool, each func(*wire.Job)) (*wire.Job, error) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		j, err := c.Job(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if each != nil {
+			each(j)
+		}
+		if done(j) {
+			return j, nil
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/unseen-data/unseen/api"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/jobs/redisstore"
+	"github.com/unseen-data/unseen/jobs/runner"
+	"github.com/unseen-data/unseen/policy/audit"
+)
+
+// CoordinatorConfig is the coordinator's configuration file.
+type CoordinatorConfig struct {
+	Listen string `yaml:"listen"`
+	// Redis, if set, is the queue and store (redis://…); otherwise the
+	// embedded backend keeps jobs in memory and the audit chain in AuditLog.
+	Redis    string     `yaml:"redis"`
+	AuditLog string     `yaml:"audit_log"`
+	Workers  int        `yaml:"workers"`
+	Users    []api.User `yaml:"users"`
+	Nodes    []NodeRef  `yaml:"nodes"`
+
+	dir string
+}
+
+// NodeRef is how the coordinator reaches a department's node.
+type NodeRef struct {
+	Department string `yaml:"department"`
+	URL        string `yaml:"url"`
+	// Token is the bearer token the coordinator presents to the node (the
+	// node keeps only its hash).
+	Token string `yaml:"token"`
+}
+
+func loadCoordinatorConfig(path string) (*CoordinatorConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c CoordinatorConfig
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.dir = filepath.Dir(path)
+	if c.Listen == "" {
+		return nil, fmt.Errorf("config %s: listen is required", path)
+	}
+	if len(c.Nodes) == 0 {
+		return nil, fmt.Errorf("config %s: no nodes", path)
+	}
+	if c.AuditLog != "" && !filepath.IsAbs(c.AuditLog) {
+		c.AuditLog = filepath.Join(c.dir, c.AuditLog)
+	}
+	return &c, nil
+}
+
+func coordinatorCmd() *cobra.Command {
+	var cfgPath, redisURL, listen string
+	cmd := &cobra.Command{
+		Use:   "coordinator",
+		Short: "Run the coordinator: the HTTP API and the workers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadCoordinatorConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if redisURL != "" {
+				cfg.Redis = redisURL
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			ctx := cmd.Context()
+			store, err := openStore(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			c, err := newCoordinator(cfg, store, log)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return err
+			}
+			log.Info("coordinator listening", "addr", ln.Addr().String(), "backend", backendName(cfg))
+			return c.serve(ctx, ln)
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "examples/coordinator.yaml", "coordinator configuration file")
+	cmd.Flags().StringVar(&redisURL, "redis", "", "Redis URL (redis://host:port/db); empty: embedded backend")
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address (overrides the config)")
+	return cmd
+}
+
+func backendName(cfg *CoordinatorConfig) string {
+	if cfg.Redis != "" {
+		return "redis"
+	}
+	return "embedded"
+}
+
+func openStore(ctx context.Context, cfg *CoordinatorConfig) (jobs.Store, error) {
+	if cfg.Redis != "" {
+		opt, err := redis.ParseURL(cfg.Redis)
+		if err != nil {
+			return nil, fmt.Errorf("--redis: %w", err)
+		}
+		rc := redis.NewClient(opt)
+		s, err := redisstore.New(ctx, rc, redisstore.Options{})
+		if err != nil {
+			rc.Close()
+			return nil, err
+		}
+		return s, nil
+	}
+	var log audit.Log = &audit.MemLog{}
+	if cfg.AuditLog != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.AuditLog), 0o700); err != nil {
+			return nil, err
+		}
+		fl, err := audit.OpenFile(cfg.AuditLog)
+		if err != nil {
+			return nil, err
+		}
+		log = fl
+	}
+	return memstore.New(log, jobs.SystemClock{}), nil
+}
+
+// coordinator is the API, the workers and the catalog, wired together.
+type coordinator struct {
+	cfg     *CoordinatorConfig
+	store   jobs.Store
+	api     *api.API
+	runner  *runner.Runner
+	catalog *nodeapi.Catalog
+	log     *slog.Logger
+}
+
+func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) (*coordinator, error) {
+	nodes := map[string]*nodeapi.Client{}
+	for _, n := range cfg.Nodes {
+		if _, dup := nodes[n.Department]; dup {
+			return nil, fmt.Errorf("node %s configured twice", n.Department)
+		}
+		nodes[n.Department] = nodeapi.NewClient(n.Department, n.URL, n.Token)
+	}
+	cat := nodeapi.NewCatalog(nodes)
+	a, err := api.New(api.Config{Store: store, Users: cfg.Users, Catalog: cat, Logger: log, Ready: cat.Ready})
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string][]byte{}
+	for _, u := range cfg.Users {
+		if u.PublicKey == "" {
+			continue
+		}
+		k, err := base64.StdEncoding.DecodeString(u.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("user %s: public_key is not base64: %w", u.Name, err)
+		}
+		keys[u.Name] = k
+	}
+	r := &runner.Runner{
+		Store:   store,
+		Nodes:   nodes,
+		Catalog: cat,
+		RecipientKey: func(user string) ([]byte, error) {
+			k, ok := keys[user]
+			if !ok {
+				return nil, errors.New("no public key registered")
+			}
+			return k, nil
+		},
+		Logger: log,
+	}
+	return &coordinator{cfg: cfg, store: store, api: a, runner: r, catalog: cat, log: log}, nil
+}
+
+// serve runs the API on ln and the workers until ctx ends, then shuts down
+// gracefully: the HTTP server drains and running jobs are handed back.
+func (c *coordinator) serve(ctx context.Context, ln net.Listener) error {
+	if err := c.catalog.Refresh(ctx); err != nil {
+		c.log.Warn("some nodes did not answer; their datasets appear once they do", "err", err)
+	}
+	srv := c.api.Server(ln.Addr().String())
+	errc := make(chan error, 2)
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	workers := c.cfg.Workers
+	if workers <= 0 {
+		workers = 2
+	}
+	wctx, stopWorkers := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { c.runner.Run(wctx, workers); close(done) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	c.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	stopWorkers()
+	<-done
+	return err
+}

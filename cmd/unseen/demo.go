@@ -1,0 +1,486 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unseen-data/unseen/api"
+	"github.com/unseen-data/unseen/api/client"
+	"github.com/unseen-data/unseen/api/wire"
+	"github.com/unseen-data/unseen/compute/idnum"
+	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/examples"
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/audit"
+	"github.com/unseen-data/unseen/psi/delivery"
+)
+
+// demoDepartments are the nodes the demo starts.
+var demoDepartments = []string{"hrss", "housing", "civil"}
+
+// DemoJob is one job of the demo's JSON report.
+type DemoJob struct {
+	Type     string `json:"type"`
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Result   any    `json:"result"`
+	Expected any    `json:"expected"`
+	Match    bool   `json:"match"`
+}
+
+// DemoReport is `unseen demo --json`.
+type DemoReport struct {
+	Jobs    []DemoJob `json:"jobs"`
+	Refused []string  `json:"refused,omitempty"`
+	Audit   string    `json:"audit"`
+	OK      bool      `json:"ok"`
+}
+
+func demoCmd() *cobra.Command {
+	var asJSON, verbose bool
+	var chunk int
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a whole federation on loopback: coordinator, three nodes, jobs reviewed and released, checked against plaintext",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			say := func(format string, args ...any) {
+				if !asJSON {
+					fmt.Fprintf(out, format+"\n", args...)
+				}
+			}
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelInfo
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			rep, err := runDemo(cmd.Context(), say, log, chunk)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			}
+			if !rep.OK {
+				return &exitError{1, errors.New("demo: a released result did not match its plaintext check")}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the run as one JSON document")
+	cmd.Flags().BoolVar(&verbose, "verbose", false, "log what the coordinator and nodes do")
+	cmd.Flags().IntVar(&chunk, "chunk", 1024, "PSI chunk size (elements per request)")
+	return cmd
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, chunk int) (*DemoReport, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tmp, err := os.MkdirTemp("", "unseen-demo-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	say("Unseen demo — a federation of %d departments on this machine (loopback only).", len(demoDepartments))
+	say("Transport: plain HTTP on 127.0.0.1, for the demo only; a deployment uses mutual TLS between coordinator and nodes.")
+	say("")
+
+	// 1. Nodes: each serves its own example dataset, from its own config.
+	cfg := &CoordinatorConfig{Workers: 2}
+	var nodeServers []*node.Server
+	for _, dept := range demoDepartments {
+		nc, err := node.LoadConfigFS(examples.FS, "nodes/"+dept+".yaml")
+		if err != nil {
+			return nil, err
+		}
+		tok := randomToken()
+		nc.CoordinatorTokenSHA256 = api.HashToken(tok)
+		nc.SecretFile = filepath.Join(tmp, dept, "node.secret")
+		nc.AuditLog = filepath.Join(tmp, dept, "audit.jsonl")
+		if err := os.MkdirAll(filepath.Join(tmp, dept), 0o700); err != nil {
+			return nil, err
+		}
+		s, err := node.New(nc, node.Options{FS: examples.FS, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		srv := s.HTTPServer()
+		go srv.Serve(ln)
+		defer srv.Close()
+		nodeServers = append(nodeServers, s)
+		cfg.Nodes = append(cfg.Nodes, NodeRef{Department: dept, URL: "http://" + ln.Addr().String(), Token: tok})
+		for _, d := range nc.Datasets {
+			say("node %-8s %s  serving %s at %s", dept, nc.Title, d.Name, ln.Addr())
+		}
+	}
+
+	// 2. Coordinator on the embedded backend, with a reviewer, an analyst
+	// (with a fresh key pair for psi_members) and an auditor.
+	pub, priv, err := delivery.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	tokens := map[string]string{"alice": randomToken(), "rita": randomToken(), "aldo": randomToken()}
+	cfg.Users = []api.User{
+		{Name: "alice", Role: api.RoleAnalyst, Department: "hrss", TokenSHA256: api.HashToken(tokens["alice"]), PublicKey: base64.StdEncoding.EncodeToString(pub)},
+		{Name: "rita", Role: api.RoleReviewer, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["rita"])},
+		{Name: "aldo", Role: api.RoleAuditor, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["aldo"])},
+	}
+	alog, err := audit.OpenFile(filepath.Join(tmp, "coordinator-audit.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer alog.Close()
+	store := memstore.New(alog, jobs.SystemClock{})
+	coord, err := newCoordinator(cfg, store, log)
+	if err != nil {
+		return nil, err
+	}
+	coord.runner.ChunkSize = chunk
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	served := make(chan error, 1)
+	go func() { served <- coord.serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	base := "http://" + ln.Addr().String()
+	say("coordinator         embedded backend (no Redis), API at %s", base)
+	say("")
+
+	analyst := client.New(base, tokens["alice"])
+	reviewer := client.New(base, tokens["rita"])
+	auditor := client.New(base, tokens["aldo"])
+	rep := &DemoReport{OK: true}
+
+	// 3. A job the coordinator refuses, with its clear error.
+	bad, _ := fs.ReadFile(examples.FS, "jobs/invalid_unknown_dataset.json")
+	if _, err := analyst.Submit(ctx, bad, ""); err != nil {
+		say("alice submits jobs/invalid_unknown_dataset.json → refused, nothing queued:\n    %v", err)
+		rep.Refused = append(rep.Refused, err.Error())
+	} else {
+		return nil, errors.New("demo: the coordinator accepted a job on an unknown dataset")
+	}
+	say("")
+
+	// 4. The jobs, each through its whole lifecycle.
+	type demoSpec struct {
+		file   string
+		expect func() (any, error)
+		got    func(*wire.Result) (any, error)
+	}
+	specs := []demoSpec{
+		{
+			file:   "jobs/benefits_property_cardinality.json",
+			expect: func() (any, error) { return plaintextIntersection(true) },
+			got: func(r *wire.Result) (any, error) {
+				var v struct {
+					Count *int `json:"count"`
+				}
+				if err := json.Unmarshal(r.Result, &v); err != nil || v.Count == nil {
+					return nil, fmt.Errorf("result has no count: %s", r.Result)
+				}
+				return *v.Count, nil
+			},
+		},
+		{
+			file:   "jobs/benefits_allowance_members.json",
+			expect: func() (any, error) { return plaintextMembers() },
+			got: func(r *wire.Result) (any, error) {
+				var v struct {
+					Sealed string `json:"sealed_members"`
+				}
+				if err := json.Unmarshal(r.Result, &v); err != nil {
+					return nil, err
+				}
+				ct, err := base64.StdEncoding.DecodeString(v.Sealed)
+				if err != nil {
+					return nil, err
+				}
+				ids, err := delivery.Open(priv, r.ID, ct)
+				if err != nil {
+					return nil, err
+				}
+				sort.Strings(ids)
+				return ids, nil
+			},
+		},
+	}
+	for _, sp := range specs {
+		b, err := fs.ReadFile(examples.FS, sp.file)
+		if err != nil {
+			return nil, err
+		}
+		spec, err := policy.DecodeSpec(b)
+		if err != nil {
+			return nil, err
+		}
+		say("── %s: %s", spec.Type, spec.Purpose)
+		say("   inputs: %s", strings.Join(spec.Datasets(), " ∩ "))
+		sub, err := analyst.Submit(ctx, b, "demo-"+sp.file)
+		if err != nil {
+			return nil, fmt.Errorf("submitting %s: %w", sp.file, err)
+		}
+		say("   alice submits          → job %s is %s", sub.ID, sub.State)
+		last := jobs.State("")
+		var lastDone int64 = -1
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+		j, err := analyst.Wait(wctx, sub.ID, 50*time.Millisecond, func(j *wire.Job) bool {
+			return j.State == jobs.AwaitingReview || j.State.Final()
+		}, func(j *wire.Job) {
+			if j.State != last {
+				last = j.State
+				say("   state                  → %s", j.State)
+			}
+			if j.State == jobs.Running && j.Progress.Total > 0 && j.Progress.Done != lastDone && (j.Progress.Done == j.Progress.Total || j.Progress.Done-lastDone >= j.Progress.Total/4) {
+				lastDone = j.Progress.Done
+				say("     progress             %d/%d chunk hops (%s)", j.Progress.Done, j.Progress.Total, j.Progress.Step)
+			}
+		})
+		wcancel()
+		if err != nil {
+			return nil, fmt.Errorf("waiting for %s: %w", sub.ID, err)
+		}
+		if j.State != jobs.AwaitingReview {
+			return nil, fmt.Errorf("job %s ended %s: %s", j.ID, j.State, j.Error)
+		}
+		// The analyst cannot read the result before release.
+		if _, err := analyst.Result(ctx, j.ID); err == nil {
+			return nil, errors.New("demo: a result was readable before release")
+		} else {
+			say("   alice asks for result  → refused: %v", err)
+		}
+		rv, err := reviewer.Review(ctx, j.ID)
+		if err != nil {
+			return nil, err
+		}
+		say("   rita reviews           → result %s", abbreviate(rv.Review.Result))
+		for _, c := range rv.Review.Checks {
+			mark := "pass"
+			if !c.Passed {
+				mark = "FLAG"
+			}
+			say("     check %-14s %s: %s", c.Name, mark, c.Detail)
+		}
+		if _, err := reviewer.Approve(ctx, j.ID, "demo: checks reviewed"); err != nil {
+			return nil, err
+		}
+		say("   rita approves          → released")
+		res, err := analyst.Result(ctx, j.ID)
+		if err != nil {
+			return nil, err
+		}
+		got, err := sp.got(res)
+		if err != nil {
+			return nil, err
+		}
+		want, err := sp.expect()
+		if err != nil {
+			return nil, err
+		}
+		match := equalJSON(got, want)
+		rep.OK = rep.OK && match
+		dj := DemoJob{Type: string(spec.Type), ID: j.ID, State: string(res.State), Result: got, Expected: want, Match: match}
+		if spec.Type == policy.PSIMembers {
+			// Member lists are personal data: the report shows their size.
+			dj.Result = map[string]int{"count": len(got.([]string))}
+			dj.Expected = map[string]int{"count": len(want.([]string))}
+		} else {
+			dj.Result = map[string]any{"count": got}
+			dj.Expected = map[string]any{"count": want}
+		}
+		rep.Jobs = append(rep.Jobs, dj)
+		verdict := "MATCH"
+		if !match {
+			verdict = "MISMATCH"
+		}
+		say("   released to alice      → %s", describe(got))
+		say("   plaintext check        → %s   [%s]", describe(want), verdict)
+		say("")
+	}
+
+	// 5. The audit chains: the coordinator's and every node's.
+	v, err := auditor.AuditVerify(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !v.OK {
+		rep.OK = false
+		return rep, fmt.Errorf("coordinator audit chain broken: %s", v.Error)
+	}
+	parts := []string{fmt.Sprintf("coordinator %d entries ok", v.Entries)}
+	for _, s := range nodeServers {
+		es, err := s.Audit().All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := audit.Verify(es); err != nil {
+			rep.OK = false
+			return rep, fmt.Errorf("node %s audit chain: %w", s.Department(), err)
+		}
+		parts = append(parts, fmt.Sprintf("%s %d ok", s.Department(), len(es)))
+	}
+	rep.Audit = strings.Join(parts, "; ")
+	say("audit chains verified: %s", rep.Audit)
+	if rep.OK {
+		say("all released results equal their plaintext checks.")
+	}
+	return rep, nil
+}
+
+func abbreviate(b []byte) string {
+	s := string(b)
+	if len(s) > 120 {
+		s = s[:100] + "…(" + fmt.Sprint(len(s)) + " bytes)"
+	}
+	return s
+}
+
+func describe(v any) string {
+	if ids, ok := v.([]string); ok {
+		if len(ids) == 0 {
+			return "0 members"
+		}
+		return fmt.Sprintf("%d members (first: %s…)", len(ids), maskID(ids[0]))
+	}
+	return fmt.Sprintf("count %v", v)
+}
+
+// maskID shows only the region code of an ID number.
+func maskID(id string) string {
+	if len(id) < 6 {
+		return "******"
+	}
+	return id[:6] + strings.Repeat("*", len(id)-6)
+}
+
+func equalJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// The plaintext checks read the example CSVs directly (encoding/csv and
+// idnum, none of the node's loading or filtering code), so that they check
+// the protocol rather than repeat it.
+
+func readIDs(name string) (map[string]bool, error) {
+	f, err := examples.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	head, err := r.Read()
+	if err != nil {
+		return nil, err
+	}
+	col := -1
+	for i, h := range head {
+		if strings.TrimPrefix(h, "\ufeff") == "id_number" {
+			col = i
+		}
+	}
+	if col < 0 {
+		return nil, fmt.Errorf("%s has no id_number column", name)
+	}
+	ids := map[string]bool{}
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if id, err := idnum.Normalise(rec[col]); err == nil {
+			ids[id] = true
+		}
+	}
+	return ids, nil
+}
+
+func plaintextIntersection(three bool) (int, error) {
+	files := []string{"data/hrss/unemployment_benefits.csv", "data/housing/property_owners.csv"}
+	if three {
+		files = append(files, "data/civil/minimum_living_allowance.csv")
+	}
+	var sets []map[string]bool
+	for _, f := range files {
+		s, err := readIDs(f)
+		if err != nil {
+			return 0, err
+		}
+		sets = append(sets, s)
+	}
+	n := 0
+	for id := range sets[0] {
+		in := true
+		for _, s := range sets[1:] {
+			in = in && s[id]
+		}
+		if in {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func plaintextMembers() ([]string, error) {
+	a, err := readIDs("data/hrss/unemployment_benefits.csv")
+	if err != nil {
+		return nil, err
+	}
+	b, err := readIDs("data/civil/minimum_living_allowance.csv")
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for id := range a {
+		if b[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+var _ = http.StatusOK

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unseen-data/unseen/compute/node"
+)
+
+func nodeCmd() *cobra.Command {
+	var cfgPath, listen string
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a department's node: serve its datasets to the protocol, never its records",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := node.LoadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			s, err := node.New(cfg, node.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return err
+			}
+			srv := s.HTTPServer()
+			log.Info("node listening", "department", cfg.Department, "addr", ln.Addr().String())
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			select {
+			case <-cmd.Context().Done():
+			case err := <-errc:
+				if !errors.Is(err, http.ErrServerClosed) {
+					return err
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (e.g. examples/nodes/hrss.yaml)")
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address (overrides the config)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}

@@ -1,0 +1,155 @@
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/unseen-data/unseen/policy"
+)
+
+// Config is a node's configuration file, written by its department.
+type Config struct {
+	Department string `yaml:"department"`
+	Title      string `yaml:"title"`
+	Listen     string `yaml:"listen"`
+	// SecretFile holds the node's long-term secret (≥ 32 bytes, hex). Per-job
+	// PSI keys and the audit HMAC key derive from it. Created (0600) if missing.
+	SecretFile string `yaml:"secret_file"`
+	AuditLog   string `yaml:"audit_log"`
+	// CoordinatorTokenSHA256 is the hex SHA-256 of the bearer token the
+	// coordinator presents; the token itself is kept only by the coordinator.
+	CoordinatorTokenSHA256 string          `yaml:"coordinator_token_sha256"`
+	Datasets               []DatasetConfig `yaml:"datasets"`
+
+	dir string // the config file's folder: relative paths resolve against it
+}
+
+// DatasetConfig declares one dataset: its policy (metadata) and where its
+// rows are.
+type DatasetConfig struct {
+	policy.Dataset `yaml:",inline"`
+	File           string `yaml:"file"`
+	MaxRows        int    `yaml:"max_rows"`
+}
+
+// LoadConfig reads and validates a node configuration file. Unknown keys are
+// errors: a misspelt policy field must not silently mean "no rule".
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return parseConfig(b, path, filepath.Dir(path))
+}
+
+// LoadConfigFS reads a configuration from fsys (the demo's embedded
+// examples); dataset files are then read from fsys too (Options.FS).
+func LoadConfigFS(fsys fs.FS, name string) (*Config, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return parseConfig(b, name, path.Dir(name))
+}
+
+func parseConfig(b []byte, name, dir string) (*Config, error) {
+	path := name
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("node: config %s: %w", path, err)
+	}
+	c.dir = dir
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("node: config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// FSPath resolves p against the config's folder inside an fs.FS.
+func (c *Config) FSPath(p string) string { return path.Clean(path.Join(c.dir, p)) }
+
+// Path resolves p against the config file's folder.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// Validate checks the configuration for consistency.
+func (c *Config) Validate() error {
+	if !policy.ValidColumnName(c.Department) {
+		return fmt.Errorf("department %q is not a simple name", c.Department)
+	}
+	if c.Listen == "" {
+		return errors.New("listen address is required")
+	}
+	if c.SecretFile == "" || c.AuditLog == "" {
+		return errors.New("secret_file and audit_log are required")
+	}
+	if h, err := hex.DecodeString(c.CoordinatorTokenSHA256); err != nil || len(h) != 32 {
+		return errors.New("coordinator_token_sha256 must be 64 hex characters")
+	}
+	seen := map[string]bool{}
+	for i := range c.Datasets {
+		d := &c.Datasets[i]
+		if err := d.Dataset.Validate(); err != nil {
+			return err
+		}
+		if d.Department() != c.Department {
+			return fmt.Errorf("dataset %s does not belong to department %s", d.Name, c.Department)
+		}
+		if seen[d.Name] {
+			return fmt.Errorf("dataset %s declared twice", d.Name)
+		}
+		seen[d.Name] = true
+		if d.File == "" {
+			return fmt.Errorf("dataset %s: file is required", d.Name)
+		}
+	}
+	return nil
+}
+
+// LoadOrCreateSecret reads the node secret, creating a random one (mode
+// 0600) if the file does not exist.
+func LoadOrCreateSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		s := make([]byte, 32)
+		if _, err := rand.Read(s); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("node: creating secret: %w", err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(hex.EncodeToString(s) + "\n"); err != nil {
+			return nil, fmt.Errorf("node: writing secret: %w", err)
+		}
+		return s, f.Sync()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node: reading secret: %w", err)
+	}
+	s, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(s) < 32 {
+		return nil, fmt.Errorf("node: secret file %s must hold at least 32 bytes in hex", path)
+	}
+	return s, nil
+}

@@ -1,0 +1,162 @@
+package nodeapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Client is the coordinator's connection to one department's node.
+type Client struct {
+	Department string
+	BaseURL    string
+	Token      string // the coordinator's bearer token at this node
+	HTTP       *http.Client
+}
+
+// NewClient returns a client with sane timeouts.
+func NewClient(dept, baseURL, token string) *Client {
+	return &Client{
+		Department: dept,
+		BaseURL:    strings.TrimRight(baseURL, "/"),
+		Token:      token,
+		HTTP:       &http.Client{Timeout: 2 * time.Minute},
+	}
+}
+
+// RemoteError is a node's refusal or failure.
+type RemoteError struct {
+	Department string
+	Status     int
+	Code       string
+	Message    string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("node %s: %s (%d %s)", e.Department, e.Message, e.Status, e.Code)
+}
+
+// Permanent reports whether retrying the same request cannot help: the node
+// refused it (policy, bad input) rather than failed.
+func (e *RemoteError) Permanent() bool { return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests && e.Status != http.StatusConflict }
+
+// IsPermanent reports whether err is a permanent refusal by a node.
+func IsPermanent(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && re.Permanent()
+}
+
+// maxResponseBytes bounds what the coordinator reads from a node.
+const maxResponseBytes = 8 << 20
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", c.Department, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return fmt.Errorf("node %s: reading response: %w", c.Department, err)
+	}
+	if len(b) > maxResponseBytes {
+		return fmt.Errorf("node %s: response larger than %d bytes", c.Department, maxResponseBytes)
+	}
+	if resp.StatusCode/100 != 2 {
+		re := &RemoteError{Department: c.Department, Status: resp.StatusCode, Code: "http_error", Message: http.StatusText(resp.StatusCode)}
+		var e Error
+		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
+			re.Code, re.Message = e.Error.Code, e.Error.Message
+		}
+		return re
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("node %s: malformed response: %w", c.Department, err)
+	}
+	return nil
+}
+
+// Health checks that the node is up.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, PathHealth, nil, nil)
+}
+
+// Datasets fetches the node's dataset declarations.
+func (c *Client) Datasets(ctx context.Context) (*DatasetsResponse, error) {
+	var out DatasetsResponse
+	if err := c.do(ctx, http.MethodGet, PathDatasets, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Prepare asks the node to load and blind its input for a PSI job.
+func (c *Client) Prepare(ctx context.Context, r *PrepareRequest) (*PrepareResponse, error) {
+	r.Step = StepPrepare
+	var out PrepareResponse
+	if err := c.do(ctx, http.MethodPost, PathPrepare, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Own fetches a chunk of the node's own list, blinded once.
+func (c *Client) Own(ctx context.Context, r *OwnRequest) ([]byte, error) {
+	r.Step = StepOwn
+	var out ElementsResponse
+	if err := c.do(ctx, http.MethodPost, PathOwn, r, &out); err != nil {
+		return nil, err
+	}
+	return out.Elements, nil
+}
+
+// Reblind has the node raise a chunk of another list to its key.
+func (c *Client) Reblind(ctx context.Context, r *ReblindRequest) ([]byte, error) {
+	r.Step = StepReblind
+	var out ElementsResponse
+	if err := c.do(ctx, http.MethodPost, PathReblind, r, &out); err != nil {
+		return nil, err
+	}
+	return out.Elements, nil
+}
+
+// Members has the requesting node seal its matching IDs to the analyst.
+func (c *Client) Members(ctx context.Context, r *MembersRequest) (*MembersResponse, error) {
+	r.Step = StepMembers
+	var out MembersResponse
+	if err := c.do(ctx, http.MethodPost, PathMembers, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Finish tells the node the job is over.
+func (c *Client) Finish(ctx context.Context, r *FinishRequest) error {
+	r.Step = StepFinish
+	return c.do(ctx, http.MethodPost, PathFinish, r, nil)
+}

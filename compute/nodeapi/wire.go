@@ -1,0 +1,124 @@
+// Package nodeapi is the protocol between the coordinator and a department's
+// node: the wire types both sides use and the coordinator's HTTP client.
+//
+// Every request names the job, the protocol step and the worker's attempt;
+// a node refuses a request for an attempt older than the newest it has seen
+// for that job (a stale or replayed worker), and a step for a job it has not
+// prepared. Blinded elements travel as raw 32-byte strings (base64 in JSON);
+// a node never receives an ID, only blinded points.
+package nodeapi
+
+import (
+	"github.com/unseen-data/unseen/policy"
+)
+
+// Paths of the node's endpoints.
+const (
+	PathHealth   = "/healthz"
+	PathDatasets = "/v1/node/datasets"
+	PathPrepare  = "/v1/node/psi/prepare"
+	PathOwn      = "/v1/node/psi/own"
+	PathReblind  = "/v1/node/psi/reblind"
+	PathMembers  = "/v1/node/psi/members"
+	PathFinish   = "/v1/node/jobs/finish"
+)
+
+// MaxChunk bounds the elements in one request or response; the coordinator's
+// chunks must not exceed it.
+const MaxChunk = 1 << 14
+
+// MaxBodyBytes bounds a request body at the node: a full chunk in base64 plus
+// headroom for the envelope.
+const MaxBodyBytes = MaxChunk*32*4/3 + 64<<10
+
+// Step names the protocol step of a request (bound into every message).
+type Step string
+
+const (
+	StepPrepare Step = "psi.prepare"
+	StepOwn     Step = "psi.own"
+	StepReblind Step = "psi.reblind"
+	StepMembers Step = "psi.members"
+	StepFinish  Step = "job.finish"
+)
+
+// Header is carried by every protocol request.
+type Header struct {
+	Job     string `json:"job"`
+	Step    Step   `json:"step"`
+	Attempt int    `json:"attempt"`
+	// Party is the node's position among the job's parties (one node may
+	// hold two of a job's inputs, each its own party).
+	Party int `json:"party"`
+}
+
+// DatasetsResponse lists a node's declared datasets (metadata only).
+type DatasetsResponse struct {
+	Department string           `json:"department"`
+	Datasets   []policy.Dataset `json:"datasets"`
+}
+
+// PrepareRequest asks a node to take part in a PSI job as party
+// Header.Party of Parties, with input Input (an index into Spec.Inputs). The
+// node checks the job against its own policy before touching any data.
+type PrepareRequest struct {
+	Header
+	Spec      policy.Spec      `json:"spec"`
+	Requester policy.Requester `json:"requester"`
+	Input     int              `json:"input"`
+	Parties   int              `json:"parties"`
+}
+
+// PrepareResponse gives the size of the node's de-duplicated, filtered list.
+type PrepareResponse struct {
+	Len        int `json:"len"`
+	InvalidIDs int `json:"invalid_ids"` // rows skipped for an invalid ID
+}
+
+// OwnRequest asks for a chunk of the node's own list, blinded once.
+type OwnRequest struct {
+	Header
+	Offset int `json:"offset"`
+	N      int `json:"n"`
+}
+
+// ElementsResponse carries encoded elements (32 bytes each, concatenated).
+type ElementsResponse struct {
+	Elements []byte `json:"elements"`
+}
+
+// ReblindRequest asks the node to raise a chunk of party List's list to its key.
+type ReblindRequest struct {
+	Header
+	List     int    `json:"list"`
+	Elements []byte `json:"elements"`
+}
+
+// MembersRequest asks the requesting node to seal the IDs at Positions of its
+// own list to the analyst's public key (psi_members delivery).
+type MembersRequest struct {
+	Header
+	Positions    []int  `json:"positions"`
+	RecipientKey []byte `json:"recipient_key"`
+	Recipient    string `json:"recipient"`
+}
+
+// MembersResponse is the sealed member list; only the analyst can open it.
+type MembersResponse struct {
+	Ciphertext []byte `json:"ciphertext"`
+	Count      int    `json:"count"`
+}
+
+// FinishRequest tells a node the job is over so it can drop its state.
+type FinishRequest struct {
+	Header
+	Outcome string `json:"outcome"`
+}
+
+// Error is the body of every non-2xx node response.
+type Error struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}

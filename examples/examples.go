@@ -1,0 +1,12 @@
+// Package examples holds the example deployment: synthetic department data
+// (data/, made by ./gen), node configurations (nodes/), the coordinator's
+// configuration and example job specs (jobs/). They are embedded so that
+// `unseen demo` runs from any directory.
+package examples
+
+import "embed"
+
+// FS holds the node configurations, their data and the example jobs.
+//
+//go:embed nodes/*.yaml data/*/*.csv jobs/*.json
+var FS embed.FS

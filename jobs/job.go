@@ -1,0 +1,265 @@
+// Package jobs owns the job model, its state machine and the store+queue
+// that holds jobs: an embedded in-memory backend (package memstore) and a
+// Redis backend (package redisstore) that pass one conformance suite
+// (package jobstest). Every transition is a compare-and-set on the job's
+// state and attempt and writes an audit entry atomically with the change;
+// a change that cannot be audited does not happen.
+//
+// State machine (design section 3):
+//
+//	submitted ─► awaiting_consent ─► queued ─► running ─► awaiting_review ─► released
+//	     │              │               │          │              │
+//	     └──────────────┴───────────────┴──────────┴──► rejected / failed / cancelled / expired
+//
+// A job is created already queued or awaiting_consent (submission and policy
+// check happen before it is stored). running → running is a reclaim after a
+// worker's lease expired (the attempt goes up, fencing the old worker);
+// running → queued hands a job back (shutdown, or a retry after a transient
+// failure).
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/audit"
+)
+
+// State is a job's lifecycle state.
+type State string
+
+const (
+	Submitted       State = "submitted"
+	AwaitingConsent State = "awaiting_consent"
+	Queued          State = "queued"
+	Running         State = "running"
+	AwaitingReview  State = "awaiting_review"
+	Released        State = "released"
+	Rejected        State = "rejected"
+	Failed          State = "failed"
+	Cancelled       State = "cancelled"
+	Expired         State = "expired"
+)
+
+// States lists every state.
+var States = []State{Submitted, AwaitingConsent, Queued, Running, AwaitingReview, Released, Rejected, Failed, Cancelled, Expired}
+
+// transitions is the state machine: from → allowed targets.
+var transitions = map[State][]State{
+	Submitted:       {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
+	AwaitingConsent: {Queued, Rejected, Failed, Cancelled, Expired},
+	Queued:          {Running, Rejected, Failed, Cancelled, Expired},
+	Running:         {Running, Queued, AwaitingReview, Rejected, Failed, Cancelled, Expired},
+	AwaitingReview:  {Released, Rejected, Failed, Cancelled, Expired},
+}
+
+// CanTransition reports whether from → to is an edge of the state machine.
+func CanTransition(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Final reports whether no transition leaves s.
+func (s State) Final() bool { return len(transitions[s]) == 0 }
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool {
+	for _, x := range States {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Progress is how far a running job has got, in units of work (PSI: chunk
+// hops), with a short name of the current step.
+type Progress struct {
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
+	Step  string `json:"step,omitempty"`
+}
+
+// Event is one entry of a job's state history.
+type Event struct {
+	State   State     `json:"state"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	Attempt int       `json:"attempt"`
+	Note    string    `json:"note,omitempty"`
+}
+
+// Job is a job and everything known about it. Review holds the decrypted
+// result with its disclosure checks (reviewers only); Result holds what is
+// released to the owner, and is set only by the transition to released.
+type Job struct {
+	ID         string           `json:"id"`
+	Spec       policy.Spec      `json:"spec"`
+	Owner      string           `json:"owner"`
+	Department string           `json:"department"`
+	State      State            `json:"state"`
+	Attempt    int              `json:"attempt"`
+	Progress   Progress         `json:"progress"`
+	Decision   *policy.Decision `json:"decision,omitempty"`
+	Review     json.RawMessage  `json:"review,omitempty"`
+	Result     json.RawMessage  `json:"result,omitempty"`
+	Error      string           `json:"error,omitempty"`
+	Reviewer   string           `json:"reviewer,omitempty"`
+	Comment    string           `json:"comment,omitempty"`
+	CreatedAt  time.Time        `json:"created_at"`
+	UpdatedAt  time.Time        `json:"updated_at"`
+	History    []Event          `json:"history,omitempty"`
+}
+
+// Change is a compare-and-set transition: it applies only if the job is in
+// From with attempt Attempt, and moves it To, setting the non-empty fields.
+type Change struct {
+	From    State
+	Attempt int
+	To      State
+	Actor   string // who (user name or "worker:<id>")
+	Role    string
+	Note    string            // short reason, kept in history and audit
+	Detail  map[string]string // extra audit detail (sealed if sensitive)
+
+	Review   json.RawMessage
+	Result   json.RawMessage
+	Error    string
+	Reviewer string
+	Comment  string
+}
+
+// Lease is a worker's claim on a running job. It is fenced by Attempt: once
+// the job's attempt moves on (a reclaim), the old lease can write nothing.
+type Lease struct {
+	Job     *Job
+	Attempt int
+	Worker  string
+	Token   string // backend bookkeeping (Redis: the stream message id)
+}
+
+// ListFilter selects jobs; empty fields match all.
+type ListFilter struct {
+	Owner  string
+	States []State
+	Limit  int // newest first; 0 means a default of 100
+}
+
+var (
+	ErrNotFound    = errors.New("jobs: no such job")
+	ErrConflict    = errors.New("jobs: job is not in the expected state or attempt")
+	ErrIllegal     = errors.New("jobs: transition not allowed by the state machine")
+	ErrLeaseLost   = errors.New("jobs: lease lost (the job was reclaimed or left running)")
+	ErrIdempotency = errors.New("jobs: idempotency key reused with a different job spec")
+	ErrUnavailable = errors.New("jobs: store unavailable")
+)
+
+// Store is the job store and queue. Implementations: memstore, redisstore.
+// All methods are safe for concurrent use by many goroutines and processes
+// (Redis).
+type Store interface {
+	// Create stores a new job (its State must be Queued or AwaitingConsent)
+	// and enqueues it if queued, with an audit entry, atomically. With a
+	// non-empty idempotency key, a second Create by the same owner with the
+	// same key returns the first job and created=false (ErrIdempotency if
+	// the spec differs).
+	Create(ctx context.Context, j *Job, idempotencyKey string) (job *Job, created bool, err error)
+	Get(ctx context.Context, id string) (*Job, error)
+	List(ctx context.Context, f ListFilter) ([]*Job, error)
+	// Transition applies c if the job is in c.From at c.Attempt (ErrConflict
+	// otherwise; ErrIllegal if the edge is not in the machine). Moving to
+	// Queued enqueues; moving out of Running acknowledges the queue entry.
+	Transition(ctx context.Context, id string, c Change) (*Job, error)
+	// Progress records progress of a running job, fenced by attempt.
+	Progress(ctx context.Context, id string, attempt int, p Progress) error
+
+	// Claim takes the next queued job, moving it to running with attempt+1.
+	// It waits up to block for one; it returns (nil, nil) if none came.
+	Claim(ctx context.Context, worker string, block time.Duration) (*Lease, error)
+	// Heartbeat renews a lease (ErrLeaseLost if the job moved on).
+	Heartbeat(ctx context.Context, l *Lease) error
+	// Reclaim takes over running jobs whose lease has been idle for at least
+	// minIdle (their worker died), bumping the attempt.
+	Reclaim(ctx context.Context, worker string, minIdle time.Duration) ([]*Lease, error)
+
+	// Audit is the coordinator's audit log, the same chain transitions write.
+	Audit() audit.Log
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Clock is injected wherever leases or deadlines are computed.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// NewID returns a fresh job id: "j_" and 26 base32 characters (128 bits).
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return "j_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// ValidID reports whether s has the form NewID makes (so ids from URLs can
+// be used in keys safely).
+func ValidID(s string) bool {
+	if len(s) != 28 || !strings.HasPrefix(s, "j_") {
+		return false
+	}
+	for _, r := range s[2:] {
+		if !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// Check validates a change against the machine before any backend is asked.
+func (c Change) Check() error {
+	if !c.From.Valid() || !c.To.Valid() || !CanTransition(c.From, c.To) {
+		return fmt.Errorf("%w: %s → %s", ErrIllegal, c.From, c.To)
+	}
+	if c.Actor == "" {
+		return fmt.Errorf("jobs: change %s → %s has no actor to audit", c.From, c.To)
+	}
+	if len(c.Result) > 0 && c.To != Released {
+		return fmt.Errorf("jobs: a result is set only on release")
+	}
+	return nil
+}
+
+// AuditEntry is the entry a transition writes (the backend seals it).
+func AuditEntry(j *Job, c Change, at time.Time) audit.Entry {
+	d := map[string]string{"from": string(c.From), "to": string(c.To), "attempt": fmt.Sprint(attemptAfter(c)), "purpose": j.Spec.Purpose, "type": string(j.Spec.Type)}
+	if c.Note != "" {
+		d["note"] = c.Note
+	}
+	for k, v := range c.Detail {
+		d[k] = v
+	}
+	return audit.Entry{Time: at, Actor: c.Actor, Role: c.Role, Action: "job." + string(c.To), Job: j.ID, Datasets: j.Spec.Datasets(), Detail: d}
+}
+
+func attemptAfter(c Change) int {
+	if c.From == Running && c.To == Running || c.From == Queued && c.To == Running {
+		return c.Attempt + 1
+	}
+	return c.Attempt
+}

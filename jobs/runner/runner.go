@@ -1,0 +1,354 @@
+// Package runner is the coordinator's worker: it claims queued jobs from a
+// jobs.Store, runs their protocol with the departments' nodes, runs the
+// automatic disclosure checks and hands the result to review. It holds a
+// lease while it works (heartbeats), reclaims the jobs of workers that died
+// (their lease went idle), and writes nothing once its lease is lost: every
+// write is fenced by the job's attempt.
+//
+// Who learns what: the runner sees blinded points, the sizes of the filtered
+// lists and which positions match (so the intersection size); for
+// psi_members it stores only the list sealed to the analyst.
+package runner
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/psi"
+)
+
+// CatalogSource gives the current catalog (for k and policy versions).
+type CatalogSource interface {
+	Catalog(ctx context.Context) (policy.Catalog, error)
+}
+
+// Runner runs jobs. Its zero-value durations get defaults.
+type Runner struct {
+	Store   jobs.Store
+	Nodes   map[string]*nodeapi.Client // by department
+	Catalog CatalogSource
+	// RecipientKey returns a user's registered public key (psi_members).
+	RecipientKey func(user string) ([]byte, error)
+	Worker       string
+	Logger       *slog.Logger
+	Clock        jobs.Clock
+
+	ChunkSize   int           // elements per PSI request; default 4096
+	LeaseIdle   time.Duration // a lease idle this long is reclaimed; default 30 s
+	MaxAttempts int           // transient failures retried up to this; default 3
+	// OnState, if set, is told of every transition the runner makes (tests
+	// and the demo wait on it instead of sleeping).
+	OnState func(id string, s jobs.State)
+}
+
+func (r *Runner) defaults() {
+	if r.ChunkSize <= 0 {
+		r.ChunkSize = 4096
+	}
+	if r.ChunkSize > nodeapi.MaxChunk {
+		r.ChunkSize = nodeapi.MaxChunk
+	}
+	if r.LeaseIdle <= 0 {
+		r.LeaseIdle = 30 * time.Second
+	}
+	if r.MaxAttempts <= 0 {
+		r.MaxAttempts = 3
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.Clock == nil {
+		r.Clock = jobs.SystemClock{}
+	}
+	if r.Worker == "" {
+		r.Worker = "worker-" + jobs.NewID()[2:10]
+	}
+}
+
+// Run claims and runs jobs until ctx ends, with `concurrency` jobs at once.
+func (r *Runner) Run(ctx context.Context, concurrency int) error {
+	r.defaults()
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < concurrency; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r.loop(ctx, fmt.Sprintf("%s/%d", r.Worker, i))
+		}(i)
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func (r *Runner) loop(ctx context.Context, worker string) {
+	lastReclaim := time.Time{}
+	for ctx.Err() == nil {
+		if time.Since(lastReclaim) > r.LeaseIdle/2 {
+			lastReclaim = time.Now()
+			leases, err := r.Store.Reclaim(ctx, worker, r.LeaseIdle)
+			if err != nil && ctx.Err() == nil {
+				r.Logger.Warn("reclaim failed", "err", err)
+			}
+			for _, l := range leases {
+				r.Logger.Info("reclaimed job of a dead worker", "job", l.Job.ID, "attempt", l.Attempt)
+				r.notify(l.Job.ID, jobs.Running)
+				r.Process(ctx, l)
+			}
+		}
+		l, err := r.Store.Claim(ctx, worker, time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.Logger.Warn("claim failed", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		if l == nil {
+			continue
+		}
+		r.notify(l.Job.ID, jobs.Running)
+		r.Process(ctx, l)
+	}
+}
+
+func (r *Runner) notify(id string, s jobs.State) {
+	if r.OnState != nil {
+		r.OnState(id, s)
+	}
+}
+
+// permanentError marks a failure that retrying cannot mend.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func permanent(format string, args ...any) error {
+	return permanentError{fmt.Errorf(format, args...)}
+}
+
+func isPermanent(err error) bool {
+	var pe permanentError
+	return errors.As(err, &pe) || nodeapi.IsPermanent(err) || errors.Is(err, psi.ErrInvalidRequest)
+}
+
+// Process runs one leased job to its next state.
+func (r *Runner) Process(ctx context.Context, l *jobs.Lease) {
+	r.defaults()
+	j := l.Job
+	log := r.Logger.With("job", j.ID, "type", j.Spec.Type, "attempt", l.Attempt)
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Heartbeat: renew the lease; if it is lost, stop working on the job.
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		t := time.NewTicker(r.LeaseIdle / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-jctx.Done():
+				return
+			case <-t.C:
+				if err := r.Store.Heartbeat(jctx, l); errors.Is(err, jobs.ErrLeaseLost) {
+					log.Warn("lease lost; abandoning job")
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	defer func() { cancel(); <-hbDone }()
+
+	log.Info("running")
+	review, err := r.execute(jctx, l)
+	r.finishNodes(ctx, l, err)
+	if ctx.Err() != nil && err != nil {
+		// Shutting down: hand the job back rather than fail it.
+		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Queued, Note: "worker shutting down; handed back"})
+		return
+	}
+	switch {
+	case err == nil:
+		b, _ := json.Marshal(review)
+		r.transition(ctx, l, jobs.Change{To: jobs.AwaitingReview, Review: b, Note: "result ready for review"})
+	case errors.Is(err, jobs.ErrLeaseLost) || jctx.Err() != nil && ctx.Err() == nil:
+		log.Warn("job abandoned: lease lost", "err", err)
+	case isPermanent(err) || l.Attempt >= r.MaxAttempts:
+		log.Warn("job failed", "err", err)
+		r.transition(ctx, l, jobs.Change{To: jobs.Failed, Error: err.Error(), Note: "failed"})
+	default:
+		log.Warn("transient failure; job requeued", "err", err)
+		r.transition(ctx, l, jobs.Change{To: jobs.Queued, Error: err.Error(), Note: "retry after transient failure"})
+	}
+}
+
+func (r *Runner) transition(ctx context.Context, l *jobs.Lease, c jobs.Change) {
+	c.From, c.Attempt, c.Actor, c.Role = jobs.Running, l.Attempt, "worker:"+l.Worker, "worker"
+	if _, err := r.Store.Transition(ctx, l.Job.ID, c); err != nil {
+		r.Logger.Warn("transition refused", "job", l.Job.ID, "to", c.To, "err", err)
+		return
+	}
+	r.notify(l.Job.ID, c.To)
+}
+
+func (r *Runner) execute(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
+	switch l.Job.Spec.Type {
+	case policy.PSICardinality, policy.PSIMembers:
+		return r.runPSI(ctx, l)
+	default:
+		return nil, permanent("job type %s is not supported by this coordinator yet", l.Job.Spec.Type)
+	}
+}
+
+func (r *Runner) node(dataset string) (*nodeapi.Client, error) {
+	c, ok := r.Nodes[policy.Department(dataset)]
+	if !ok {
+		return nil, permanent("no node is configured for department %q (dataset %s)", policy.Department(dataset), dataset)
+	}
+	return c, nil
+}
+
+func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
+	j := l.Job
+	n := len(j.Spec.Inputs)
+	parties := make([]psi.Party, n)
+	req := policy.Requester{User: j.Owner, Department: j.Department}
+	// Prepare every party concurrently: each node checks its own policy and
+	// loads, filters and blinds its input.
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, in := range j.Spec.Inputs {
+		c, err := r.node(in.Dataset)
+		if err != nil {
+			return nil, err
+		}
+		h := nodeapi.Header{Job: j.ID, Attempt: l.Attempt, Party: i}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Prepare(ctx, &nodeapi.PrepareRequest{Header: h, Spec: j.Spec, Requester: req, Input: i, Parties: n})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			parties[i] = &nodeapi.Party{Client: c, Header: h, N: resp.Len}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "psi"})
+
+	var last time.Time
+	var progErr error
+	res, err := psi.Run(ctx, parties, 0, r.ChunkSize, func(done, total int) {
+		if done != total && time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		if err := r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Done: int64(done), Total: int64(total), Step: "psi"}); errors.Is(err, jobs.ErrLeaseLost) || errors.Is(err, jobs.ErrConflict) {
+			progErr = jobs.ErrLeaseLost
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if progErr != nil {
+		return nil, progErr
+	}
+
+	k := r.minCount(ctx, j)
+	rv := &jobs.Review{}
+	switch j.Spec.Type {
+	case policy.PSICardinality:
+		if res.Count < k {
+			rv.Result, _ = json.Marshal(map[string]any{"count": nil, "suppressed": fmt.Sprintf("below k = %d", k)})
+			rv.Suppressed = []string{"count"}
+			rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: false, Detail: fmt.Sprintf("intersection below k = %d: count suppressed", k)})
+		} else {
+			rv.Result, _ = json.Marshal(map[string]any{"count": res.Count})
+			rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: true, Detail: fmt.Sprintf("intersection %d ≥ k = %d", res.Count, k)})
+		}
+	case policy.PSIMembers:
+		if r.RecipientKey == nil {
+			return nil, permanent("no recipient keys are configured")
+		}
+		pub, err := r.RecipientKey(j.Owner)
+		if err != nil {
+			return nil, permanent("analyst %s has no registered public key: %v", j.Owner, err)
+		}
+		p0 := parties[0].(*nodeapi.Party)
+		h := p0.Header
+		mr, err := p0.Client.Members(ctx, &nodeapi.MembersRequest{Header: h, Positions: res.Positions, RecipientKey: pub, Recipient: j.Owner})
+		if err != nil {
+			return nil, err
+		}
+		if mr.Count != res.Count {
+			return nil, fmt.Errorf("node sealed %d members, expected %d", mr.Count, res.Count)
+		}
+		rv.Result, _ = json.Marshal(map[string]any{
+			"count":          res.Count,
+			"recipient":      j.Owner,
+			"sealed_members": base64.StdEncoding.EncodeToString(mr.Ciphertext),
+			"sealing":        "HPKE base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305",
+		})
+		// Matching a department's own keys is the point of psi_members
+		// (核验), so a small count is flagged for the reviewer, not hidden.
+		rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: res.Count >= k, Detail: fmt.Sprintf("%d members (k = %d); the list is sealed to %s, delivered only to the requesting department", res.Count, k, j.Owner)})
+	}
+	return rv, nil
+}
+
+// minCount is the largest k among the job's datasets.
+func (r *Runner) minCount(ctx context.Context, j *jobs.Job) int {
+	k := policy.DefaultMinCount
+	if r.Catalog == nil {
+		return k
+	}
+	cat, err := r.Catalog.Catalog(ctx)
+	if err != nil {
+		return k
+	}
+	for _, name := range j.Spec.Datasets() {
+		if d, ok := cat[name]; ok && d.EffectiveMinCount() > k {
+			k = d.EffectiveMinCount()
+		}
+	}
+	return k
+}
+
+// finishNodes lets every node drop the job's state (best effort).
+func (r *Runner) finishNodes(ctx context.Context, l *jobs.Lease, runErr error) {
+	outcome := "ok"
+	if runErr != nil {
+		outcome = "error"
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for i, in := range l.Job.Spec.Inputs {
+		c, err := r.node(in.Dataset)
+		if err != nil {
+			continue
+		}
+		if err := c.Finish(ctx, &nodeapi.FinishRequest{Header: nodeapi.Header{Job: l.Job.ID, Attempt: l.Attempt, Party: i}, Outcome: outcome}); err != nil {
+			r.Logger.Debug("finish at node failed", "node", c.Department, "err", err)
+		}
+	}
+}

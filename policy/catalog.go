@@ -1,0 +1,165 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// ColumnKind is the type of a dataset column.
+type ColumnKind string
+
+const (
+	KindID     ColumnKind = "id"     // 18-digit resident ID number (GB 11643)
+	KindString ColumnKind = "string" // free text, e.g. a district name
+	KindInt    ColumnKind = "int"    // int64; money in fen
+)
+
+// Use is a role a column may play in a job.
+type Use string
+
+const (
+	UseKey     Use = "key"
+	UseValue   Use = "value"
+	UseFilter  Use = "filter"
+	UseGroupBy Use = "group_by"
+)
+
+// Column is a column's declaration: its kind, whether it is personal
+// information, and the uses its owner allows.
+type Column struct {
+	Name string     `json:"name" yaml:"name"`
+	Kind ColumnKind `json:"kind" yaml:"kind"`
+	PII  bool       `json:"pii,omitempty" yaml:"pii"`
+	Uses []Use      `json:"uses,omitempty" yaml:"uses"`
+}
+
+// Allows reports whether the column may be used as u.
+func (c Column) Allows(u Use) bool {
+	for _, x := range c.Uses {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}
+
+// Dataset is what a department declares about one of its datasets. It is
+// metadata only: the coordinator's catalog holds these, never rows.
+type Dataset struct {
+	Name           string    `json:"name" yaml:"name"`
+	Description    string    `json:"description,omitempty" yaml:"description"`
+	Classification string    `json:"classification" yaml:"classification"` // general | important | core
+	Sharing        string    `json:"sharing" yaml:"sharing"`               // open | conditional | closed
+	Columns        []Column  `json:"columns" yaml:"columns"`
+	JobTypes       []JobType `json:"job_types" yaml:"job_types"`
+	Departments    []string  `json:"departments,omitempty" yaml:"departments"` // who may ask; empty: any
+	MinCount       int       `json:"min_count" yaml:"min_count"`
+}
+
+// DefaultMinCount is k when a dataset does not declare one.
+const DefaultMinCount = 10
+
+// Department is the owning department.
+func (d *Dataset) Department() string { return Department(d.Name) }
+
+// Column returns the named column.
+func (d *Dataset) Column(name string) (Column, bool) {
+	for _, c := range d.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// Kinds maps each column to its kind (for filter type checks).
+func (d *Dataset) Kinds() map[string]ColumnKind {
+	m := make(map[string]ColumnKind, len(d.Columns))
+	for _, c := range d.Columns {
+		m[c.Name] = c.Kind
+	}
+	return m
+}
+
+// Version is a hash of the dataset's policy, recorded with every decision so
+// an auditor can tell which rules were in force.
+func (d *Dataset) Version() string {
+	b, _ := json.Marshal(d)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Validate checks a declaration for internal consistency.
+func (d *Dataset) Validate() error {
+	if !ValidDatasetName(d.Name) {
+		return fmt.Errorf("policy: dataset name %q is not of the form department.dataset", d.Name)
+	}
+	switch d.Classification {
+	case "general", "important", "core":
+	default:
+		return fmt.Errorf("policy: dataset %s: classification %q is not general, important or core", d.Name, d.Classification)
+	}
+	switch d.Sharing {
+	case "open", "conditional", "closed":
+	default:
+		return fmt.Errorf("policy: dataset %s: sharing %q is not open, conditional or closed", d.Name, d.Sharing)
+	}
+	if len(d.Columns) == 0 {
+		return fmt.Errorf("policy: dataset %s declares no columns", d.Name)
+	}
+	seen := map[string]bool{}
+	for _, c := range d.Columns {
+		if !ValidColumnName(c.Name) || seen[c.Name] {
+			return fmt.Errorf("policy: dataset %s: bad or repeated column %q", d.Name, c.Name)
+		}
+		seen[c.Name] = true
+		switch c.Kind {
+		case KindID, KindString, KindInt:
+		default:
+			return fmt.Errorf("policy: dataset %s: column %s: kind %q is not id, string or int", d.Name, c.Name, c.Kind)
+		}
+		for _, u := range c.Uses {
+			switch u {
+			case UseKey, UseValue, UseFilter, UseGroupBy:
+			default:
+				return fmt.Errorf("policy: dataset %s: column %s: unknown use %q", d.Name, c.Name, u)
+			}
+		}
+		if c.Allows(UseValue) && c.Kind != KindInt {
+			return fmt.Errorf("policy: dataset %s: column %s: only int columns can be values", d.Name, c.Name)
+		}
+	}
+	for _, t := range d.JobTypes {
+		if !t.valid() {
+			return fmt.Errorf("policy: dataset %s: unknown job type %q", d.Name, t)
+		}
+	}
+	if d.MinCount < 0 {
+		return fmt.Errorf("policy: dataset %s: min_count must not be negative", d.Name)
+	}
+	return nil
+}
+
+// EffectiveMinCount is k with the default applied.
+func (d *Dataset) EffectiveMinCount() int {
+	if d.MinCount == 0 {
+		return DefaultMinCount
+	}
+	return d.MinCount
+}
+
+// Catalog is the set of declared datasets, by name.
+type Catalog map[string]*Dataset
+
+// Names returns the dataset names, sorted.
+func (c Catalog) Names() []string {
+	out := make([]string, 0, len(c))
+	for n := range c {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

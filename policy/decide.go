@@ -1,0 +1,169 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Requester is who asks: the submitting user and their department.
+type Requester struct {
+	User       string `json:"user"`
+	Department string `json:"department"`
+}
+
+// Violation is one broken rule: which rule, where, and what would be allowed.
+type Violation struct {
+	Rule    string `json:"rule"`
+	Dataset string `json:"dataset,omitempty"`
+	Column  string `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
+func (v Violation) String() string {
+	where := v.Dataset
+	if v.Column != "" {
+		where += "." + v.Column
+	}
+	if where != "" {
+		return fmt.Sprintf("%s (%s): %s", v.Rule, where, v.Message)
+	}
+	return fmt.Sprintf("%s: %s", v.Rule, v.Message)
+}
+
+// Decision is the outcome of evaluating a job against the catalog.
+type Decision struct {
+	Allow      bool              `json:"allow"`
+	Violations []Violation       `json:"violations,omitempty"`
+	Versions   map[string]string `json:"policy_versions,omitempty"` // dataset → policy version in force
+	// NeedsConsent lists conditional datasets whose owners must consent.
+	NeedsConsent []string `json:"needs_consent,omitempty"`
+}
+
+// Error summarises the violations as one message.
+func (d Decision) Error() string {
+	parts := make([]string, len(d.Violations))
+	for i, v := range d.Violations {
+		parts[i] = v.String()
+	}
+	return "policy: job refused: " + strings.Join(parts, "; ")
+}
+
+// Decide evaluates a structurally valid spec against the catalog for a
+// requester. It is the one place rules are applied; the coordinator calls it
+// at submission and every node calls it again with its own catalog (which
+// holds only its own datasets: onlyLocal restricts the checks to those).
+func Decide(cat Catalog, s *Spec, req Requester, onlyLocal bool) Decision {
+	d := Decision{Versions: map[string]string{}}
+	add := func(rule, ds, col, format string, args ...any) {
+		d.Violations = append(d.Violations, Violation{Rule: rule, Dataset: ds, Column: col, Message: fmt.Sprintf(format, args...)})
+	}
+	if err := s.Validate(); err != nil {
+		add("spec", "", "", "%v", err)
+		return d
+	}
+	useColumn := func(ds *Dataset, col string, u Use) {
+		c, ok := ds.Column(col)
+		if !ok {
+			add("unknown_column", ds.Name, col, "no such column; declared columns: %s", strings.Join(columnNames(ds), ", "))
+			return
+		}
+		if !c.Allows(u) {
+			add("column_use", ds.Name, col, "may not be used as %s; allowed as %s: %s", u, u, strings.Join(columnsAllowing(ds, u), ", "))
+		}
+	}
+	for i, in := range s.Inputs {
+		ds, ok := cat[in.Dataset]
+		if !ok {
+			if !onlyLocal {
+				add("unknown_dataset", in.Dataset, "", "not in the catalog; known datasets: %s", strings.Join(cat.Names(), ", "))
+			}
+			continue
+		}
+		d.Versions[ds.Name] = ds.Version()
+		switch ds.Sharing {
+		case "closed":
+			add("sharing_closed", ds.Name, "", "dataset is not shared (不予共享) and can never be used")
+		case "conditional":
+			d.NeedsConsent = append(d.NeedsConsent, ds.Name)
+		}
+		if !containsType(ds.JobTypes, s.Type) {
+			add("job_type", ds.Name, "", "job type %s not allowed; allowed: %v", s.Type, ds.JobTypes)
+		}
+		if len(ds.Departments) > 0 && !containsString(ds.Departments, req.Department) && req.Department != ds.Department() {
+			add("department", ds.Name, "", "department %q may not ask; allowed: %s", req.Department, strings.Join(ds.Departments, ", "))
+		}
+		if s.Type != Aggregate {
+			useColumn(ds, in.Key, UseKey)
+			if c, ok := ds.Column(in.Key); ok && c.Kind != KindID && c.Allows(UseKey) {
+				add("column_use", ds.Name, in.Key, "join keys must be id columns")
+			}
+		}
+		if s.Type == PSIMembers && i == 0 && ds.Department() != req.Department {
+			add("members_own_dataset", ds.Name, "", "psi_members returns keys of the first input, which must belong to the requester's department %q", req.Department)
+		}
+		if in.Filter != "" {
+			checkFilter(ds, in.Filter, add)
+		}
+	}
+	for _, r := range []struct {
+		ref *ColumnRef
+		use Use
+	}{{s.Value, UseValue}, {s.GroupBy, UseGroupBy}} {
+		if r.ref == nil {
+			continue
+		}
+		targets := []string{r.ref.Dataset}
+		if r.ref.Dataset == "" { // aggregate: same column in every input
+			targets = targets[:0]
+			for _, in := range s.Inputs {
+				targets = append(targets, in.Dataset)
+			}
+		}
+		for _, name := range targets {
+			if ds, ok := cat[name]; ok {
+				useColumn(ds, r.ref.Column, r.use)
+			}
+		}
+	}
+	d.Allow = len(d.Violations) == 0
+	return d
+}
+
+func columnNames(ds *Dataset) []string {
+	out := make([]string, len(ds.Columns))
+	for i, c := range ds.Columns {
+		out[i] = c.Name
+	}
+	return out
+}
+
+func columnsAllowing(ds *Dataset, u Use) []string {
+	var out []string
+	for _, c := range ds.Columns {
+		if c.Allows(u) {
+			out = append(out, c.Name)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"(none)"}
+	}
+	return out
+}
+
+func containsType(ts []JobType, t JobType) bool {
+	for _, x := range ts {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,251 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// JobType names one of the questions Unseen can answer (design section 2).
+type JobType string
+
+const (
+	PSICardinality    JobType = "psi_cardinality"
+	PSIMembers        JobType = "psi_members"
+	IntersectionStats JobType = "intersection_stats"
+	Aggregate         JobType = "aggregate"
+)
+
+// JobTypes lists every known job type, in a stable order.
+var JobTypes = []JobType{PSICardinality, PSIMembers, IntersectionStats, Aggregate}
+
+func (t JobType) valid() bool {
+	for _, k := range JobTypes {
+		if t == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Input is one dataset of a job: its join key and an optional filter on the
+// dataset's own columns, applied by the owning node before anything leaves it.
+type Input struct {
+	Dataset string `json:"dataset"`
+	Key     string `json:"key,omitempty"`
+	Filter  string `json:"filter,omitempty"`
+}
+
+// ColumnRef names a column of a dataset.
+type ColumnRef struct {
+	Dataset string `json:"dataset"`
+	Column  string `json:"column"`
+}
+
+// Spec is a job as an analyst submits it. It is the subject of every policy
+// decision, at the coordinator and again at each node.
+type Spec struct {
+	Type    JobType    `json:"type"`
+	Purpose string     `json:"purpose"`
+	Inputs  []Input    `json:"inputs"`
+	Value   *ColumnRef `json:"value,omitempty"`
+	Stats   []string   `json:"stats,omitempty"`
+	GroupBy *ColumnRef `json:"group_by,omitempty"`
+}
+
+// Limits on a spec's shape; they bound what a submission can make the
+// coordinator and nodes do before any policy is consulted.
+const (
+	MaxSpecBytes   = 64 << 10
+	MaxInputs      = 8
+	MinPSIInputs   = 2
+	MaxPurposeLen  = 1000
+	MaxFilterBytes = 4096
+)
+
+// Stats accepted in Spec.Stats.
+var knownStats = map[string]bool{"count": true, "sum": true, "mean": true, "variance": true, "histogram": true}
+
+// ErrSpec wraps every structural problem with a job spec.
+var ErrSpec = errors.New("policy: invalid job spec")
+
+func specErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrSpec, fmt.Sprintf(format, args...))
+}
+
+// DecodeSpec reads one JSON job spec strictly: unknown fields, trailing data
+// and oversized documents are errors. It validates the spec's structure but
+// not policy (that needs the catalog: see Decide).
+func DecodeSpec(b []byte) (*Spec, error) {
+	if len(b) > MaxSpecBytes {
+		return nil, specErr("larger than %d bytes", MaxSpecBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return nil, specErr("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, specErr("trailing data after the JSON object")
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Encode returns the canonical JSON encoding of the spec.
+func (s *Spec) Encode() []byte {
+	b, err := json.Marshal(s)
+	if err != nil { // only plain strings and slices: cannot fail
+		panic(err)
+	}
+	return b
+}
+
+// Datasets returns the distinct datasets the spec touches, in input order.
+func (s *Spec) Datasets() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		if d != "" && !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	for _, in := range s.Inputs {
+		add(in.Dataset)
+	}
+	if s.Value != nil {
+		add(s.Value.Dataset)
+	}
+	if s.GroupBy != nil {
+		add(s.GroupBy.Dataset)
+	}
+	return out
+}
+
+// Department returns the department part of a "department.dataset" name.
+func Department(dataset string) string {
+	d, _, _ := strings.Cut(dataset, ".")
+	return d
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '_':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ValidDatasetName reports whether s has the form department.dataset.
+func ValidDatasetName(s string) bool {
+	d, n, ok := strings.Cut(s, ".")
+	return ok && validName(d) && validName(n)
+}
+
+// ValidColumnName reports whether s is a legal column identifier.
+func ValidColumnName(s string) bool { return validName(s) }
+
+// Validate checks the spec's structure: the job type's required parts are
+// present and nothing else is, names are well formed, sizes are bounded.
+func (s *Spec) Validate() error {
+	if !s.Type.valid() {
+		return specErr("unknown job type %q (known: %v)", s.Type, JobTypes)
+	}
+	p := strings.TrimSpace(s.Purpose)
+	if p == "" {
+		return specErr("purpose is required: say why this question is asked")
+	}
+	if !utf8.ValidString(s.Purpose) || len(s.Purpose) > MaxPurposeLen {
+		return specErr("purpose must be valid UTF-8 of at most %d bytes", MaxPurposeLen)
+	}
+	if len(s.Inputs) > MaxInputs {
+		return specErr("at most %d inputs", MaxInputs)
+	}
+	min := MinPSIInputs
+	if s.Type == Aggregate {
+		min = 1
+	}
+	if len(s.Inputs) < min {
+		return specErr("%s needs at least %d inputs", s.Type, min)
+	}
+	seen := map[string]bool{}
+	for i, in := range s.Inputs {
+		if !ValidDatasetName(in.Dataset) {
+			return specErr("inputs[%d].dataset %q is not of the form department.dataset", i, in.Dataset)
+		}
+		if seen[in.Dataset] {
+			return specErr("inputs[%d]: dataset %q appears twice", i, in.Dataset)
+		}
+		seen[in.Dataset] = true
+		if s.Type == Aggregate {
+			if in.Key != "" {
+				return specErr("inputs[%d].key: aggregate jobs have no join key", i)
+			}
+		} else if !ValidColumnName(in.Key) {
+			return specErr("inputs[%d].key %q is not a column name", i, in.Key)
+		}
+		if len(in.Filter) > MaxFilterBytes || !utf8.ValidString(in.Filter) {
+			return specErr("inputs[%d].filter must be valid UTF-8 of at most %d bytes", i, MaxFilterBytes)
+		}
+	}
+	checkRef := func(field string, r *ColumnRef) error {
+		if r == nil {
+			return nil
+		}
+		if s.Type == Aggregate && r.Dataset == "" {
+			// Horizontal aggregation: the column is named the same in every input.
+		} else if !seen[r.Dataset] {
+			return specErr("%s.dataset %q is not one of the inputs", field, r.Dataset)
+		}
+		if !ValidColumnName(r.Column) {
+			return specErr("%s.column %q is not a column name", field, r.Column)
+		}
+		return nil
+	}
+	if err := checkRef("value", s.Value); err != nil {
+		return err
+	}
+	if err := checkRef("group_by", s.GroupBy); err != nil {
+		return err
+	}
+	for _, st := range s.Stats {
+		if !knownStats[st] {
+			return specErr("unknown stat %q (known: count, sum, mean, variance, histogram)", st)
+		}
+	}
+	switch s.Type {
+	case PSICardinality, PSIMembers:
+		if s.Value != nil || s.GroupBy != nil || len(s.Stats) > 0 {
+			return specErr("%s takes no value, stats or group_by", s.Type)
+		}
+	case IntersectionStats, Aggregate:
+		if len(s.Stats) == 0 {
+			return specErr("%s needs stats", s.Type)
+		}
+		needsValue := false
+		for _, st := range s.Stats {
+			if st != "count" {
+				needsValue = true
+			}
+		}
+		if needsValue && s.Value == nil {
+			return specErr("%s with stats %v needs a value column", s.Type, s.Stats)
+		}
+	}
+	return nil
+}
