@@ -316,20 +316,20 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 	return rv, nil
 }
 
-// minCount is the largest k among the job's datasets.
+// minCount is the largest k among the job's datasets; the default where a
+// dataset's declaration is unknown (never less strict than declared).
 func (r *Runner) minCount(ctx context.Context, j *jobs.Job) int {
-	k := policy.DefaultMinCount
-	if r.Catalog == nil {
-		return k
+	var cat policy.Catalog
+	if r.Catalog != nil {
+		cat, _ = r.Catalog.Catalog(ctx)
 	}
-	cat, err := r.Catalog.Catalog(ctx)
-	if err != nil {
-		return k
-	}
+	k := 0
 	for _, name := range j.Spec.Datasets() {
-		if d, ok := cat[name]; ok && d.EffectiveMinCount() > k {
-			k = d.EffectiveMinCount()
+		dk := policy.DefaultMinCount
+		if d, ok := cat[name]; ok {
+			dk = d.EffectiveMinCount()
 		}
+		k = max(k, dk)
 	}
 	return k
 }

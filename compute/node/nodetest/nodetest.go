@@ -1,0 +1,132 @@
+// Package nodetest starts real department nodes (real HTTP servers on
+// loopback, real CSV files) for other packages' tests.
+package nodetest
+
+import (
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/unseen-data/unseen/compute/idnum"
+	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/audit"
+)
+
+// Districts used for rows (row i gets Districts[i % len]).
+var Districts = []string{"天河区", "越秀区", "海珠区"}
+
+// Federation is a set of running nodes.
+type Federation struct {
+	Servers map[string]*node.Server    // by department
+	Clients map[string]*nodeapi.Client // by department, as the coordinator holds them
+	Audits  map[string]*audit.MemLog
+	Catalog policy.Catalog
+}
+
+// ID returns the i-th synthetic resident ID number (valid check digit).
+func ID(i int) string {
+	birth := time.Date(1950+i%50, time.Month(1+i%12), 1+i%28, 0, 0, 0, 0, time.UTC)
+	id, err := idnum.Make("440106", birth, i/600%1000)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// Dataset returns a declaration for a dataset with columns id_number (key),
+// district (filter, group_by) and amount (value, filter).
+func Dataset(name string) policy.Dataset {
+	return policy.Dataset{
+		Name: name, Classification: "important", Sharing: "open", MinCount: 1,
+		JobTypes: []policy.JobType{policy.PSICardinality, policy.PSIMembers, policy.IntersectionStats, policy.Aggregate},
+		Columns: []policy.Column{
+			{Name: "id_number", Kind: policy.KindID, PII: true, Uses: []policy.Use{policy.UseKey}},
+			{Name: "district", Kind: policy.KindString, Uses: []policy.Use{policy.UseFilter, policy.UseGroupBy}},
+			{Name: "amount", Kind: policy.KindInt, Uses: []policy.Use{policy.UseValue, policy.UseFilter}},
+		},
+	}
+}
+
+// Token is the coordinator token every test node accepts.
+const Token = "nodetest-coordinator-token"
+
+// Start runs one node per department holding the given datasets
+// ("dept.name" → row indexes passed to ID; amount = index). Customise lets a
+// test change a declaration before the node starts.
+func Start(t testing.TB, rows map[string][]int, customise func(*policy.Dataset)) *Federation {
+	t.Helper()
+	dir := t.TempDir()
+	byDept := map[string][]string{}
+	for name := range rows {
+		byDept[policy.Department(name)] = append(byDept[policy.Department(name)], name)
+	}
+	f := &Federation{Servers: map[string]*node.Server{}, Clients: map[string]*nodeapi.Client{}, Audits: map[string]*audit.MemLog{}, Catalog: policy.Catalog{}}
+	for dept, names := range byDept {
+		sort.Strings(names)
+		cfg := &node.Config{
+			Department:             dept,
+			Listen:                 "127.0.0.1:0",
+			SecretFile:             filepath.Join(dir, dept+".secret"),
+			AuditLog:               filepath.Join(dir, dept+".audit"),
+			CoordinatorTokenSHA256: sha(Token),
+		}
+		for _, name := range names {
+			file := filepath.Join(dir, name+".csv")
+			writeCSV(t, file, rows[name])
+			d := Dataset(name)
+			if customise != nil {
+				customise(&d)
+			}
+			cfg.Datasets = append(cfg.Datasets, node.DatasetConfig{Dataset: d, File: file})
+			dd := d
+			f.Catalog[name] = &dd
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		log := &audit.MemLog{}
+		s, err := node.New(cfg, node.Options{Audit: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(s.Handler())
+		t.Cleanup(ts.Close)
+		f.Servers[dept] = s
+		f.Audits[dept] = log
+		f.Clients[dept] = nodeapi.NewClient(dept, ts.URL, Token)
+	}
+	return f
+}
+
+func writeCSV(t testing.TB, path string, idx []int) {
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := csv.NewWriter(fh)
+	_ = w.Write([]string{"id_number", "district", "amount"})
+	for _, i := range idx {
+		_ = w.Write([]string{ID(i), Districts[i%len(Districts)], fmt.Sprint(i)})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fh.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sha(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,159 @@
+// Package storeutil holds what the job store backends must do identically:
+// validating a new job, the submission audit entry, history events and deep
+// copies. Keeping it in one place is what lets one conformance suite pass
+// for both backends.
+package storeutil
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/audit"
+)
+
+// ActionSubmitted is the audit action Create writes.
+const ActionSubmitted = "job.submitted"
+
+// NewJob validates a job handed to Store.Create and returns the copy to
+// store: id assigned if empty, attempt 0, timestamps now, one history event.
+// Fields that only transitions may set (result, review, error, reviewer,
+// comment, progress) must be empty; a caller setting them is a bug.
+func NewJob(in *jobs.Job, now time.Time) (*jobs.Job, error) {
+	if in == nil {
+		return nil, errors.New("jobs: create: nil job")
+	}
+	if in.State != jobs.Queued && in.State != jobs.AwaitingConsent {
+		return nil, fmt.Errorf("%w: a job is created queued or awaiting_consent, not %q", jobs.ErrIllegal, in.State)
+	}
+	if in.Owner == "" {
+		return nil, errors.New("jobs: create: job has no owner")
+	}
+	if in.ID != "" && !jobs.ValidID(in.ID) {
+		return nil, fmt.Errorf("jobs: create: malformed job id %q", in.ID)
+	}
+	if in.Attempt != 0 || in.Progress != (jobs.Progress{}) || len(in.Review) > 0 || len(in.Result) > 0 ||
+		in.Error != "" || in.Reviewer != "" || in.Comment != "" || len(in.History) > 0 {
+		return nil, errors.New("jobs: create: a new job carries only its id, spec, owner, department, decision and state")
+	}
+	j := Clone(in)
+	if j.ID == "" {
+		j.ID = jobs.NewID()
+	}
+	now = now.UTC()
+	j.CreatedAt, j.UpdatedAt = now, now
+	j.History = []jobs.Event{{State: j.State, At: now, Actor: j.Owner, Note: "submitted"}}
+	return j, nil
+}
+
+// SubmittedEntry is the audit entry Create writes: one per stored job.
+func SubmittedEntry(j *jobs.Job, at time.Time) audit.Entry {
+	return audit.Entry{
+		Time:     at,
+		Actor:    j.Owner,
+		Action:   ActionSubmitted,
+		Job:      j.ID,
+		Datasets: j.Spec.Datasets(),
+		Detail:   map[string]string{"to": string(j.State), "attempt": "0", "purpose": j.Spec.Purpose, "type": string(j.Spec.Type)},
+	}
+}
+
+// SameSpec reports whether two specs are the same job (for idempotent
+// Create): their canonical encodings are equal.
+func SameSpec(a, b *policy.Spec) bool { return bytes.Equal(a.Encode(), b.Encode()) }
+
+// AttemptAfter is the attempt a job has after c (claims and reclaims bump it).
+func AttemptAfter(c jobs.Change) int {
+	if c.To == jobs.Running && (c.From == jobs.Queued || c.From == jobs.Running) {
+		return c.Attempt + 1
+	}
+	return c.Attempt
+}
+
+// StartsAttempt reports whether c begins a new attempt, which starts with
+// fresh progress.
+func StartsAttempt(c jobs.Change) bool { return AttemptAfter(c) != c.Attempt }
+
+// Event is the history event c appends.
+func Event(c jobs.Change, at time.Time) jobs.Event {
+	return jobs.Event{State: c.To, At: at.UTC(), Actor: c.Actor, Attempt: AttemptAfter(c), Note: c.Note}
+}
+
+// Apply returns a copy of j after c, which the caller has checked applies.
+func Apply(j *jobs.Job, c jobs.Change, at time.Time) *jobs.Job {
+	n := Clone(j)
+	n.State, n.Attempt, n.UpdatedAt = c.To, AttemptAfter(c), at.UTC()
+	if StartsAttempt(c) {
+		n.Progress = jobs.Progress{}
+	}
+	if len(c.Review) > 0 {
+		n.Review = bytes.Clone(c.Review)
+	}
+	if len(c.Result) > 0 {
+		n.Result = bytes.Clone(c.Result)
+	}
+	if c.Error != "" {
+		n.Error = c.Error
+	}
+	if c.Reviewer != "" {
+		n.Reviewer = c.Reviewer
+	}
+	if c.Comment != "" {
+		n.Comment = c.Comment
+	}
+	n.History = append(n.History, Event(c, at))
+	return n
+}
+
+// ClaimChange is the change a claim (from queued) or reclaim (from running)
+// makes on behalf of worker.
+func ClaimChange(j *jobs.Job, worker, note string) jobs.Change {
+	return jobs.Change{From: j.State, Attempt: j.Attempt, To: jobs.Running, Actor: "worker:" + worker, Role: "worker", Note: note}
+}
+
+// Conflict is the ErrConflict a failed compare-and-set returns.
+func Conflict(id string, c jobs.Change, state jobs.State, attempt int) error {
+	return fmt.Errorf("%w: job %s is %s at attempt %d, change expects %s at attempt %d",
+		jobs.ErrConflict, id, state, attempt, c.From, c.Attempt)
+}
+
+// Clone returns a deep copy of j, so callers cannot reach a store's state.
+func Clone(j *jobs.Job) *jobs.Job {
+	if j == nil {
+		return nil
+	}
+	c := *j
+	c.Spec = CloneSpec(j.Spec)
+	if j.Decision != nil {
+		d := *j.Decision
+		d.Violations = slices.Clone(d.Violations)
+		d.Versions = maps.Clone(d.Versions)
+		d.NeedsConsent = slices.Clone(d.NeedsConsent)
+		c.Decision = &d
+	}
+	c.Review = bytes.Clone(j.Review)
+	c.Result = bytes.Clone(j.Result)
+	c.History = slices.Clone(j.History)
+	return &c
+}
+
+// CloneSpec returns a deep copy of s.
+func CloneSpec(s policy.Spec) policy.Spec {
+	c := s
+	c.Inputs = slices.Clone(s.Inputs)
+	c.Stats = slices.Clone(s.Stats)
+	if s.Value != nil {
+		v := *s.Value
+		c.Value = &v
+	}
+	if s.GroupBy != nil {
+		g := *s.GroupBy
+		c.GroupBy = &g
+	}
+	return c
+}

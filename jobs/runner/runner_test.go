@@ -1,0 +1,199 @@
+package runner
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/unseen-data/unseen/compute/node/nodetest"
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/audit"
+	"github.com/unseen-data/unseen/psi/delivery"
+)
+
+type staticCatalog policy.Catalog
+
+func (s staticCatalog) Catalog(context.Context) (policy.Catalog, error) { return policy.Catalog(s), nil }
+
+// states records transitions so tests wait on signals, not sleeps.
+type states struct {
+	mu sync.Mutex
+	ch map[string]chan jobs.State
+}
+
+func (s *states) on(id string, st jobs.State) {
+	s.mu.Lock()
+	c, ok := s.ch[id]
+	if !ok {
+		c = make(chan jobs.State, 16)
+		s.ch[id] = c
+	}
+	s.mu.Unlock()
+	c <- st
+}
+
+func (s *states) wait(t *testing.T, id string, want jobs.State) {
+	t.Helper()
+	s.mu.Lock()
+	c, ok := s.ch[id]
+	if !ok {
+		c = make(chan jobs.State, 16)
+		s.ch[id] = c
+	}
+	s.mu.Unlock()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case st := <-c:
+			if st == want {
+				return
+			}
+			if st.Final() {
+				t.Fatalf("job %s ended %s, wanted %s", id, st, want)
+			}
+		case <-timeout:
+			t.Fatalf("job %s never reached %s", id, want)
+		}
+	}
+}
+
+func rng(lo, hi int) []int {
+	out := make([]int, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func setup(t *testing.T, rows map[string][]int, customise ...func(*policy.Dataset)) (*Runner, jobs.Store, *states, []byte) {
+	var c func(*policy.Dataset)
+	if len(customise) > 0 {
+		c = customise[0]
+	}
+	fed := nodetest.Start(t, rows, c)
+	pub, priv, err := delivery.GenerateKey()
+	require.NoError(t, err)
+	st := &states{ch: map[string]chan jobs.State{}}
+	store := memstore.New(&audit.MemLog{}, nil)
+	r := &Runner{
+		Store: store, Nodes: fed.Clients, Catalog: staticCatalog(fed.Catalog),
+		RecipientKey: func(string) ([]byte, error) { return pub, nil },
+		ChunkSize:    100, OnState: st.on, Worker: "test",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, 2); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r, store, st, priv
+}
+
+func submit(t *testing.T, store jobs.Store, spec policy.Spec) *jobs.Job {
+	require.NoError(t, spec.Validate())
+	j, _, err := store.Create(context.Background(), &jobs.Job{ID: jobs.NewID(), Spec: spec, Owner: "alice", Department: "a", State: jobs.Queued, CreatedAt: time.Now()}, "")
+	require.NoError(t, err)
+	return j
+}
+
+func review(t *testing.T, store jobs.Store, id string) (jobs.Review, map[string]any) {
+	j, err := store.Get(context.Background(), id)
+	require.NoError(t, err)
+	var rv jobs.Review
+	require.NoError(t, json.Unmarshal(j.Review, &rv))
+	var res map[string]any
+	require.NoError(t, json.Unmarshal(rv.Result, &res))
+	return rv, res
+}
+
+func TestPSIThroughRealNodes(t *testing.T) {
+	rows := map[string][]int{
+		"a.x": rng(0, 500),   // 0..499
+		"b.y": rng(250, 900), // overlap with a: 250..499
+		"c.z": rng(400, 450), // overlap with both: 400..449 → 50
+	}
+	_, store, st, priv := setup(t, rows)
+	in := func(ds string) policy.Input { return policy.Input{Dataset: ds, Key: "id_number"} }
+
+	j3 := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{in("a.x"), in("b.y"), in("c.z")}})
+	j2 := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{
+		{Dataset: "a.x", Key: "id_number", Filter: "district = '天河区'"}, in("b.y")}})
+	jm := submit(t, store, policy.Spec{Type: policy.PSIMembers, Purpose: "test", Inputs: []policy.Input{in("a.x"), in("c.z")}})
+
+	st.wait(t, j3.ID, jobs.AwaitingReview)
+	_, res := review(t, store, j3.ID)
+	require.EqualValues(t, 50, res["count"])
+
+	st.wait(t, j2.ID, jobs.AwaitingReview)
+	_, res = review(t, store, j2.ID)
+	want := 0
+	for i := 250; i < 500; i++ {
+		if nodetest.Districts[i%3] == "天河区" {
+			want++
+		}
+	}
+	require.EqualValues(t, want, res["count"])
+
+	st.wait(t, jm.ID, jobs.AwaitingReview)
+	_, res = review(t, store, jm.ID)
+	ct, err := base64.StdEncoding.DecodeString(res["sealed_members"].(string))
+	require.NoError(t, err)
+	ids, err := delivery.Open(priv, jm.ID, ct)
+	require.NoError(t, err)
+	var wantIDs []string
+	for i := 400; i < 450; i++ {
+		wantIDs = append(wantIDs, nodetest.ID(i))
+	}
+	sort.Strings(ids)
+	sort.Strings(wantIDs)
+	require.Equal(t, wantIDs, ids)
+
+	// Progress was reported and reached its total.
+	j, err := store.Get(context.Background(), j3.ID)
+	require.NoError(t, err)
+	require.Equal(t, j.Progress.Total, j.Progress.Done)
+	require.Greater(t, j.Progress.Total, int64(0))
+}
+
+func TestSmallIntersectionSuppressed(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 100), "b.y": rng(95, 200)} // 5 in common
+	_, store, st, _ := setup(t, rows, func(d *policy.Dataset) {
+		if d.Name == "b.y" {
+			d.MinCount = 10
+		}
+	})
+	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}})
+	st.wait(t, j.ID, jobs.AwaitingReview)
+	rv, res := review(t, store, j.ID)
+	require.Nil(t, res["count"], "a count below k is suppressed, not rounded")
+	require.Equal(t, []string{"count"}, rv.Suppressed)
+	require.False(t, rv.Checks[0].Passed)
+}
+
+func TestNodeRefusalFailsJobPermanently(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 50), "b.y": rng(0, 50)}
+	_, store, st, _ := setup(t, rows)
+	// Filter on a column the node does not declare: the node's own policy
+	// refuses it, and the job fails at once (no retry).
+	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number", Filter: "salary > 1"}, {Dataset: "b.y", Key: "id_number"}}})
+	st.wait(t, j.ID, jobs.Failed)
+	got, err := store.Get(context.Background(), j.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Attempt)
+	require.Contains(t, got.Error, "salary")
+}
+
+func TestUnknownDepartmentFails(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 50), "b.y": rng(0, 50)}
+	_, store, st, _ := setup(t, rows)
+	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "zz.y", Key: "id_number"}}})
+	st.wait(t, j.ID, jobs.Failed)
+	got, _ := store.Get(context.Background(), j.ID)
+	require.Contains(t, got.Error, "no node is configured")
+}

@@ -1,0 +1,129 @@
+package psi
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudflare/circl/dh/x25519"
+)
+
+// benchSets returns n-element ID sets (18-digit resident-ID-like strings)
+// for each party; half of every set is common to all parties.
+func benchSets(parties, n int) [][][]byte {
+	sets := make([][][]byte, parties)
+	for j := range sets {
+		sets[j] = make([][]byte, n)
+		for i := range n {
+			v := i
+			if i >= n/2 {
+				v = (j+1)*n + i // this party's own
+			}
+			sets[j][i] = fmt.Appendf(nil, "%018d", 440106000000000000+v)
+		}
+	}
+	return sets
+}
+
+// scalarMultRate measures X25519 scalar multiplications per second on all
+// cores: count ladders split over GOMAXPROCS goroutines.
+func scalarMultRate(count int) float64 {
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			var k, u, out x25519.Key
+			k[0], u[0] = byte(w+1), 9
+			for range count / workers {
+				x25519.Shared(&out, &k, &u)
+				u = out
+			}
+		})
+	}
+	wg.Wait()
+	return float64(count/workers*workers) / time.Since(start).Seconds()
+}
+
+// BenchmarkPSI runs whole jobs in-process and reports throughput (every
+// party's entries counted) against the limit measured in the same run: the
+// all-core scalar-multiplication rate divided by the number of parties,
+// since every entry is raised once by each party.
+func BenchmarkPSI(b *testing.B) {
+	const chunk = 4096
+	for _, c := range []struct{ parties, log2n int }{{2, 16}, {2, 18}, {3, 16}} {
+		b.Run(fmt.Sprintf("parties=%d/n=2^%d", c.parties, c.log2n), func(b *testing.B) {
+			n := 1 << c.log2n
+			sets := benchSets(c.parties, n)
+			secrets := make([][]byte, c.parties)
+			for j := range secrets {
+				secrets[j] = testSecret(j)
+			}
+			const limitCount = 1 << 14
+			rate := scalarMultRate(limitCount)
+
+			b.ResetTimer()
+			for range b.N {
+				parties := make([]Party, c.parties)
+				for j := range parties {
+					p, err := NewLocalParty(secrets[j], "bench", j, sets[j])
+					if err != nil {
+						b.Fatal(err)
+					}
+					parties[j] = p
+				}
+				res, err := Run(context.Background(), parties, 0, chunk, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Count != n/2 {
+					b.Fatalf("count %d, want %d", res.Count, n/2)
+				}
+			}
+			b.StopTimer()
+			// Measure again and keep the faster: the machine is shared, and
+			// a higher limit makes the ratio conservative.
+			rate = max(rate, scalarMultRate(limitCount))
+
+			perSec := float64(c.parties*n*b.N) / b.Elapsed().Seconds()
+			limit := rate / float64(c.parties)
+			b.ReportMetric(perSec, "elements/s")
+			b.ReportMetric(limit, "limit-elements/s")
+			b.ReportMetric(perSec/limit, "limit-ratio")
+		})
+	}
+}
+
+func BenchmarkScalarMult(b *testing.B) {
+	b.Run("serial", func(b *testing.B) {
+		var k, u, out x25519.Key
+		k[0], u[0] = 1, 9
+		for b.Loop() {
+			x25519.Shared(&out, &k, &u)
+			u = out
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			var k, u, out x25519.Key
+			k[0], u[0] = 1, 9
+			for pb.Next() {
+				x25519.Shared(&out, &k, &u)
+				u = out
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "mults/s")
+	})
+}
+
+// BenchmarkHashID shows the cost of hashing onto the curve (Elligator 2),
+// paid once per ID by its owner, next to BenchmarkScalarMult/serial.
+func BenchmarkHashID(b *testing.B) {
+	id := []byte("440106199001011234")
+	for b.Loop() {
+		_ = HashID("bench", id)
+	}
+}
