@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -482,5 +481,3 @@ func plaintextMembers() ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
-
-var _ = http.StatusOK
