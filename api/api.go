@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/unseen-data/unseen/api/wire"
 	"github.com/unseen-data/unseen/jobs"
@@ -52,14 +53,17 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// ConsentTTL is how long owners have to consent (default 7 days).
 	ConsentTTL time.Duration
+	// Metrics is the registry /metrics serves; a new one if nil.
+	Metrics *prometheus.Registry
 }
 
 // API is the coordinator's HTTP API.
 type API struct {
-	cfg    Config
-	users  *users
-	engine *gin.Engine
-	log    *slog.Logger
+	cfg     Config
+	users   *users
+	engine  *gin.Engine
+	log     *slog.Logger
+	metrics *metrics
 }
 
 // New builds the API.
@@ -80,7 +84,10 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, users: u, log: cfg.Logger}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	a := &API{cfg: cfg, users: u, log: cfg.Logger, metrics: newMetrics(cfg.Metrics)}
 	a.engine = a.routes()
 	return a, nil
 }
@@ -116,6 +123,7 @@ func (a *API) routes() *gin.Engine {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
+	r.GET("/metrics", a.metrics.handler())
 
 	v1 := r.Group("/v1", a.authenticate)
 	v1.POST("/jobs", allow(RoleAnalyst), a.submit)
@@ -180,6 +188,7 @@ func (a *API) recover(c *gin.Context) {
 func (a *API) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	a.metrics.observe(c, start)
 	u := currentUser(c)
 	name := ""
 	if u != nil {

@@ -43,6 +43,9 @@ func (a *API) submit(c *gin.Context) {
 		dec.Violations = append(dec.Violations, policy.Violation{Rule: "recipient_key", Message: "psi_members results are sealed to the analyst's public key; register one (unseen keygen) with your user first"})
 	}
 	if !dec.Allow {
+		for _, v := range dec.Violations {
+			a.metrics.refused.WithLabelValues(v.Rule).Inc()
+		}
 		he := errf(403, "policy_violation", "%s", dec.Error())
 		he.body.Violations = dec.Violations
 		abort(c, he)
@@ -59,6 +62,9 @@ func (a *API) submit(c *gin.Context) {
 		return
 	}
 	status := 202
+	if created {
+		a.metrics.submitted.WithLabelValues(string(spec.Type)).Inc()
+	}
 	if !created {
 		status = 200
 	}
