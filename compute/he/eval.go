@@ -440,8 +440,8 @@ func Sum(ev *Evaluator, cts []*Ciphertext, workers int) (*Ciphertext, error) {
 	return acc, nil
 }
 
-// DecodeSlots decodes a decrypted plaintext to its slot values mod T.
-// Not safe for concurrent use with itself on the same Decoder.
+// Decoder decodes decrypted plaintexts to slot values. Not safe for
+// concurrent use: one per goroutine.
 type Decoder struct {
 	ps  *ParamSet
 	ecd *heint.Encoder

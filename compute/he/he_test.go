@@ -13,6 +13,7 @@ import (
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/heint"
 	"github.com/tuneinsight/lattigo/v5/mhe"
+	"github.com/unseen-data/unseen/compute/he/envelope"
 )
 
 func insecure(t testing.TB, name string) *ParamSet {
@@ -387,7 +388,20 @@ func TestWireRoundTrip(t *testing.T) {
 		if n, _ := ps.WireSize(LabelCiphertext, ps.MaxLevel()); n != len(b) {
 			t.Fatalf("ciphertext size %d, WireSize %d", len(b), n)
 		}
-		ct2, err := ps.UnmarshalCiphertext(b, ps.MaxLevel())
+		mac := bytes.Repeat([]byte{1}, 32)
+		exp, err := ps.Expect("cer-1", LabelCiphertext, ps.MaxLevel())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := envelope.Seal(mac, exp.Header, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := envelope.Open(mac, msg, exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct2, err := ps.UnmarshalCiphertext(p, ps.MaxLevel())
 		if err != nil || !ct.Equal(ct2) {
 			t.Fatalf("ciphertext round trip: %v", err)
 		}

@@ -10,20 +10,24 @@ import (
 	"github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/ring"
 	"github.com/tuneinsight/lattigo/v5/ring/ringqp"
+	"github.com/unseen-data/unseen/compute/he/envelope"
 )
 
 // Labels of the lattigo objects that cross a process boundary. Each names
 // exactly one shape; with the level it determines the exact byte size.
 const (
-	LabelCiphertext   = "he/ciphertext/v1"   // Ciphertext (noise header ‖ rlwe.Ciphertext), at a level
-	LabelPublicKey    = "he/public-key/v1"   // rlwe.PublicKey (collective or release key)
-	LabelCKGShare     = "he/ckg-share/v1"    // mhe.PublicKeyGenShare
-	LabelPKSShare     = "he/pks-share/v1"    // mhe.PublicKeySwitchShare, at a level
-	LabelShamirShare  = "he/shamir-share/v1" // mhe.ShamirSecretShare (travels HPKE-sealed)
-	LabelSecretKey    = "he/secret-key/v1"   // rlwe.SecretKey (persistence only, never sent)
-	noiseHeaderLen    = 16
-	maxRecoverableMsg = "he: lattigo rejected a payload that passed the shape check"
+	LabelCiphertext  = "he/ciphertext/v1"   // Ciphertext (noise header ‖ rlwe.Ciphertext), at a level
+	LabelPublicKey   = "he/public-key/v1"   // rlwe.PublicKey (collective or release key)
+	LabelCKGShare    = "he/ckg-share/v1"    // mhe.PublicKeyGenShare
+	LabelPKSShare    = "he/pks-share/v1"    // mhe.PublicKeySwitchShare, at a level
+	LabelShamirShare = "he/shamir-share/v1" // mhe.ShamirSecretShare (travels HPKE-sealed)
+	LabelSecretKey   = "he/secret-key/v1"   // rlwe.SecretKey (persistence only, never sent)
+	noiseHeaderLen   = 16
 )
+
+// errRecovered reports a lattigo panic caught while parsing a payload that
+// had already passed the shape check (a last resort; not expected).
+var errRecovered = errors.New("he: lattigo rejected a payload that passed the shape check")
 
 // Errors of the wire layer.
 var (
@@ -209,7 +213,7 @@ func (ps *ParamSet) guardedUnmarshal(label string, level int, p []byte, u interf
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			err = errors.New(maxRecoverableMsg)
+			err = errRecovered
 		}
 	}()
 	if err = u.UnmarshalBinary(p); err != nil {
@@ -364,7 +368,7 @@ func (ps *ParamSet) UnmarshalCiphertext(p []byte, level int) (*Ciphertext, error
 func (ps *ParamSet) guardedUnmarshalRaw(p []byte, u interface{ UnmarshalBinary([]byte) error }) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = errors.New(maxRecoverableMsg)
+			err = errRecovered
 		}
 	}()
 	if err = u.UnmarshalBinary(p); err != nil {
@@ -395,4 +399,16 @@ func (k *PublicKey) MarshalBinary() ([]byte, error) { return k.pk.MarshalBinary(
 // Equal reports whether two keys are identical.
 func (k *PublicKey) Equal(o *PublicKey) bool {
 	return k != nil && o != nil && k.ps == o.ps && k.pk.Equal(o.pk)
+}
+
+// Expect is the envelope expectation for one of this package's labels:
+// this parameter set's hash, the ceremony, the label, the level and the
+// exact payload size. (compute/he/ceremony.SealedShareSize and
+// compute/he/release.ShareSize give the sizes of those packages' labels.)
+func (ps *ParamSet) Expect(ceremonyID, label string, level int) (envelope.Expect, error) {
+	n, err := ps.WireSize(label, level)
+	if err != nil {
+		return envelope.Expect{}, err
+	}
+	return envelope.Expect{Header: envelope.Header{ParamsHash: ps.hash, CeremonyID: ceremonyID, Label: label, Level: level}, Size: n}, nil
 }

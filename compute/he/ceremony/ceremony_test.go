@@ -50,13 +50,14 @@ func TestSetupValidation(t *testing.T) {
 		}
 	}
 	cases := map[string]func() (*Setup, error){
-		"bad ceremony id": func() (*Setup, error) { return NewSetup("a b", ps, ok, 2, pubs) },
-		"empty id":        func() (*Setup, error) { return NewSetup("", ps, ok, 2, pubs) },
-		"duplicate node":  func() (*Setup, error) { return NewSetup("c", ps, []NodeID{"a", "a", "b"}, 2, pubs) },
-		"bad node id":     func() (*Setup, error) { return NewSetup("c", ps, []NodeID{"a", "b", "c/d"}, 2, pubs) },
-		"threshold 0":     func() (*Setup, error) { return NewSetup("c", ps, ok, 0, pubs) },
-		"threshold > N":   func() (*Setup, error) { return NewSetup("c", ps, ok, 4, pubs) },
-		"missing hpke":    func() (*Setup, error) { return NewSetup("c", ps, []NodeID{"a", "b", "d"}, 2, pubs) },
+		"bad ceremony id":  func() (*Setup, error) { return NewSetup("a b", ps, ok, 2, pubs) },
+		"empty id":         func() (*Setup, error) { return NewSetup("", ps, ok, 2, pubs) },
+		"duplicate node":   func() (*Setup, error) { return NewSetup("c", ps, []NodeID{"a", "a", "b"}, 2, pubs) },
+		"bad node id":      func() (*Setup, error) { return NewSetup("c", ps, []NodeID{"a", "b", "c/d"}, 2, pubs) },
+		"threshold 0":      func() (*Setup, error) { return NewSetup("c", ps, ok, 0, pubs) },
+		"threshold > N":    func() (*Setup, error) { return NewSetup("c", ps, ok, 4, pubs) },
+		"threshold 1 of 3": func() (*Setup, error) { return NewSetup("c", ps, ok, 1, pubs) },
+		"missing hpke":     func() (*Setup, error) { return NewSetup("c", ps, []NodeID{"a", "b", "d"}, 2, pubs) },
 		"bad hpke": func() (*Setup, error) {
 			bad := map[NodeID][]byte{"a": pubs["a"], "b": pubs["b"], "c": {1, 2, 3}}
 			return NewSetup("c", ps, ok, 2, bad)
@@ -276,5 +277,39 @@ func TestNodeKeysRoundTrip(t *testing.T) {
 		if _, err := UnmarshalNodeKeys(b, other); err == nil {
 			t.Fatal("wrong parameter set accepted")
 		}
+	}
+}
+
+// The lattigo behaviour AdditiveShare guards against, confirmed on v5.0.7:
+// mhe.Combiner silently uses only the first t points of a longer list and
+// panics on a point it was not built with.
+func TestLattigoCombinerPitfall(t *testing.T) {
+	ps := testParams(t)
+	s, keys, _, err := RunInProcess("cer", ps, []NodeID{"a", "b", "c"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := *ps.Params().GetRLWEParameters()
+	k := keys["a"]
+	own, _ := s.Point("a")
+	cmb := mhe.NewCombiner(params, own, s.Points(), 2)
+	long := rlwe.NewSecretKey(params)
+	if err := cmb.GenAdditiveShare([]mhe.ShamirPublicPoint{1, 2, 3}, own, *k.tsk, long); err != nil {
+		t.Fatalf("lattigo now rejects a list longer than t: %v", err)
+	}
+	exact, _ := k.AdditiveShare([]mhe.ShamirPublicPoint{1, 2})
+	if !long.Equal(exact) {
+		t.Fatal("lattigo no longer truncates a long active list to its first t points")
+	}
+	panicked := func() (p bool) {
+		defer func() { p = recover() != nil }()
+		_ = cmb.GenAdditiveShare([]mhe.ShamirPublicPoint{1, 9}, own, *k.tsk, rlwe.NewSecretKey(params))
+		return false
+	}()
+	if !panicked {
+		t.Fatal("lattigo no longer panics on an unknown point")
+	}
+	if _, err := k.AdditiveShare([]mhe.ShamirPublicPoint{1, 9}); !errors.Is(err, ErrActive) {
+		t.Fatalf("guard: %v", err)
 	}
 }

@@ -7,10 +7,7 @@ import (
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/mhe"
-	"github.com/unseen-data/unseen/compute/he"
 )
-
-func rlweNewPublicKey(ps *he.ParamSet) *rlwe.PublicKey { return rlwe.NewPublicKey(ps.Params()) }
 
 // Party is one node's state during the ceremony. Not safe for concurrent use.
 type Party struct {

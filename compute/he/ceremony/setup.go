@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/utils/sampling"
 	"github.com/unseen-data/unseen/compute/he"
@@ -70,8 +71,8 @@ type Setup struct {
 }
 
 // NewSetup validates and fixes a ceremony: the roster (1..64 distinct ids of
-// 1..32 chars [A-Za-z0-9._-]), the threshold 1 ≤ t ≤ N and every node's
-// 32-byte X25519 HPKE public key.
+// 1..32 chars [A-Za-z0-9._-]), the threshold 2 ≤ t ≤ N (t = 1 only when
+// N = 1) and every node's 32-byte X25519 HPKE public key.
 func NewSetup(ceremonyID string, ps *he.ParamSet, nodes []NodeID, threshold int, hpkeKeys map[NodeID][]byte) (*Setup, error) {
 	if !ValidCeremonyID(ceremonyID) {
 		return nil, fmt.Errorf("%w: ceremony id %q", ErrSetup, ceremonyID)
@@ -92,8 +93,9 @@ func NewSetup(ceremonyID string, ps *he.ParamSet, nodes []NodeID, threshold int,
 			return nil, fmt.Errorf("%w: duplicate node id %q", ErrSetup, id)
 		}
 	}
-	if threshold < 1 || threshold > len(nodes) {
-		return nil, fmt.Errorf("%w: threshold %d not in [1, %d]", ErrSetup, threshold, len(nodes))
+	// t = 1 with N > 1 would hand every node the whole secret key.
+	if minT := min(2, len(nodes)); threshold < minT || threshold > len(nodes) {
+		return nil, fmt.Errorf("%w: threshold %d not in [%d, %d]", ErrSetup, threshold, minT, len(nodes))
 	}
 	if len(hpkeKeys) != len(nodes) {
 		return nil, fmt.Errorf("%w: %d HPKE keys for %d nodes", ErrSetup, len(hpkeKeys), len(nodes))
@@ -245,7 +247,7 @@ func AggregatePublicKey(s *Setup, shares map[NodeID][]byte) (*he.PublicKey, erro
 	if err != nil {
 		return nil, err
 	}
-	pk := rlweNewPublicKey(s.ps)
+	pk := rlwe.NewPublicKey(params)
 	ckg.GenPublicKey(agg, crp, pk)
 	return s.ps.WrapPublicKey(pk), nil
 }
