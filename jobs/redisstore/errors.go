@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // unavailablePrefixes are Redis error replies that mean "not now" rather
@@ -23,6 +24,9 @@ func mapErr(ctx context.Context, op string, err error) error {
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	if redis.HasErrorPrefix(err, "AUDITBROKEN") {
+		return fmt.Errorf("redisstore: %s: %w: %v", op, audit.ErrBroken, err)
 	}
 	var re redis.Error
 	if errors.As(err, &re) {

@@ -11,6 +11,10 @@ import (
 	"github.com/unseen-data/unseen/jobs/internal/storeutil"
 )
 
+// maxBlock bounds one XREADGROUP wait: go-redis does not interrupt a
+// blocking read when ctx is cancelled, so Claim re-checks ctx this often.
+const maxBlock = time.Second
+
 // Claim implements jobs.Store: XREADGROUP (blocking in Redis, not polling)
 // for the next entry, then the transition script moves its job queued →
 // running. Entries whose job cannot start from them are settled and the
@@ -19,13 +23,13 @@ func (s *Store) Claim(ctx context.Context, worker string, block time.Duration) (
 	if worker == "" {
 		return nil, errors.New("jobs: claim: no worker name")
 	}
-	if err := s.usable(ctx); err != nil {
-		return nil, err
-	}
 	deadline := time.Now().Add(block)
 	regrouped := false
 	for {
-		wait := time.Until(deadline)
+		if err := s.usable(ctx); err != nil {
+			return nil, err
+		}
+		wait := min(time.Until(deadline), maxBlock)
 		b := time.Duration(-1) // no BLOCK argument: return at once
 		if wait >= time.Millisecond {
 			b = wait // BLOCK 0 would mean forever, so never pass less than 1ms
@@ -56,9 +60,6 @@ func (s *Store) Claim(ctx context.Context, worker string, block time.Duration) (
 					return l, err
 				}
 			}
-		}
-		if err := s.usable(ctx); err != nil {
-			return nil, err
 		}
 	}
 }

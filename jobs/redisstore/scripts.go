@@ -25,15 +25,27 @@ const (
 //
 // auditLua is prepended to the scripts that append to the audit chain.
 // The head hash (seq, hash) names the last entry; Go sealed the new entry
-// against the head it read, so a moved head means the seal is stale.
-// Stream ids are "<seq>-0": XADD refuses an id not above the last one,
-// which guards the order even if the head key were lost.
+// against the head it read, so a moved head means the seal is stale. The
+// head must also describe the stream's actual last entry: if it does not
+// (damage, or tampering), the script raises AUDITBROKEN rather than extend
+// a chain that no longer verifies. Stream ids are "<seq>-0", so XADD itself
+// refuses an id that does not go up.
 var auditLua = `
 local GENESIS = '` + audit.GenesisHash + `'
 local function audit_head_is(stream, head, seq, hash)
-  redis.call('XLEN', stream) -- raises on a wrong type before anything is written
   local h = redis.call('HMGET', head, 'seq', 'hash')
-  return (h[1] or '0') == seq and (h[2] or GENESIS) == hash
+  local hseq, hhash = h[1] or '0', h[2] or GENESIS
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  local ok
+  if #last == 0 then
+    ok = hseq == '0'
+  else
+    ok = last[1][1] == hseq .. '-0' and cjson.decode(last[1][2][2]).hash == hhash
+  end
+  if not ok then
+    error({err = 'AUDITBROKEN audit head ' .. hseq .. ' does not match the last entry of ' .. stream})
+  end
+  return hseq == seq and hhash == hash
 end
 local function audit_append(stream, head, seq, hash, entry)
   redis.call('XADD', stream, seq .. '-0', 'e', entry)
