@@ -44,7 +44,9 @@ func (e *RemoteError) Error() string {
 
 // Permanent reports whether retrying the same request cannot help: the node
 // refused it (policy, bad input) rather than failed.
-func (e *RemoteError) Permanent() bool { return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests && e.Status != http.StatusConflict }
+func (e *RemoteError) Permanent() bool {
+	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests && e.Status != http.StatusConflict
+}
 
 // IsPermanent reports whether err is a permanent refusal by a node.
 func IsPermanent(err error) bool {

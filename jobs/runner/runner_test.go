@@ -21,7 +21,9 @@ import (
 
 type staticCatalog policy.Catalog
 
-func (s staticCatalog) Catalog(context.Context) (policy.Catalog, error) { return policy.Catalog(s), nil }
+func (s staticCatalog) Catalog(context.Context) (policy.Catalog, error) {
+	return policy.Catalog(s), nil
+}
 
 // states records transitions so tests wait on signals, not sleeps.
 type states struct {

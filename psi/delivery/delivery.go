@@ -109,4 +109,3 @@ func Open(priv []byte, jobID string, sealed []byte) ([]string, error) {
 	}
 	return strings.Split(string(bytes.TrimRight(pt, "\n")), "\n"), nil
 }
-
