@@ -61,6 +61,7 @@ func newRoot() *cobra.Command {
 		nodeCmd(),
 		keygenCmd(),
 		tokenCmd(),
+		benchCmd(),
 	)
 	root.AddCommand(clientCmds()...)
 	root.AddCommand(auditCmd())
