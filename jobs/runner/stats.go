@@ -1,0 +1,128 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"sort"
+
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/policy"
+)
+
+// moments are the exact decrypted totals of one group (or of everything).
+type moments struct {
+	Count int64
+	Sum   int64
+	SumSq *int64 // only when variance was asked for
+}
+
+// StatsResult is the released shape of aggregate and intersection_stats:
+// only the stats asked for; mean and variance both as numbers and as exact
+// fractions (from exact Σx, Σx², n) so a check can be exact.
+type StatsResult struct {
+	Count         *int64                  `json:"count,omitempty"`
+	Sum           *int64                  `json:"sum,omitempty"`
+	Mean          *float64                `json:"mean,omitempty"`
+	MeanExact     string                  `json:"mean_exact,omitempty"`
+	Variance      *float64                `json:"variance,omitempty"`
+	VarianceExact string                  `json:"variance_exact,omitempty"`
+	Groups        map[string]*StatsResult `json:"groups,omitempty"`
+	Suppressed    string                  `json:"suppressed,omitempty"`
+}
+
+func has(stats []string, s string) bool {
+	for _, x := range stats {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ExactMean is Σx/n as a reduced fraction.
+func ExactMean(n, sum int64) *big.Rat { return new(big.Rat).SetFrac64(sum, n) }
+
+// ExactVariance is the population variance Σx²/n − (Σx/n)², exactly.
+func ExactVariance(n, sum, sumSq int64) *big.Rat {
+	m := ExactMean(n, sum)
+	sq := new(big.Rat).Mul(m, m)
+	return new(big.Rat).Sub(new(big.Rat).SetFrac64(sumSq, n), sq)
+}
+
+// render turns totals into the asked-for stats.
+func render(stats []string, m moments) (*StatsResult, error) {
+	r := &StatsResult{}
+	if has(stats, "count") {
+		c := m.Count
+		r.Count = &c
+	}
+	if has(stats, "sum") {
+		s := m.Sum
+		r.Sum = &s
+	}
+	if m.Count > 0 {
+		if has(stats, "mean") {
+			q := ExactMean(m.Count, m.Sum)
+			f, _ := q.Float64()
+			r.Mean, r.MeanExact = &f, q.RatString()
+		}
+		if has(stats, "variance") {
+			if m.SumSq == nil {
+				return nil, fmt.Errorf("variance asked for but Σx² was not computed")
+			}
+			q := ExactVariance(m.Count, m.Sum, *m.SumSq)
+			f, _ := q.Float64()
+			r.Variance, r.VarianceExact = &f, q.RatString()
+		}
+	}
+	return r, nil
+}
+
+// statsReview applies disclosure control (k) and builds the review: a
+// total below k suppresses everything; a group below k is suppressed (not
+// rounded) and named.
+func statsReview(spec *policy.Spec, total moments, groups map[string]moments, k int) (*jobs.Review, error) {
+	rv := &jobs.Review{}
+	if total.Count < int64(k) {
+		rv.Result, _ = json.Marshal(StatsResult{Suppressed: fmt.Sprintf("fewer than k = %d rows", k)})
+		rv.Suppressed = []string{"all"}
+		rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: false, Detail: fmt.Sprintf("%d rows in all, below k = %d: everything suppressed", total.Count, k)})
+		return rv, nil
+	}
+	res, err := render(spec.Stats, total)
+	if err != nil {
+		return nil, err
+	}
+	if groups != nil {
+		res.Groups = map[string]*StatsResult{}
+		names := make([]string, 0, len(groups))
+		for g := range groups {
+			names = append(names, g)
+		}
+		sort.Strings(names)
+		for _, g := range names {
+			gm := groups[g]
+			if gm.Count == 0 {
+				continue // absent groups are not reported at all
+			}
+			if gm.Count < int64(k) {
+				res.Groups[g] = &StatsResult{Suppressed: fmt.Sprintf("fewer than k = %d rows", k)}
+				rv.Suppressed = append(rv.Suppressed, "groups."+g)
+				continue
+			}
+			gr, err := render(spec.Stats, gm)
+			if err != nil {
+				return nil, err
+			}
+			res.Groups[g] = gr
+		}
+	}
+	detail := fmt.Sprintf("%d rows ≥ k = %d", total.Count, k)
+	if len(rv.Suppressed) > 0 {
+		detail += fmt.Sprintf("; %d group(s) below k suppressed: %v", len(rv.Suppressed), rv.Suppressed)
+	}
+	rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: len(rv.Suppressed) == 0, Detail: detail})
+	rv.Result, err = json.Marshal(res)
+	return rv, err
+}

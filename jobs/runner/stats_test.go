@@ -1,0 +1,46 @@
+package runner
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/unseen-data/unseen/policy"
+)
+
+func TestExactMoments(t *testing.T) {
+	// 1, 2, 4: mean 7/3, variance (1+4+16)/3 − 49/9 = 63/9 − 49/9 = 14/9.
+	require.Equal(t, "7/3", ExactMean(3, 7).RatString())
+	require.Equal(t, "14/9", ExactVariance(3, 7, 21).RatString())
+	require.Equal(t, "0", ExactVariance(2, 10, 50).RatString())
+}
+
+func TestStatsReviewSuppression(t *testing.T) {
+	sq := func(v int64) *int64 { return &v }
+	spec := &policy.Spec{Stats: []string{"count", "sum", "mean", "variance"}}
+	groups := map[string]moments{
+		"天河区": {Count: 12, Sum: 120, SumSq: sq(1300)},
+		"越秀区": {Count: 3, Sum: 30, SumSq: sq(300)},
+		"海珠区": {Count: 0},
+	}
+	rv, err := statsReview(spec, moments{Count: 15, Sum: 150, SumSq: sq(1600)}, groups, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"groups.越秀区"}, rv.Suppressed)
+	require.False(t, rv.Checks[0].Passed)
+	var res StatsResult
+	require.NoError(t, json.Unmarshal(rv.Result, &res))
+	require.EqualValues(t, 15, *res.Count)
+	require.Equal(t, "10", res.MeanExact)
+	require.Equal(t, "20/3", res.VarianceExact) // 1600/15 − 100
+	require.Nil(t, res.Groups["越秀区"].Count, "a small group is suppressed, not rounded")
+	require.NotEmpty(t, res.Groups["越秀区"].Suppressed)
+	require.NotContains(t, res.Groups, "海珠区")
+	require.EqualValues(t, 12, *res.Groups["天河区"].Count)
+
+	// Everything below k: nothing but the suppression note.
+	rv, err = statsReview(spec, moments{Count: 5, Sum: 50}, nil, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"all"}, rv.Suppressed)
+	require.NotContains(t, string(rv.Result), "50")
+}
