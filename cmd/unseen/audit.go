@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -62,6 +63,41 @@ func auditCmd() *cobra.Command {
 	list.Flags().StringVar(&f.Dataset, "dataset", "", "dataset name")
 	list.Flags().StringVar(&f.Actor, "actor", "", "user")
 	list.Flags().IntVar(&f.Limit, "limit", 200, "newest N entries")
-	cmd.AddCommand(verify, list)
+	var lfile string
+	var asJSON bool
+	lineage := &cobra.Command{
+		Use:   "lineage DATASET --file NODE-AUDIT-LOG",
+		Short: "Every job that touched a dataset, from its node's own log: requester, purpose, type, columns, outcome",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := audit.VerifyFile(lfile)
+			if err != nil {
+				return &exitError{2, fmt.Errorf("refusing to report from a log that does not verify: %w", err)}
+			}
+			es, err := audit.ReadFile(lfile)
+			if err != nil {
+				return err
+			}
+			rows := audit.Lineage(es, args[0])
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), rows)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "# %s: %d jobs, from %s (%d entries, chain intact)\n", args[0], len(rows), lfile, n)
+			fmt.Fprintln(tw, "FIRST SEEN\tJOB\tREQUESTER\tTYPE\tCOLUMNS\tOUTCOME\tPURPOSE")
+			for _, r := range rows {
+				outcome := r.Outcome
+				if r.Refused != "" {
+					outcome += " (" + r.Refused + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.First, r.Job, r.Requester, r.Type, r.Columns, outcome, r.Purpose)
+			}
+			return tw.Flush()
+		},
+	}
+	lineage.Flags().StringVar(&lfile, "file", "", "the node's audit log file")
+	lineage.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	_ = lineage.MarkFlagRequired("file")
+	cmd.AddCommand(verify, list, lineage)
 	return cmd
 }
