@@ -129,6 +129,10 @@ func openStore(ctx context.Context, cfg *CoordinatorConfig) (jobs.Store, error) 
 			return nil, fmt.Errorf("--redis: %w", err)
 		}
 		rc := redis.NewClient(opt)
+		if err := redisstore.CheckServer(ctx, rc); err != nil {
+			rc.Close()
+			return nil, err
+		}
 		s, err := redisstore.New(ctx, rc, redisstore.Options{})
 		if err != nil {
 			rc.Close()
