@@ -12,7 +12,8 @@
 //	     └──────────────┴───────────────┴──────────┴──► rejected / failed / cancelled / expired
 //
 // A job is created already queued or awaiting_consent (submission and policy
-// check happen before it is stored). running → running is a reclaim after a
+// check happen before it is stored). awaiting_consent → awaiting_consent
+// records one owner's consent while others are still awaited. running → running is a reclaim after a
 // worker's lease expired (the attempt goes up, fencing the old worker);
 // running → queued hands a job back (shutdown, or a retry after a transient
 // failure).
@@ -54,7 +55,7 @@ var States = []State{Submitted, AwaitingConsent, Queued, Running, AwaitingReview
 // transitions is the state machine: from → allowed targets.
 var transitions = map[State][]State{
 	Submitted:       {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
-	AwaitingConsent: {Queued, Rejected, Failed, Cancelled, Expired},
+	AwaitingConsent: {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
 	Queued:          {Running, Rejected, Failed, Cancelled, Expired},
 	Running:         {Running, Queued, AwaitingReview, Rejected, Failed, Cancelled, Expired},
 	AwaitingReview:  {Released, Rejected, Failed, Cancelled, Expired},
@@ -120,6 +121,19 @@ type Job struct {
 	CreatedAt  time.Time        `json:"created_at"`
 	UpdatedAt  time.Time        `json:"updated_at"`
 	History    []Event          `json:"history,omitempty"`
+	// Consents are the owners' answers for conditional datasets; past
+	// ConsentDeadline a job still awaiting consent expires.
+	Consents        []Consent `json:"consents,omitempty"`
+	ConsentDeadline time.Time `json:"consent_deadline,omitzero"`
+}
+
+// Consent is a data owner's answer for one conditional dataset.
+type Consent struct {
+	Dataset  string    `json:"dataset"`
+	By       string    `json:"by"`
+	Approved bool      `json:"approved"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // Change is a compare-and-set transition: it applies only if the job is in
@@ -138,6 +152,10 @@ type Change struct {
 	Error    string
 	Reviewer string
 	Comment  string
+	// Consent, if set, records one owner's answer for its dataset (replacing
+	// an earlier answer for the same dataset). Answers for different
+	// datasets commute, so owners answering at once lose nothing.
+	Consent *Consent
 }
 
 // Lease is a worker's claim on a running job. It is fenced by Attempt: once

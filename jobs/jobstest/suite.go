@@ -32,6 +32,7 @@ func Run(t *testing.T, h Harness) {
 		{"TransitionMatrix", testTransitionMatrix},
 		{"CompareAndSet", testCompareAndSet},
 		{"ClaimFIFO", testClaimFIFO},
+		{"ConsentsRecorded", testConsents},
 		{"ClaimBlocksUntilEnqueued", testClaimBlocks},
 		{"ClaimTimesOut", testClaimTimesOut},
 		{"CancelledNeverHandedOut", testCancelledNeverHandedOut},
@@ -563,6 +564,54 @@ func testClaimFIFO(e *env) {
 	e.transition(consent, jobs.Queued)
 	if l := e.claim("w2"); l.Job.ID != consent.ID {
 		t.Errorf("Claim = %s, want the consented job %s", l.Job.ID, consent.ID)
+	}
+}
+
+// testConsents: a consent is a compare-and-set on awaiting_consent that
+// keeps the state; answers for different datasets commute (owners
+// answering at once lose nothing); consents and the deadline survive a
+// round trip through the backend.
+func testConsents(e *env) {
+	t := e.t
+	in := newJob("alice", jobs.AwaitingConsent)
+	in.ConsentDeadline = e.clock.Now().Add(72 * time.Hour).UTC()
+	j, _, err := e.s.Create(e.ctx, in, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.audits++
+	if !j.ConsentDeadline.Equal(in.ConsentDeadline) {
+		t.Fatalf("deadline %v, want %v", j.ConsentDeadline, in.ConsentDeadline)
+	}
+	answer := func(ds, by string, ok bool) jobs.Change {
+		return jobs.Change{From: jobs.AwaitingConsent, To: jobs.AwaitingConsent, Actor: by, Role: "data_owner", Note: "consent",
+			Consent: &jobs.Consent{Dataset: ds, By: by, Approved: ok, At: e.clock.Now().UTC()}}
+	}
+	// Two owners answer concurrently, both from the same read.
+	var wg sync.WaitGroup
+	for _, a := range []jobs.Change{answer("housing.property_owners", "hou", true), answer("civil.minimum_living_allowance", "civ", true)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.s.Transition(e.ctx, j.ID, a); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.audits += 2
+	got := e.get(j.ID)
+	if got.State != jobs.AwaitingConsent || len(got.Consents) != 2 || got.Consents[0].Dataset != "civil.minimum_living_allowance" || got.Consents[1].By != "hou" {
+		t.Fatalf("after two answers: %+v", got.Consents)
+	}
+	// An owner changing its answer replaces it.
+	if _, err := e.s.Transition(e.ctx, j.ID, answer("housing.property_owners", "hou", false)); err != nil {
+		t.Fatal(err)
+	}
+	e.audits++
+	got = e.get(j.ID)
+	if len(got.Consents) != 2 || got.Consents[1].Approved {
+		t.Fatalf("answer not replaced: %+v", got.Consents)
 	}
 }
 

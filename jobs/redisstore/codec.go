@@ -3,7 +3,9 @@ package redisstore
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/unseen-data/unseen/jobs"
@@ -26,6 +28,8 @@ const (
 	fComment    = "comment"
 	fCreatedAt  = "created_at"
 	fUpdatedAt  = "updated_at"
+	fConsentPfx = "consent:" // one field per dataset: answers commute
+	fDeadline   = "consent_deadline"
 	fMsg        = "msg" // current queue entry id (internal)
 )
 
@@ -49,6 +53,9 @@ func newJobFields(j *jobs.Job) []any {
 	if j.Decision != nil {
 		f = append(f, fDecision, mustJSON(j.Decision))
 	}
+	if !j.ConsentDeadline.IsZero() {
+		f = append(f, fDeadline, fmtTime(j.ConsentDeadline))
+	}
 	return f
 }
 
@@ -65,6 +72,9 @@ func changeFields(c jobs.Change) []any {
 	add(fError, c.Error)
 	add(fReviewer, c.Reviewer)
 	add(fComment, c.Comment)
+	if c.Consent != nil {
+		add(fConsentPfx+c.Consent.Dataset, mustJSON(c.Consent))
+	}
 	return f
 }
 
@@ -99,6 +109,22 @@ func decodeJob(h map[string]string, history []string) (j *jobs.Job, msg string, 
 	}
 	if s := h[fResult]; s != "" {
 		j.Result = json.RawMessage(s)
+	}
+	for k, v := range h {
+		if !strings.HasPrefix(k, fConsentPfx) {
+			continue
+		}
+		var c jobs.Consent
+		if err := json.Unmarshal([]byte(v), &c); err != nil {
+			return fail(k, err)
+		}
+		j.Consents = append(j.Consents, c)
+	}
+	slices.SortFunc(j.Consents, func(a, b jobs.Consent) int { return strings.Compare(a.Dataset, b.Dataset) })
+	if s := h[fDeadline]; s != "" {
+		if j.ConsentDeadline, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return fail(fDeadline, err)
+		}
 	}
 	if j.CreatedAt, err = time.Parse(time.RFC3339Nano, h[fCreatedAt]); err != nil {
 		return fail(fCreatedAt, err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/unseen-data/unseen/jobs"
@@ -38,8 +39,8 @@ func NewJob(in *jobs.Job, now time.Time) (*jobs.Job, error) {
 		return nil, fmt.Errorf("jobs: create: malformed job id %q", in.ID)
 	}
 	if in.Attempt != 0 || in.Progress != (jobs.Progress{}) || len(in.Review) > 0 || len(in.Result) > 0 ||
-		in.Error != "" || in.Reviewer != "" || in.Comment != "" || len(in.History) > 0 {
-		return nil, errors.New("jobs: create: a new job carries only its id, spec, owner, department, decision and state")
+		in.Error != "" || in.Reviewer != "" || in.Comment != "" || len(in.History) > 0 || len(in.Consents) > 0 {
+		return nil, errors.New("jobs: create: a new job carries only its id, spec, owner, department, decision, consent deadline and state")
 	}
 	j := Clone(in)
 	if j.ID == "" {
@@ -106,8 +107,20 @@ func Apply(j *jobs.Job, c jobs.Change, at time.Time) *jobs.Job {
 	if c.Comment != "" {
 		n.Comment = c.Comment
 	}
+	if c.Consent != nil {
+		n.Consents = SetConsent(n.Consents, *c.Consent)
+	}
 	n.History = append(n.History, Event(c, at))
 	return n
+}
+
+// SetConsent returns cs with the answer for con.Dataset replaced or added,
+// ordered by dataset (so both backends return the same order).
+func SetConsent(cs []jobs.Consent, con jobs.Consent) []jobs.Consent {
+	out := slices.DeleteFunc(slices.Clone(cs), func(x jobs.Consent) bool { return x.Dataset == con.Dataset })
+	out = append(out, con)
+	slices.SortFunc(out, func(a, b jobs.Consent) int { return strings.Compare(a.Dataset, b.Dataset) })
+	return out
 }
 
 // ClaimChange is the change a claim (from queued) or reclaim (from running)
@@ -138,6 +151,7 @@ func Clone(j *jobs.Job) *jobs.Job {
 	}
 	c.Review = bytes.Clone(j.Review)
 	c.Result = bytes.Clone(j.Result)
+	c.Consents = slices.Clone(j.Consents)
 	c.History = slices.Clone(j.History)
 	return &c
 }

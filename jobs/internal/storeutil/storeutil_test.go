@@ -14,7 +14,7 @@ func TestCloneCoversReferenceFields(t *testing.T) {
 	known := map[string]bool{
 		"Job.Spec.Inputs": true, "Job.Spec.Value": true, "Job.Spec.Stats": true, "Job.Spec.GroupBy": true,
 		"Job.Decision": true, "Job.Decision.Violations": true, "Job.Decision.Versions": true, "Job.Decision.NeedsConsent": true,
-		"Job.Review": true, "Job.Result": true, "Job.History": true,
+		"Job.Review": true, "Job.Result": true, "Job.History": true, "Job.Consents": true,
 	}
 	var walk func(path string, ty reflect.Type)
 	walk = func(path string, ty reflect.Type) {
