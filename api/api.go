@@ -77,6 +77,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ConsentTTL <= 0 {
+		cfg.ConsentTTL = 7 * 24 * time.Hour
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -130,6 +133,7 @@ func (a *API) routes() *gin.Engine {
 	v1.GET("/jobs", a.list)
 	v1.GET("/jobs/:id", a.get)
 	v1.POST("/jobs/:id/cancel", allow(RoleAnalyst), a.cancel)
+	v1.POST("/jobs/:id/consent", allow(RoleDataOwner), a.consent)
 	v1.GET("/jobs/:id/review", allow(RoleReviewer), a.review)
 	v1.POST("/jobs/:id/approve", allow(RoleReviewer), a.approve)
 	v1.POST("/jobs/:id/reject", allow(RoleReviewer), a.reject)

@@ -98,11 +98,14 @@ const ctxUser = "unseen.user"
 func (a *API) authenticate(c *gin.Context) {
 	tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	if !ok || tok == "" {
+		// A 401 must say how to authenticate (RFC 9110 section 15.5.2).
+		c.Header("WWW-Authenticate", `Bearer realm="unseen"`)
 		abort(c, errf(401, "unauthenticated", "an Authorization: Bearer token is required"))
 		return
 	}
 	u := a.users.lookup(tok)
 	if u == nil {
+		c.Header("WWW-Authenticate", `Bearer realm="unseen", error="invalid_token"`)
 		abort(c, errf(401, "unauthenticated", "unknown token"))
 		return
 	}

@@ -22,6 +22,11 @@ func (a *API) submit(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	if len(body) > policy.MaxSpecBytes {
+		// Past the spec's own size limit is "too large", like the body limit.
+		abort(c, errf(413, "too_large", "job spec larger than %d bytes", policy.MaxSpecBytes))
+		return
+	}
 	spec, err := policy.DecodeSpec(body)
 	if err != nil {
 		abort(c, errf(400, "invalid_spec", "%v", err))
@@ -55,6 +60,7 @@ func (a *API) submit(c *gin.Context) {
 	j := &jobs.Job{ID: jobs.NewID(), Spec: *spec, Owner: u.Name, Department: u.Department, State: jobs.Queued, Decision: &dec, CreatedAt: now, UpdatedAt: now}
 	if len(dec.NeedsConsent) > 0 {
 		j.State = jobs.AwaitingConsent
+		j.ConsentDeadline = now.Add(a.cfg.ConsentTTL).UTC()
 	}
 	j, created, err := a.cfg.Store.Create(c.Request.Context(), j, idem)
 	if err != nil {

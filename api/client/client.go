@@ -124,6 +124,14 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (*wire.Job, erro
 	return c.post(ctx, id, "cancel", wire.Decision{Reason: reason})
 }
 
+// Consent answers for the caller's department's conditional datasets in a
+// job (data owners): approve, or refuse with a reason.
+func (c *Client) Consent(ctx context.Context, id string, approve bool, reason string) (*wire.Job, error) {
+	b, _ := json.Marshal(wire.ConsentRequest{Approve: approve, Refuse: !approve, Reason: reason})
+	var out wire.Job
+	return &out, c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/consent", nil, b, &out)
+}
+
 // Review returns a finished job's result and disclosure checks (reviewers).
 func (c *Client) Review(ctx context.Context, id string) (*wire.Review, error) {
 	var out wire.Review

@@ -30,13 +30,17 @@ type Job struct {
 	CreatedAt  time.Time        `json:"created_at"`
 	UpdatedAt  time.Time        `json:"updated_at"`
 	History    []jobs.Event     `json:"history,omitempty"`
+	// Consents and ConsentDeadline: for jobs on conditional datasets.
+	Consents        []jobs.Consent `json:"consents,omitempty"`
+	ConsentDeadline time.Time      `json:"consent_deadline,omitzero"`
 }
 
 // FromJob makes the API view of a job.
 func FromJob(j *jobs.Job) Job {
 	return Job{ID: j.ID, Type: j.Spec.Type, State: j.State, Owner: j.Owner, Department: j.Department,
 		Purpose: j.Spec.Purpose, Spec: j.Spec, Attempt: j.Attempt, Progress: j.Progress, Decision: j.Decision,
-		Error: j.Error, Reviewer: j.Reviewer, Comment: j.Comment, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, History: j.History}
+		Error: j.Error, Reviewer: j.Reviewer, Comment: j.Comment, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, History: j.History,
+		Consents: j.Consents, ConsentDeadline: j.ConsentDeadline}
 }
 
 // Submitted answers POST /v1/jobs.
@@ -69,6 +73,13 @@ type Result struct {
 // Decision is the body of cancel, approve and reject.
 type Decision struct {
 	Comment string `json:"comment,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// ConsentRequest is the body of POST /v1/jobs/{id}/consent.
+type ConsentRequest struct {
+	Approve bool   `json:"approve,omitempty"`
+	Refuse  bool   `json:"refuse,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 }
 

@@ -238,7 +238,7 @@ func clientCmds() []*cobra.Command {
 			return tw.Flush()
 		},
 	}
-	return []*cobra.Command{submit, status, list, review, approve, reject, cancel, result, datasets}
+	return []*cobra.Command{submit, status, list, review, approve, reject, cancel, result, datasets, consentCmd()}
 }
 
 // openMembers decrypts a released psi_members result.
@@ -322,6 +322,77 @@ func tokenCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fmt.Fprintln(cmd.OutOrStdout(), api.HashToken(args[0]))
+			return nil
+		},
+	})
+	return cmd
+}
+
+func consentCmd() *cobra.Command {
+	var approve, refuse bool
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "consent ID --approve|--refuse [--reason TEXT]",
+		Short: "Consent to, or refuse, a job's use of your department's conditional datasets (data owners)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if approve == refuse {
+				return errors.New("say exactly one of --approve or --refuse")
+			}
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			j, err := c.Consent(cmd.Context(), args[0], approve, reason)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", j.ID, j.State)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&approve, "approve", false, "consent")
+	cmd.Flags().BoolVar(&refuse, "refuse", false, "refuse (give --reason)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required with --refuse)")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "Jobs awaiting your department's consent: what is asked, by whom, why, by when",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			js, err := c.Jobs(cmd.Context(), jobs.AwaitingConsent)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(js) == 0 {
+				fmt.Fprintln(out, "no jobs await your consent")
+			}
+			for _, j := range js {
+				fmt.Fprintf(out, "%s  %s  requested by %s (%s)  deadline %s\n  purpose: %s\n", j.ID, j.Type, j.Owner, j.Department, j.ConsentDeadline.Format("2006-01-02 15:04 MST"), j.Purpose)
+				for i, in := range j.Spec.Inputs {
+					f := in.Filter
+					if f == "" {
+						f = "(all rows)"
+					}
+					fmt.Fprintf(out, "  input %d: %s key %s filter %s\n", i, in.Dataset, in.Key, f)
+				}
+				if j.Spec.Value != nil {
+					fmt.Fprintf(out, "  value: %s.%s\n", j.Spec.Value.Dataset, j.Spec.Value.Column)
+				}
+				if j.Spec.GroupBy != nil {
+					fmt.Fprintf(out, "  group by: %s.%s\n", j.Spec.GroupBy.Dataset, j.Spec.GroupBy.Column)
+				}
+				if j.Decision != nil {
+					fmt.Fprintf(out, "  needs consent for: %s\n", strings.Join(j.Decision.NeedsConsent, ", "))
+				}
+				for _, c := range j.Consents {
+					fmt.Fprintf(out, "  answered: %s by %s approved=%v %s\n", c.Dataset, c.By, c.Approved, c.Reason)
+				}
+			}
 			return nil
 		},
 	})

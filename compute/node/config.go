@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 

@@ -21,6 +21,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +103,11 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.audit == nil {
+		// Like the secret's folder (and the coordinator's audit folder), the
+		// log's folder is created if missing.
+		if err := os.MkdirAll(filepath.Dir(cfg.Path(cfg.AuditLog)), 0o700); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
 		fl, err := audit.OpenFile(cfg.Path(cfg.AuditLog))
 		if err != nil {
 			return nil, err
@@ -232,6 +239,10 @@ func decode(r *http.Request, v any, step nodeapi.Step, h *nodeapi.Header) error 
 		return refuse(http.StatusBadRequest, "bad_request", "malformed request: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) { // padding after the message ran past the limit
+			return refuse(http.StatusRequestEntityTooLarge, "too_large", "request body larger than %d bytes", mbe.Limit)
+		}
 		return refuse(http.StatusBadRequest, "bad_request", "trailing data after the request")
 	}
 	if h.Step != step {

@@ -97,6 +97,11 @@ func (r *Runner) loop(ctx context.Context, worker string) {
 	for ctx.Err() == nil {
 		if time.Since(lastReclaim) > r.LeaseIdle/2 {
 			lastReclaim = time.Now()
+			if n, err := ExpireConsents(ctx, r.Store, r.Clock); err != nil && ctx.Err() == nil {
+				r.Logger.Warn("expiring consents failed", "err", err)
+			} else if n > 0 {
+				r.Logger.Info("jobs expired awaiting consent", "count", n)
+			}
 			leases, err := r.Store.Reclaim(ctx, worker, r.LeaseIdle)
 			if err != nil && ctx.Err() == nil {
 				r.Logger.Warn("reclaim failed", "err", err)

@@ -1,0 +1,161 @@
+package node_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/compute/node/nodetest"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/audit"
+)
+
+// configYAML is a valid node config with one dataset read from
+// benefits.csv (a path relative to the config file). extra is appended to
+// the dataset's declaration.
+func configYAML(dept, dataset, extra string) string {
+	sum := sha256.Sum256([]byte(nodetest.Token))
+	return fmt.Sprintf(`department: %s
+title: Human resources and social security
+listen: 127.0.0.1:0
+secret_file: node.secret
+audit_log: audit/node.log
+coordinator_token_sha256: %s
+datasets:
+  - name: %s
+    classification: important
+    sharing: open
+    min_count: 1
+    job_types: [psi_cardinality, psi_members]
+    columns:
+      - {name: id_number, kind: id, pii: true, uses: [key]}
+      - {name: district, kind: string, uses: [filter, group_by]}
+      - {name: amount, kind: int, uses: [value, filter]}
+    file: benefits.csv
+%s`, dept, hex.EncodeToString(sum[:]), dataset, extra)
+}
+
+// writeNode writes a config and its CSV into a fresh folder and returns
+// the config's path.
+func writeNode(t *testing.T, yaml, csv string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "benefits.csv"), []byte(csv), 0o600))
+	p := filepath.Join(dir, "node.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(yaml), 0o600))
+	return p
+}
+
+// badCheckDigit returns id with a wrong last character.
+func badCheckDigit(id string) string {
+	const digits = "0123456789X"
+	i := strings.IndexByte(digits, id[17])
+	return id[:17] + string(digits[(i+1)%len(digits)])
+}
+
+func TestConfigMalformedCSVRow(t *testing.T) {
+	csv := "id_number,district,amount\n" + // line 1
+		nodetest.ID(1) + ",天河区,100\n" + // line 2
+		nodetest.ID(2) + ",天河区,lots\n" + // line 3: amount is not an integer
+		nodetest.ID(3) + ",越秀区,300\n" + // line 4
+		nodetest.ID(4) + ",越秀区\n" // line 5: a field short
+	p := writeNode(t, configYAML("hrss", "hrss.benefits", ""), csv)
+	cfg, err := node.LoadConfig(p)
+	require.NoError(t, err, "the config itself is fine")
+	_, err = node.New(cfg, node.Options{Audit: &audit.MemLog{}})
+	require.Error(t, err)
+	msg := err.Error()
+	require.Contains(t, msg, "hrss.benefits")
+	require.Contains(t, msg, "line 3")
+	require.Contains(t, msg, "amount")
+	require.Contains(t, msg, "line 5")
+	require.NotContains(t, msg, "line 2")
+	require.NotContains(t, msg, "line 4")
+	for i := 1; i <= 4; i++ {
+		require.NotContains(t, msg, nodetest.ID(i), "an ID number appeared in an error")
+	}
+}
+
+func TestConfigInvalidIDsCounted(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("id_number,district,amount\n")
+	for i := range 10 {
+		id := nodetest.ID(i)
+		switch i {
+		case 2, 5:
+			id = badCheckDigit(id)
+		case 7:
+			id = ""
+		}
+		fmt.Fprintf(&b, "%s,%s,%d\n", id, nodetest.Districts[i%3], i)
+	}
+	p := writeNode(t, configYAML("hrss", "hrss.benefits", ""), b.String())
+	cfg, err := node.LoadConfig(p)
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(filepath.Dir(p), "benefits.csv"), cfg.Path(cfg.Datasets[0].File), "relative paths resolve against the config's folder")
+
+	tbl, err := node.LoadTable(&cfg.Datasets[0], cfg.Path(cfg.Datasets[0].File), nil)
+	require.NoError(t, err)
+	require.Equal(t, 3, tbl.InvalidIDs())
+	require.Equal(t, 7, tbl.Len())
+	var lines []int
+	for _, e := range tbl.Report().InvalidIDExamples {
+		lines = append(lines, e.Line)
+	}
+	require.Equal(t, []int{4, 7, 9}, lines)
+
+	// Through a running node with its own file audit log.
+	s, err := node.New(cfg, node.Options{})
+	require.NoError(t, err)
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	cl := nodeapi.NewClient("hrss", ts.URL, nodetest.Token)
+	sp := policy.Spec{Type: policy.PSICardinality, Purpose: "p", Inputs: []policy.Input{{Dataset: "hrss.benefits", Key: "id_number"}, {Dataset: "housing.owners", Key: "id_number"}}}
+	resp, err := cl.Prepare(context.Background(), &nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j1", Attempt: 1}, Spec: sp, Requester: alice, Parties: 2})
+	require.NoError(t, err)
+	require.Equal(t, nodeapi.PrepareResponse{Len: 7, InvalidIDs: 3}, *resp)
+
+	n, err := audit.VerifyFile(cfg.Path(cfg.AuditLog))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = os.Stat(cfg.Path(cfg.SecretFile))
+	require.NoError(t, err, "the node secret was created next to the config")
+}
+
+func TestConfigRejected(t *testing.T) {
+	valid := configYAML("hrss", "hrss.benefits", "")
+	for _, c := range []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"unknown top-level key", strings.Replace(valid, "listen:", "listen_addr: x\nlisten:", 1), "listen_addr"},
+		{"misspelt policy field", strings.Replace(valid, "    sharing: open", "    sharing: open\n    departmets: [tax]", 1), "departmets"},
+		{"misspelt column field", strings.Replace(valid, "{name: amount, kind: int,", "{name: amount, knd: int,", 1), "knd"},
+		{"dataset of another department", configYAML("hrss", "housing.owners", ""), "does not belong"},
+		{"invalid policy", strings.Replace(valid, "sharing: open", "sharing: sometimes", 1), "sharing"},
+		{"no file", strings.Replace(valid, "    file: benefits.csv\n", "", 1), "file is required"},
+		{"bad token hash", strings.Replace(valid, "coordinator_token_sha256: ", "coordinator_token_sha256: 00", 1), "coordinator_token_sha256"},
+		{"dataset twice", valid + strings.SplitN(valid, "datasets:\n", 2)[1], "declared twice"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := writeNode(t, c.yaml, "id_number,district,amount\n")
+			_, err := node.LoadConfig(p)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), c.want)
+		})
+	}
+	// The base config is valid, so each failure above is its own change's.
+	_, err := node.LoadConfig(writeNode(t, valid, "id_number,district,amount\n"))
+	require.NoError(t, err)
+}

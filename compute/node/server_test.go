@@ -1,0 +1,552 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/unseen-data/unseen/compute/node/nodetest"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/audit"
+	"github.com/unseen-data/unseen/psi"
+	"github.com/unseen-data/unseen/psi/delivery"
+)
+
+// The federation every test starts: node hrss holds benefits (rows 0–29)
+// and three datasets with restrictive policies; node housing holds owners
+// (rows 10–39), so the two key sets share rows 10–29.
+const (
+	dsBenefits   = "hrss.benefits"
+	dsClosed     = "hrss.closed"
+	dsMembersOnl = "hrss.members_only"
+	dsRestricted = "hrss.restricted"
+	dsOwners     = "housing.owners"
+)
+
+func rng(lo, hi int) []int {
+	out := make([]int, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func start(t *testing.T) *nodetest.Federation {
+	t.Helper()
+	f := nodetest.Start(t, map[string][]int{
+		dsBenefits:   rng(0, 30),
+		dsClosed:     rng(0, 5),
+		dsMembersOnl: rng(0, 5),
+		dsRestricted: rng(0, 5),
+		dsOwners:     rng(10, 40),
+	}, func(d *policy.Dataset) {
+		switch d.Name {
+		case dsClosed:
+			d.Sharing = "closed"
+		case dsMembersOnl:
+			d.JobTypes = []policy.JobType{policy.PSIMembers}
+		case dsRestricted:
+			d.Departments = []string{"hrss"}
+		}
+	})
+	t.Cleanup(func() { verifyChains(t, f) })
+	return f
+}
+
+// verifyChains checks every node's audit chain (and its head).
+func verifyChains(t *testing.T, f *nodetest.Federation) {
+	for dept, l := range f.Audits {
+		_, err := audit.VerifyLog(context.Background(), l)
+		require.NoError(t, err, "audit chain of node %s", dept)
+	}
+}
+
+var alice = policy.Requester{User: "alice", Department: "hrss"}
+
+// spec is a two-input job: first, then housing.owners.
+func spec(typ policy.JobType, first policy.Input) policy.Spec {
+	if first.Key == "" {
+		first.Key = "id_number"
+	}
+	return policy.Spec{Type: typ, Purpose: "eligibility check", Inputs: []policy.Input{first, {Dataset: dsOwners, Key: "id_number"}}}
+}
+
+func header(job string, attempt, party int) nodeapi.Header {
+	return nodeapi.Header{Job: job, Attempt: attempt, Party: party}
+}
+
+// prepare prepares party (= input) of a two-party job at its node.
+func prepare(t *testing.T, f *nodetest.Federation, s policy.Spec, req policy.Requester, h nodeapi.Header) (*nodeapi.PrepareResponse, error) {
+	t.Helper()
+	dept := policy.Department(s.Inputs[h.Party].Dataset)
+	return f.Clients[dept].Prepare(context.Background(), &nodeapi.PrepareRequest{Header: h, Spec: s, Requester: req, Input: h.Party, Parties: 2})
+}
+
+func mustPrepare(t *testing.T, f *nodetest.Federation, s policy.Spec, h nodeapi.Header) int {
+	t.Helper()
+	r, err := prepare(t, f, s, alice, h)
+	require.NoError(t, err)
+	return r.Len
+}
+
+// remote unpacks a node's refusal.
+func remote(t *testing.T, err error) (int, string) {
+	t.Helper()
+	var re *nodeapi.RemoteError
+	require.True(t, errors.As(err, &re), "want a node refusal, got %v", err)
+	return re.Status, re.Code
+}
+
+func requireRefused(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	s, c := remote(t, err)
+	require.Equal(t, status, s, "code %s: %v", c, err)
+	require.Equal(t, code, c, "%v", err)
+}
+
+// raw posts body (marshalled unless it is []byte) with the given
+// Authorization header and returns the status and error code.
+func raw(t *testing.T, cl *nodeapi.Client, method, path, auth string, body any) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, ok := body.([]byte)
+		if !ok {
+			var err error
+			b, err = json.Marshal(body)
+			require.NoError(t, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, cl.BaseURL+path, rd)
+	require.NoError(t, err)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var e nodeapi.Error
+	if resp.StatusCode/100 != 2 {
+		require.NoError(t, json.Unmarshal(b, &e), "error body %q", b)
+		require.NotEmpty(t, e.Error.Message)
+	}
+	return resp.StatusCode, e.Error.Code
+}
+
+const bearer = "Bearer " + nodetest.Token
+
+func entries(t *testing.T, f *nodetest.Federation, dept, action string) []audit.Entry {
+	t.Helper()
+	all, err := f.Audits[dept].Entries(context.Background(), audit.Filter{Action: action})
+	require.NoError(t, err)
+	return all
+}
+
+// ---------------------------------------------------------------------------
+
+func TestAuth(t *testing.T) {
+	f := start(t)
+	cl := f.Clients["hrss"]
+	routes := []struct{ method, path string }{
+		{"GET", nodeapi.PathDatasets},
+		{"POST", nodeapi.PathPrepare},
+		{"POST", nodeapi.PathOwn},
+		{"POST", nodeapi.PathReblind},
+		{"POST", nodeapi.PathMembers},
+		{"POST", nodeapi.PathFinish},
+	}
+	auths := map[string]string{
+		"missing":        "",
+		"wrong token":    "Bearer not-the-token",
+		"no scheme":      nodetest.Token,
+		"basic":          "Basic " + nodetest.Token,
+		"empty bearer":   "Bearer ",
+		"token + suffix": bearer + "x",
+	}
+	for _, r := range routes {
+		for name, a := range auths {
+			t.Run(r.path+"/"+name, func(t *testing.T) {
+				before := len(entries(t, f, "hrss", "auth.refused"))
+				var body any
+				if r.method == "POST" {
+					body = nodeapi.OwnRequest{Header: nodeapi.Header{Job: "j1", Step: nodeapi.StepOwn, Attempt: 1}, N: 1}
+				}
+				status, code := raw(t, cl, r.method, r.path, a, body)
+				require.Equal(t, http.StatusUnauthorized, status)
+				require.Equal(t, "unauthenticated", code)
+				es := entries(t, f, "hrss", "auth.refused")
+				require.Len(t, es, before+1)
+				last := es[len(es)-1]
+				require.Equal(t, r.path, last.Detail["path"])
+				require.NotContains(t, string(last.Encode()), "not-the-token", "the presented token was written to the log")
+			})
+		}
+	}
+	// Nothing but the refusals was written.
+	all, err := f.Audits["hrss"].All(context.Background())
+	require.NoError(t, err)
+	require.Len(t, all, len(routes)*len(auths))
+
+	// The right token works, and health needs none.
+	status, _ := raw(t, cl, "GET", nodeapi.PathHealth, "", nil)
+	require.Equal(t, 200, status)
+	ds, err := cl.Datasets(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "hrss", ds.Department)
+	var names []string
+	for _, d := range ds.Datasets {
+		names = append(names, d.Name)
+	}
+	require.Equal(t, []string{dsBenefits, dsClosed, dsMembersOnl, dsRestricted}, names)
+}
+
+func TestPrepareRefused(t *testing.T) {
+	tax := policy.Requester{User: "tom", Department: "tax"}
+	housing := policy.Requester{User: "hal", Department: "housing"}
+	for _, c := range []struct {
+		name   string
+		spec   policy.Spec
+		req    policy.Requester
+		status int
+		code   string
+		reason string
+	}{
+		{"unknown dataset", spec(policy.PSICardinality, policy.Input{Dataset: "hrss.pensions"}), alice, 404, "unknown_dataset", "unknown dataset"},
+		{"filter on an undeclared column", spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Filter: "shoe_size > 40"}), alice, 403, "policy_violation", "unknown_column"},
+		{"filter on a non-filter column", spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Filter: "id_number = '" + nodetest.ID(3) + "'"}), alice, 403, "policy_violation", "column_use"},
+		{"filter of the wrong kind", spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Filter: "amount = 'lots'"}), alice, 403, "policy_violation", "filter"},
+		{"key not a key column", spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Key: "district"}), alice, 403, "policy_violation", "column_use"},
+		{"closed dataset", spec(policy.PSICardinality, policy.Input{Dataset: dsClosed}), alice, 403, "policy_violation", "sharing_closed"},
+		{"job type not allowed", spec(policy.PSICardinality, policy.Input{Dataset: dsMembersOnl}), alice, 403, "policy_violation", "job_type"},
+		{"department not allowed", spec(policy.PSICardinality, policy.Input{Dataset: dsRestricted}), tax, 403, "policy_violation", "department"},
+		{"members of another department", spec(policy.PSIMembers, policy.Input{Dataset: dsBenefits}), housing, 403, "policy_violation", "members_own_dataset"},
+		{"not a PSI job", policy.Spec{Type: policy.IntersectionStats, Purpose: "p", Stats: []string{"count"}, Inputs: []policy.Input{{Dataset: dsBenefits, Key: "id_number"}, {Dataset: dsOwners, Key: "id_number"}}}, alice, 403, "unsupported", "job type"},
+		{"invalid spec", policy.Spec{Type: policy.PSICardinality, Inputs: []policy.Input{{Dataset: dsBenefits, Key: "id_number"}, {Dataset: dsOwners, Key: "id_number"}}}, alice, 403, "policy_violation", "purpose"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := start(t)
+			job := "j_" + strings.ReplaceAll(c.name, " ", "_")
+			_, err := prepare(t, f, c.spec, c.req, header(job, 1, 0))
+			requireRefused(t, err, c.status, c.code)
+
+			es := entries(t, f, "hrss", "psi.refused")
+			require.Len(t, es, 1)
+			e := es[0]
+			require.Equal(t, job, e.Job)
+			require.Equal(t, []string{c.spec.Inputs[0].Dataset}, e.Datasets)
+			require.Contains(t, e.Detail["reason"], c.reason)
+			require.Equal(t, c.req.User, e.Detail["requester"])
+			if f := c.spec.Inputs[0].Filter; f != "" {
+				require.NotContains(t, string(e.Encode()), f, "a filter's text was written to the log")
+			}
+			require.Empty(t, entries(t, f, "hrss", string(nodeapi.StepPrepare)), "a refused job was prepared")
+
+			// No state was kept for the job.
+			_, err = f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header(job, 1, 0), N: 1})
+			requireRefused(t, err, 409, "not_prepared")
+		})
+	}
+}
+
+func TestPrepareBadRequest(t *testing.T) {
+	f := start(t)
+	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
+	for name, r := range map[string]nodeapi.PrepareRequest{
+		"one party":      {Header: header("j1", 1, 0), Spec: s, Requester: alice, Parties: 1},
+		"too many":       {Header: header("j1", 1, 0), Spec: s, Requester: alice, Parties: 9},
+		"party past end": {Header: header("j1", 1, 2), Spec: s, Requester: alice, Parties: 2},
+		"negative party": {Header: header("j1", 1, -1), Spec: s, Requester: alice, Parties: 2},
+		"input past end": {Header: header("j1", 1, 0), Spec: s, Requester: alice, Input: 2, Parties: 2},
+		"no job":         {Header: header("", 1, 0), Spec: s, Requester: alice, Parties: 2},
+		"long job":       {Header: header(strings.Repeat("j", 65), 1, 0), Spec: s, Requester: alice, Parties: 2},
+		"attempt 0":      {Header: header("j1", 0, 0), Spec: s, Requester: alice, Parties: 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.Clients["hrss"].Prepare(context.Background(), &r)
+			requireRefused(t, err, 400, "bad_request")
+		})
+	}
+	mustPrepare(t, f, s, header("j1", 1, 0)) // the node still works
+}
+
+func TestMalformedMessages(t *testing.T) {
+	f := start(t)
+	cl := f.Clients["hrss"]
+	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
+	n := mustPrepare(t, f, s, header("j1", 1, 0))
+	require.Equal(t, 30, n)
+	own := func(step nodeapi.Step) nodeapi.OwnRequest {
+		return nodeapi.OwnRequest{Header: nodeapi.Header{Job: "j1", Step: step, Attempt: 1}, Offset: 0, N: 1}
+	}
+	prep := nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j2", Step: nodeapi.StepOwn, Attempt: 1}, Spec: s, Requester: alice, Parties: 2}
+	okOwn, err := json.Marshal(own(nodeapi.StepOwn))
+	require.NoError(t, err)
+
+	for _, c := range []struct {
+		name   string
+		path   string
+		body   any
+		status int
+		code   string
+	}{
+		{"control", nodeapi.PathOwn, own(nodeapi.StepOwn), 200, ""},
+		{"prepare message sent as own", nodeapi.PathPrepare, prep, 400, "wrong_step"},
+		{"own message sent as prepare step", nodeapi.PathOwn, own(nodeapi.StepPrepare), 400, "wrong_step"},
+		{"own message sent to reblind", nodeapi.PathReblind, own(nodeapi.StepOwn), 400, "bad_request"}, // offset/n are unknown fields there
+		{"no step", nodeapi.PathOwn, own(""), 400, "wrong_step"},
+		{"finish with own step", nodeapi.PathFinish, nodeapi.FinishRequest{Header: nodeapi.Header{Job: "j1", Step: nodeapi.StepOwn, Attempt: 1}}, 400, "wrong_step"},
+		{"unknown field", nodeapi.PathOwn, bytes.Replace(okOwn, []byte(`"offset"`), []byte(`"limit":5,"offset"`), 1), 400, "bad_request"},
+		{"unknown field in prepare", nodeapi.PathPrepare, []byte(`{"job":"j3","step":"psi.prepare","attempt":1,"party":0,"parties":2,"input":0,"spec":{},"requester":{},"debug":true}`), 400, "bad_request"},
+		{"unknown field in spec", nodeapi.PathPrepare, []byte(`{"job":"j3","step":"psi.prepare","attempt":1,"party":0,"parties":2,"input":0,"spec":{"type":"psi_cardinality","limit":1},"requester":{}}`), 400, "bad_request"},
+		{"trailing data", nodeapi.PathOwn, append(slices.Clone(okOwn), []byte(`{}`)...), 400, "bad_request"},
+		{"not JSON", nodeapi.PathOwn, []byte(`job=j1`), 400, "bad_request"},
+		{"empty body", nodeapi.PathOwn, []byte{}, 400, "bad_request"},
+		{"wrong type", nodeapi.PathOwn, []byte(`{"job":"j1","step":"psi.own","attempt":"1","n":1}`), 400, "bad_request"},
+		{"oversized", nodeapi.PathReblind, []byte(`{"job":"j1","step":"psi.reblind","attempt":1,"list":1,"elements":"` + strings.Repeat("A", nodeapi.MaxBodyBytes) + `"}`), 413, "too_large"},
+		{"valid JSON padded past the limit", nodeapi.PathOwn, append(slices.Clone(okOwn), bytes.Repeat([]byte(" "), nodeapi.MaxBodyBytes)...), 413, "too_large"},
+		{"valid JSON padded to the limit", nodeapi.PathOwn, append(slices.Clone(okOwn), bytes.Repeat([]byte(" "), nodeapi.MaxBodyBytes-len(okOwn))...), 200, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, code := raw(t, cl, "POST", c.path, bearer, c.body)
+			require.Equal(t, c.status, status, code)
+			require.Equal(t, c.code, code)
+		})
+	}
+}
+
+func TestAttempts(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	hrss := f.Clients["hrss"]
+	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
+	n := mustPrepare(t, f, s, header("j1", 2, 0))
+
+	// A worker of an older attempt is refused at every step.
+	_, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 1, 0), N: 1})
+	requireRefused(t, err, 409, "stale_attempt")
+	_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: 1, Elements: validElements(t, f, 1)})
+	requireRefused(t, err, 409, "stale_attempt")
+	_, err = hrss.Members(ctx, &nodeapi.MembersRequest{Header: header("j1", 1, 0), Recipient: "alice"})
+	requireRefused(t, err, 409, "stale_attempt")
+	_, err = prepare(t, f, s, alice, header("j1", 1, 0))
+	requireRefused(t, err, 409, "stale_attempt")
+	// A newer attempt than prepared is not prepared either.
+	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
+	requireRefused(t, err, 409, "stale_attempt")
+
+	// The current attempt is served.
+	els, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 2, 0), N: n})
+	require.NoError(t, err)
+	require.Len(t, els, n*psi.ElementSize)
+
+	// A reclaim prepares attempt 3; attempt 2 is now stale.
+	require.Equal(t, n, mustPrepare(t, f, s, header("j1", 3, 0)))
+	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 2, 0), N: 1})
+	requireRefused(t, err, 409, "stale_attempt")
+
+	// A finish from an older attempt does not end the newer one...
+	require.NoError(t, hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 2, 0), Outcome: "stale"}))
+	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
+	require.NoError(t, err)
+	// ...the current one's does.
+	require.NoError(t, hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 3, 0), Outcome: "done"}))
+	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
+	requireRefused(t, err, 409, "not_prepared")
+}
+
+func TestUnprepared(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	hrss := f.Clients["hrss"]
+	mustPrepare(t, f, spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits}), header("j1", 1, 0))
+	for _, h := range []nodeapi.Header{header("j2", 1, 0), header("j1", 1, 1)} { // another job; another party of j1
+		_, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: h, N: 1})
+		requireRefused(t, err, 409, "not_prepared")
+		_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: h, List: 1 - h.Party, Elements: validElements(t, f, 1)})
+		requireRefused(t, err, 409, "not_prepared")
+		_, err = hrss.Members(ctx, &nodeapi.MembersRequest{Header: h, Recipient: "alice", Positions: []int{0}})
+		requireRefused(t, err, 409, "not_prepared")
+	}
+	// Out-of-range chunks of a prepared list.
+	for _, r := range [][2]int{{0, 0}, {-1, 1}, {30, 1}, {29, 2}, {0, nodeapi.MaxChunk + 1}} {
+		_, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 1, 0), Offset: r[0], N: r[1]})
+		requireRefused(t, err, 400, "bad_range")
+	}
+}
+
+// validElements returns n genuine blinded elements: housing's own list for
+// a throwaway job.
+func validElements(t *testing.T, f *nodetest.Federation, n int) []byte {
+	t.Helper()
+	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
+	job := fmt.Sprintf("j_source_%d", n)
+	mustPrepare(t, f, s, header(job, 1, 1))
+	els, err := f.Clients["housing"].Own(context.Background(), &nodeapi.OwnRequest{Header: header(job, 1, 1), N: n})
+	require.NoError(t, err)
+	return els
+}
+
+func TestReblind(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	hrss := f.Clients["hrss"]
+	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
+	mustPrepare(t, f, s, header("j1", 1, 0))
+	in := validElements(t, f, 5)
+
+	out, err := hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: 1, Elements: in})
+	require.NoError(t, err)
+	require.Len(t, out, len(in))
+	require.NotEqual(t, in, out)
+	_, err = psi.DecodeElements(out, 5)
+	require.NoError(t, err)
+	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepReblind)), 1)
+
+	// Never its own list.
+	_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: 0, Elements: in})
+	requireRefused(t, err, 403, "own_list")
+
+	uOne := make([]byte, psi.ElementSize)
+	uOne[0] = 1
+	for name, els := range map[string][]byte{
+		"31 bytes":           in[:31],
+		"33 bytes":           in[:33],
+		"all zero":           make([]byte, 32),
+		"u = 1 (low order)":  uOne,
+		"non-canonical":      bytes.Repeat([]byte{0xff}, psi.ElementSize),
+		"valid then zero":    append(slices.Clone(in[:32]), make([]byte, 32)...),
+		"more than MaxChunk": make([]byte, (nodeapi.MaxChunk+1)*psi.ElementSize),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: 1, Elements: els})
+			requireRefused(t, err, 400, "invalid_elements")
+		})
+	}
+	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepReblind)), 1, "a refused reblind was recorded as served")
+	_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: -1, Elements: in})
+	requireRefused(t, err, 400, "invalid_elements")
+}
+
+// TestProtocolEndToEnd runs the coordinator's PSI engine over the two real
+// nodes: what the endpoints compute must be the true intersection.
+func TestProtocolEndToEnd(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	s := spec(policy.PSIMembers, policy.Input{Dataset: dsBenefits, Filter: "amount >= 5"})
+	n0 := mustPrepare(t, f, s, header("j1", 1, 0))
+	n1 := mustPrepare(t, f, s, header("j1", 1, 1))
+	require.Equal(t, 25, n0) // rows 5–29
+	require.Equal(t, 30, n1) // rows 10–39
+	parties := []psi.Party{
+		&nodeapi.Party{Client: f.Clients["hrss"], Header: header("j1", 1, 0), N: n0},
+		&nodeapi.Party{Client: f.Clients["housing"], Header: header("j1", 1, 1), N: n1},
+	}
+	res, err := psi.Run(ctx, parties, 0, 7, nil)
+	require.NoError(t, err)
+	require.Equal(t, 20, res.Count) // rows 10–29
+
+	// psi_members: the requesting node seals the matches to the analyst.
+	pub, priv, err := delivery.GenerateKey()
+	require.NoError(t, err)
+	hrss := f.Clients["hrss"]
+	mr, err := hrss.Members(ctx, &nodeapi.MembersRequest{Header: header("j1", 1, 0), Positions: res.Positions, RecipientKey: pub, Recipient: "alice"})
+	require.NoError(t, err)
+	require.Equal(t, 20, mr.Count)
+	ids, err := delivery.Open(priv, "j1", mr.Ciphertext)
+	require.NoError(t, err)
+	var want []string
+	for i := 10; i < 30; i++ {
+		want = append(want, nodetest.ID(i))
+	}
+	require.ElementsMatch(t, want, ids)
+	es := entries(t, f, "hrss", string(nodeapi.StepMembers))
+	require.Len(t, es, 1)
+	require.Equal(t, "alice", es[0].Detail["recipient"])
+	require.Equal(t, "20", es[0].Detail["count"])
+	for _, e := range append(entries(t, f, "hrss", ""), entries(t, f, "housing", "")...) {
+		for _, id := range want {
+			require.NotContains(t, string(e.Encode()), id, "an ID was written to an audit log")
+		}
+	}
+}
+
+func TestMembersRefused(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	hrss, housing := f.Clients["hrss"], f.Clients["housing"]
+	pub, _, err := delivery.GenerateKey()
+	require.NoError(t, err)
+	members := spec(policy.PSIMembers, policy.Input{Dataset: dsBenefits})
+	mustPrepare(t, f, members, header("jm", 1, 0))
+	mustPrepare(t, f, members, header("jm", 1, 1))
+	card := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
+	mustPrepare(t, f, card, header("jc", 1, 0))
+
+	mr := func(h nodeapi.Header, recipient string, pos []int, key []byte) nodeapi.MembersRequest {
+		return nodeapi.MembersRequest{Header: h, Positions: pos, RecipientKey: key, Recipient: recipient}
+	}
+	for _, c := range []struct {
+		name   string
+		cl     *nodeapi.Client
+		req    nodeapi.MembersRequest
+		status int
+		code   string
+	}{
+		{"another recipient", hrss, mr(header("jm", 1, 0), "mallory", []int{0}, pub), 403, "wrong_recipient"},
+		{"no recipient", hrss, mr(header("jm", 1, 0), "", []int{0}, pub), 403, "wrong_recipient"},
+		{"not the requesting party", housing, mr(header("jm", 1, 1), "alice", []int{0}, pub), 403, "not_members"},
+		{"not a members job", hrss, mr(header("jc", 1, 0), "alice", []int{0}, pub), 403, "not_members"},
+		{"position past the end", hrss, mr(header("jm", 1, 0), "alice", []int{30}, pub), 400, "bad_positions"},
+		{"negative position", hrss, mr(header("jm", 1, 0), "alice", []int{-1}, pub), 400, "bad_positions"},
+		{"repeated position", hrss, mr(header("jm", 1, 0), "alice", []int{3, 3}, pub), 400, "bad_positions"},
+		{"bad key", hrss, mr(header("jm", 1, 0), "alice", []int{0}, pub[:5]), 400, "bad_key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := c.cl.Members(ctx, &c.req)
+			requireRefused(t, err, c.status, c.code)
+		})
+	}
+	require.Empty(t, entries(t, f, "hrss", string(nodeapi.StepMembers)), "a refused delivery was recorded as made")
+	_, err = hrss.Members(ctx, &nodeapi.MembersRequest{Header: header("jm", 1, 0), Positions: []int{0, 1}, RecipientKey: pub, Recipient: "alice"})
+	require.NoError(t, err)
+}
+
+func TestPrepareIdempotent(t *testing.T) {
+	f := start(t)
+	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Filter: "district = '天河区'"})
+	first, err := prepare(t, f, s, alice, header("j1", 1, 0))
+	require.NoError(t, err)
+	require.Equal(t, 10, first.Len) // rows 0, 3, …, 27
+	require.Zero(t, first.InvalidIDs)
+	els1, err := f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header("j1", 1, 0), N: first.Len})
+	require.NoError(t, err)
+
+	again, err := prepare(t, f, s, alice, header("j1", 1, 0))
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepPrepare)), 1)
+
+	// The list is the same list, in the same secret order.
+	els2, err := f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header("j1", 1, 0), N: first.Len})
+	require.NoError(t, err)
+	require.Equal(t, els1, els2)
+
+	// A new attempt prepares afresh (same set, so same length and order).
+	next, err := prepare(t, f, s, alice, header("j1", 2, 0))
+	require.NoError(t, err)
+	require.Equal(t, first.Len, next.Len)
+	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepPrepare)), 2)
+}
