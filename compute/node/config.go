@@ -28,8 +28,11 @@ type Config struct {
 	AuditLog   string `yaml:"audit_log"`
 	// CoordinatorTokenSHA256 is the hex SHA-256 of the bearer token the
 	// coordinator presents; the token itself is kept only by the coordinator.
-	CoordinatorTokenSHA256 string          `yaml:"coordinator_token_sha256"`
-	Datasets               []DatasetConfig `yaml:"datasets"`
+	CoordinatorTokenSHA256 string `yaml:"coordinator_token_sha256"`
+	// KeysDir holds the node's homomorphic key shares and decryption ledger
+	// (files 0600). Default: a "keys" folder beside the secret file.
+	KeysDir  string          `yaml:"keys_dir"`
+	Datasets []DatasetConfig `yaml:"datasets"`
 
 	dir string // the config file's folder: relative paths resolve against it
 }
@@ -75,6 +78,14 @@ func parseConfig(b []byte, name, dir string) (*Config, error) {
 		return nil, fmt.Errorf("node: config %s: %w", path, err)
 	}
 	return &c, nil
+}
+
+// KeysPath is the resolved KeysDir.
+func (c *Config) KeysPath() string {
+	if c.KeysDir != "" {
+		return c.Path(c.KeysDir)
+	}
+	return filepath.Join(filepath.Dir(c.Path(c.SecretFile)), "keys")
 }
 
 // FSPath resolves p against the config's folder inside an fs.FS.

@@ -10,6 +10,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -166,17 +167,22 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
-// apiError is a refusal with an HTTP status and a stable code.
+// apiError is a refusal with an HTTP status and a stable code. noted
+// marks a refusal already written to the audit log with its reasons; every
+// other refusal is logged generically by the handler wrapper.
 type apiError struct {
 	status int
 	code   string
 	msg    string
+	noted  bool
 }
+
+func (e *apiError) audited() *apiError { e.noted = true; return e }
 
 func (e *apiError) Error() string { return e.msg }
 
 func refuse(status int, code, format string, args ...any) *apiError {
-	return &apiError{status, code, fmt.Sprintf(format, args...)}
+	return &apiError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -188,7 +194,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		ae = &apiError{http.StatusInternalServerError, "internal", err.Error()}
+		ae = &apiError{status: http.StatusInternalServerError, code: "internal", msg: err.Error()}
 	}
 	var e nodeapi.Error
 	e.Error.Code, e.Error.Message = ae.code, ae.msg
@@ -211,6 +217,18 @@ func (s *Server) auth(h func(r *http.Request) (any, error)) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, nodeapi.MaxBodyBytes)
 		out, err := h(r)
 		if err != nil {
+			// Every refused request is in the log, not only policy refusals:
+			// a stale attempt or a forged element is what an auditor looks for.
+			var ae *apiError
+			if !errors.As(err, &ae) || !ae.noted && ae.code != "audit_unavailable" {
+				d := map[string]string{"path": r.URL.Path, "error": err.Error()}
+				if ae != nil {
+					d["code"], d["status"] = ae.code, fmt.Sprint(ae.status)
+				}
+				if _, aerr := s.record(r.Context(), "request.refused", "", nil, d); aerr != nil {
+					err = aerr
+				}
+			}
 			writeError(w, err)
 			return
 		}
@@ -322,13 +340,13 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 		if _, err := s.record(r.Context(), "psi.refused", req.Job, ds, withReason(detail, "unknown dataset")); err != nil {
 			return nil, err
 		}
-		return nil, refuse(http.StatusNotFound, "unknown_dataset", "dataset %q is not held by node %s", in.Dataset, s.cfg.Department)
+		return nil, refuse(http.StatusNotFound, "unknown_dataset", "dataset %q is not held by node %s", in.Dataset, s.cfg.Department).audited()
 	}
 	if req.Spec.Type != policy.PSICardinality && req.Spec.Type != policy.PSIMembers {
 		if _, err := s.record(r.Context(), "psi.refused", req.Job, ds, withReason(detail, "job type")); err != nil {
 			return nil, err
 		}
-		return nil, refuse(http.StatusForbidden, "unsupported", "job type %s is not served by this node's PSI endpoint", req.Spec.Type)
+		return nil, refuse(http.StatusForbidden, "unsupported", "job type %s is not served by this node's PSI endpoint", req.Spec.Type).audited()
 	}
 	// The node's own policy decides, whatever the coordinator checked.
 	dec := policy.Decide(s.catalog, &req.Spec, req.Requester, true)
@@ -336,7 +354,7 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 		if _, err := s.record(r.Context(), "psi.refused", req.Job, ds, withReason(detail, dec.Error())); err != nil {
 			return nil, err
 		}
-		return nil, refuse(http.StatusForbidden, "policy_violation", "%s", dec.Error())
+		return nil, refuse(http.StatusForbidden, "policy_violation", "%s", dec.Error()).audited()
 	}
 	detail["policy_version"] = dec.Versions[in.Dataset]
 
@@ -346,7 +364,11 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 			s.mu.Unlock()
 			return nil, refuse(http.StatusConflict, "stale_attempt", "job %s is at attempt %d here, not %d", req.Job, ss.attempt, req.Attempt)
 		}
-		if req.Attempt == ss.attempt && ss.self == req.Party && ss.input == req.Input {
+		if req.Attempt == ss.attempt {
+			if ss.input != req.Input || !bytes.Equal(ss.spec.Encode(), req.Spec.Encode()) || ss.requester != req.Requester {
+				s.mu.Unlock()
+				return nil, refuse(http.StatusConflict, "conflicting_prepare", "job %s attempt %d was prepared here with another spec or input", req.Job, req.Attempt)
+			}
 			// Idempotent per (job, step, attempt): the same list again.
 			n, _ := ss.party.Len(r.Context())
 			s.mu.Unlock()
@@ -360,7 +382,7 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 		if _, aerr := s.record(r.Context(), "psi.refused", req.Job, ds, withReason(detail, err.Error())); aerr != nil {
 			return nil, aerr
 		}
-		return nil, refuse(http.StatusBadRequest, "bad_input", "%v", err)
+		return nil, refuse(http.StatusBadRequest, "bad_input", "%v", err).audited()
 	}
 	party, err := psi.NewLocalParty(s.secret, req.Job, req.Party, ids)
 	if err != nil {

@@ -365,6 +365,13 @@ func TestAttempts(t *testing.T) {
 	require.NoError(t, hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 3, 0), Outcome: "done"}))
 	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
 	requireRefused(t, err, 409, "not_prepared")
+
+	// Every refusal above is in the node's log, with its code.
+	codes := map[string]int{}
+	for _, e := range entries(t, f, "hrss", "request.refused") {
+		codes[e.Detail["code"]]++
+	}
+	require.Equal(t, map[string]int{"stale_attempt": 6, "not_prepared": 1}, codes)
 }
 
 func TestUnprepared(t *testing.T) {
@@ -543,6 +550,12 @@ func TestPrepareIdempotent(t *testing.T) {
 	els2, err := f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header("j1", 1, 0), N: first.Len})
 	require.NoError(t, err)
 	require.Equal(t, els1, els2)
+
+	// The same (job, party, attempt) with another spec is a conflict, not a
+	// silent replacement of the session.
+	other := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
+	_, err = prepare(t, f, other, alice, header("j1", 1, 0))
+	requireRefused(t, err, 409, "conflicting_prepare")
 
 	// A new attempt prepares afresh (same set, so same length and order).
 	next, err := prepare(t, f, s, alice, header("j1", 2, 0))
