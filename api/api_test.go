@@ -314,6 +314,8 @@ func endpoints() []endpoint {
 		{"approve", "POST", func(r, _ string) string { return "/v1/jobs/" + r + "/approve" }, `{"comment":"fine"}`, 200, []string{rita}},
 		{"reject", "POST", func(r, _ string) string { return "/v1/jobs/" + r + "/reject" }, `{"reason":"too revealing"}`, 200, []string{rita}},
 		{"result", "GET", func(_, rel string) string { return "/v1/jobs/" + rel + "/result" }, "", 200, []string{alice}},
+		// The job is past consent, so the data owner allowed here gets 409.
+		{"consent", "POST", func(r, _ string) string { return "/v1/jobs/" + r + "/consent" }, `{"approve":true}`, 409, []string{olga}},
 		{"datasets", "GET", func(_, _ string) string { return "/v1/datasets" }, "", 200, all},
 		{"audit", "GET", func(_, _ string) string { return "/v1/audit" }, "", 200, []string{audra}},
 		{"audit_verify", "GET", func(_, _ string) string { return "/v1/audit/verify" }, "", 200, []string{audra}},
