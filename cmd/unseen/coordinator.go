@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/compute/pki"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/memstore"
 	"github.com/unseen-data/unseen/jobs/redisstore"
@@ -36,6 +38,9 @@ type CoordinatorConfig struct {
 	Workers  int        `yaml:"workers"`
 	Users    []api.User `yaml:"users"`
 	Nodes    []NodeRef  `yaml:"nodes"`
+	// TLS is the coordinator's certificate for mutual TLS with the nodes
+	// (`unseen pki issue coordinator`); every node URL must then be https.
+	TLS *pki.Files `yaml:"tls"`
 
 	dir string
 }
@@ -69,6 +74,13 @@ func loadCoordinatorConfig(path string) (*CoordinatorConfig, error) {
 	}
 	if c.AuditLog != "" && !filepath.IsAbs(c.AuditLog) {
 		c.AuditLog = filepath.Join(c.dir, c.AuditLog)
+	}
+	if c.TLS != nil {
+		for _, p := range []*string{&c.TLS.CA, &c.TLS.Cert, &c.TLS.Key} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(c.dir, *p)
+			}
+		}
 	}
 	return &c, nil
 }
@@ -170,7 +182,15 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 		if _, dup := nodes[n.Department]; dup {
 			return nil, fmt.Errorf("node %s configured twice", n.Department)
 		}
-		nodes[n.Department] = nodeapi.NewClient(n.Department, n.URL, n.Token)
+		cl := nodeapi.NewClient(n.Department, n.URL, n.Token)
+		if cfg.TLS != nil {
+			if err := cl.UseTLS(*cfg.TLS); err != nil {
+				return nil, err
+			}
+		} else if !isLoopbackURL(n.URL) {
+			log.Warn("node reached over plain HTTP without mutual TLS; configure tls (unseen pki) for anything but a local trial", "node", n.Department, "url", n.URL)
+		}
+		nodes[n.Department] = cl
 	}
 	cat := nodeapi.NewCatalog(nodes)
 	a, err := api.New(api.Config{Store: store, Users: cfg.Users, Catalog: cat, Logger: log, Ready: cat.Ready})
@@ -202,6 +222,19 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 		Logger: log,
 	}
 	return &coordinator{cfg: cfg, store: store, api: a, runner: r, catalog: cat, log: log}, nil
+}
+
+func isLoopbackURL(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := pu.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // serve runs the API on ln and the workers until ctx ends, then shuts down

@@ -62,6 +62,7 @@ func newRoot() *cobra.Command {
 		keygenCmd(),
 		tokenCmd(),
 		benchCmd(),
+		pkiCmd(),
 	)
 	root.AddCommand(clientCmds()...)
 	root.AddCommand(auditCmd())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -37,8 +38,17 @@ func nodeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tlsCfg, err := cfg.TLSConfig()
+			if err != nil {
+				return err
+			}
+			mode := "plain HTTP (no tls section: for a local trial only)"
+			if tlsCfg != nil {
+				ln = tls.NewListener(ln, tlsCfg)
+				mode = "mutual TLS (only the coordinator's certificate is accepted)"
+			}
 			srv := s.HTTPServer()
-			log.Info("node listening", "department", cfg.Department, "addr", ln.Addr().String())
+			log.Info("node listening", "department", cfg.Department, "addr", ln.Addr().String(), "transport", mode)
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
 			select {

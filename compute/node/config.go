@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/unseen-data/unseen/compute/pki"
 	"github.com/unseen-data/unseen/policy"
 )
 
@@ -29,6 +31,9 @@ type Config struct {
 	// CoordinatorTokenSHA256 is the hex SHA-256 of the bearer token the
 	// coordinator presents; the token itself is kept only by the coordinator.
 	CoordinatorTokenSHA256 string `yaml:"coordinator_token_sha256"`
+	// TLS, if set, makes the node serve mutual TLS and accept only the
+	// coordinator's certificate from the federation CA (`unseen pki`).
+	TLS *pki.Files `yaml:"tls"`
 	// KeysDir holds the node's homomorphic key shares and decryption ledger
 	// (files 0600). Default: a "keys" folder beside the secret file.
 	KeysDir  string          `yaml:"keys_dir"`
@@ -86,6 +91,14 @@ func (c *Config) KeysPath() string {
 		return c.Path(c.KeysDir)
 	}
 	return filepath.Join(filepath.Dir(c.Path(c.SecretFile)), "keys")
+}
+
+// TLSConfig is the node's server TLS (nil without a tls section).
+func (c *Config) TLSConfig() (*tls.Config, error) {
+	if c.TLS == nil {
+		return nil, nil
+	}
+	return pki.NodeServerConfig(pki.Files{CA: c.Path(c.TLS.CA), Cert: c.Path(c.TLS.Cert), Key: c.Path(c.TLS.Key)})
 }
 
 // FSPath resolves p against the config's folder inside an fs.FS.
