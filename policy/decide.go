@@ -7,8 +7,8 @@ import (
 
 // Requester is who asks: the submitting user and their department.
 type Requester struct {
-	User       string `json:"user"`
-	Department string `json:"department"`
+	User       string `json:"user" yaml:"user"`
+	Department string `json:"department" yaml:"department"`
 }
 
 // Violation is one broken rule: which rule, where, and what would be allowed.

@@ -35,26 +35,26 @@ func (t JobType) valid() bool {
 // Input is one dataset of a job: its join key and an optional filter on the
 // dataset's own columns, applied by the owning node before anything leaves it.
 type Input struct {
-	Dataset string `json:"dataset"`
-	Key     string `json:"key,omitempty"`
-	Filter  string `json:"filter,omitempty"`
+	Dataset string `json:"dataset" yaml:"dataset"`
+	Key     string `json:"key,omitempty" yaml:"key,omitempty"`
+	Filter  string `json:"filter,omitempty" yaml:"filter,omitempty"`
 }
 
 // ColumnRef names a column of a dataset.
 type ColumnRef struct {
-	Dataset string `json:"dataset"`
-	Column  string `json:"column"`
+	Dataset string `json:"dataset" yaml:"dataset"`
+	Column  string `json:"column" yaml:"column"`
 }
 
 // Spec is a job as an analyst submits it. It is the subject of every policy
 // decision, at the coordinator and again at each node.
 type Spec struct {
-	Type    JobType    `json:"type"`
-	Purpose string     `json:"purpose"`
-	Inputs  []Input    `json:"inputs"`
-	Value   *ColumnRef `json:"value,omitempty"`
-	Stats   []string   `json:"stats,omitempty"`
-	GroupBy *ColumnRef `json:"group_by,omitempty"`
+	Type    JobType    `json:"type" yaml:"type"`
+	Purpose string     `json:"purpose" yaml:"purpose"`
+	Inputs  []Input    `json:"inputs" yaml:"inputs"`
+	Value   *ColumnRef `json:"value,omitempty" yaml:"value,omitempty"`
+	Stats   []string   `json:"stats,omitempty" yaml:"stats,omitempty"`
+	GroupBy *ColumnRef `json:"group_by,omitempty" yaml:"group_by,omitempty"`
 }
 
 // Limits on a spec's shape; they bound what a submission can make the
