@@ -134,6 +134,7 @@ func (a *API) routes() *gin.Engine {
 	v1.GET("/jobs/:id", a.get)
 	v1.POST("/jobs/:id/cancel", allow(RoleAnalyst), a.cancel)
 	v1.POST("/jobs/:id/consent", allow(RoleDataOwner), a.consent)
+	v1.POST("/jobs/:id/retry", allow(RoleAdmin), a.retry)
 	v1.GET("/jobs/:id/review", allow(RoleReviewer), a.review)
 	v1.POST("/jobs/:id/approve", allow(RoleReviewer), a.approve)
 	v1.POST("/jobs/:id/reject", allow(RoleReviewer), a.reject)

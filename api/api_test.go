@@ -316,6 +316,8 @@ func endpoints() []endpoint {
 		{"result", "GET", func(_, rel string) string { return "/v1/jobs/" + rel + "/result" }, "", 200, []string{alice}},
 		// The job is past consent, so the data owner allowed here gets 409.
 		{"consent", "POST", func(r, _ string) string { return "/v1/jobs/" + r + "/consent" }, `{"approve":true}`, 409, []string{olga}},
+		// Not dead-lettered, so the admin allowed here gets 409.
+		{"retry", "POST", func(r, _ string) string { return "/v1/jobs/" + r + "/retry" }, `{"reason":"node is back"}`, 409, []string{adam}},
 		{"datasets", "GET", func(_, _ string) string { return "/v1/datasets" }, "", 200, all},
 		{"audit", "GET", func(_, _ string) string { return "/v1/audit" }, "", 200, []string{audra}},
 		{"audit_verify", "GET", func(_, _ string) string { return "/v1/audit/verify" }, "", 200, []string{audra}},

@@ -224,6 +224,32 @@ func (a *API) cancel(c *gin.Context) {
 	a.transition(c, j, jobs.Change{To: jobs.Cancelled, Note: cb.Reason, Comment: cb.Comment})
 }
 
+// retry requeues a dead-lettered job once its cause is mended (admins):
+// a fresh attempt, recomputed from the start.
+func (a *API) retry(c *gin.Context) {
+	j, err := a.load(c)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	cb, err := a.readComment(c)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if j.State != jobs.DeadLetter {
+		he := errf(409, "not_dead_letter", "job %s is %s; only dead-lettered jobs are retried", j.ID, j.State)
+		he.body.State = string(j.State)
+		abort(c, he)
+		return
+	}
+	note := "requeued from dead letter"
+	if cb.Reason != "" {
+		note += ": " + cb.Reason
+	}
+	a.transition(c, j, jobs.Change{To: jobs.Queued, Note: note})
+}
+
 // reviewable loads a job for a reviewer and enforces that nobody reviews a
 // job they submitted.
 func (a *API) reviewable(c *gin.Context) (*jobs.Job, error) {

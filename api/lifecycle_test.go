@@ -370,3 +370,26 @@ func TestFailClosed(t *testing.T) {
 		require.JSONEq(t, `{"count":7}`, string(res.Result))
 	})
 }
+
+func TestRetryDeadLetter(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	id := f.submit(alice, specPSI)
+	l, err := f.store.Claim(t.Context(), "w1", 0)
+	require.NoError(t, err)
+	_, err = f.store.Transition(t.Context(), id, jobs.Change{From: jobs.Running, Attempt: l.Attempt, To: jobs.DeadLetter, Actor: "worker:w1", Role: "worker", Error: "node housing unreachable"})
+	require.NoError(t, err)
+
+	// The analyst sees it parked, with the reason.
+	v := decodeJSON[wire.Job](t, f.do("GET", "/v1/jobs/"+id, bearer(alice), ""))
+	require.Equal(t, jobs.DeadLetter, v.State)
+	require.Contains(t, v.Error, "unreachable")
+
+	rec := f.do("POST", "/v1/jobs/"+id+"/retry", bearer(adam), `{"reason":"housing node restored"}`)
+	requireStatus(t, rec, 200)
+	require.Equal(t, jobs.Queued, decodeJSON[wire.Job](t, rec).State)
+	l, err = f.store.Claim(t.Context(), "w2", 0)
+	require.NoError(t, err)
+	require.Equal(t, id, l.Job.ID)
+	require.Equal(t, 2, l.Attempt)
+	requireStatus(t, f.do("POST", "/v1/jobs/"+id+"/retry", bearer(adam), ""), 409)
+}

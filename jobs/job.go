@@ -16,7 +16,8 @@
 // records one owner's consent while others are still awaited. running → running is a reclaim after a
 // worker's lease expired (the attempt goes up, fencing the old worker);
 // running → queued hands a job back (shutdown, or a retry after a transient
-// failure).
+// failure, after a backoff); running → dead_letter parks a job whose
+// transient failures outlasted its attempts, until an admin requeues it.
 package jobs
 
 import (
@@ -47,18 +48,22 @@ const (
 	Failed          State = "failed"
 	Cancelled       State = "cancelled"
 	Expired         State = "expired"
+	// DeadLetter holds a job whose transient failures outlasted its
+	// attempts; an admin can requeue it once the cause is mended.
+	DeadLetter State = "dead_letter"
 )
 
 // States lists every state.
-var States = []State{Submitted, AwaitingConsent, Queued, Running, AwaitingReview, Released, Rejected, Failed, Cancelled, Expired}
+var States = []State{Submitted, AwaitingConsent, Queued, Running, AwaitingReview, Released, Rejected, Failed, Cancelled, Expired, DeadLetter}
 
 // transitions is the state machine: from → allowed targets.
 var transitions = map[State][]State{
 	Submitted:       {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
 	AwaitingConsent: {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
 	Queued:          {Running, Rejected, Failed, Cancelled, Expired},
-	Running:         {Running, Queued, AwaitingReview, Rejected, Failed, Cancelled, Expired},
+	Running:         {Running, Queued, AwaitingReview, Rejected, Failed, Cancelled, Expired, DeadLetter},
 	AwaitingReview:  {Released, Rejected, Failed, Cancelled, Expired},
+	DeadLetter:      {Queued, Cancelled},
 }
 
 // CanTransition reports whether from → to is an edge of the state machine.
@@ -73,6 +78,10 @@ func CanTransition(from, to State) bool {
 
 // Final reports whether no transition leaves s.
 func (s State) Final() bool { return len(transitions[s]) == 0 }
+
+// Settled reports whether nothing more happens to a job in s without a
+// person acting: a final state, awaiting review, or dead-lettered.
+func (s State) Settled() bool { return s.Final() || s == AwaitingReview || s == DeadLetter }
 
 // Valid reports whether s is a known state.
 func (s State) Valid() bool {

@@ -132,6 +132,11 @@ func (c *Client) Consent(ctx context.Context, id string, approve bool, reason st
 	return &out, c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/consent", nil, b, &out)
 }
 
+// Retry requeues a dead-lettered job (admins).
+func (c *Client) Retry(ctx context.Context, id, reason string) (*wire.Job, error) {
+	return c.post(ctx, id, "retry", wire.Decision{Reason: reason})
+}
+
 // Review returns a finished job's result and disclosure checks (reviewers).
 func (c *Client) Review(ctx context.Context, id string) (*wire.Review, error) {
 	var out wire.Review

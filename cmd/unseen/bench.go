@@ -169,7 +169,7 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	j, err := c.Wait(ctx, sub.ID, 20*time.Millisecond, func(j *wire.Job) bool { return j.State == jobs.AwaitingReview || j.State.Final() }, nil)
+	j, err := c.Wait(ctx, sub.ID, 20*time.Millisecond, func(j *wire.Job) bool { return j.State.Settled() }, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -238,7 +238,26 @@ func clientCmds() []*cobra.Command {
 			return tw.Flush()
 		},
 	}
-	return []*cobra.Command{submit, status, list, review, approve, reject, cancel, result, datasets, consentCmd()}
+	var retryReason string
+	retry := &cobra.Command{
+		Use:   "retry ID",
+		Short: "Requeue a dead-lettered job once its cause is mended (admins)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			j, err := c.Retry(cmd.Context(), args[0], retryReason)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", j.ID, j.State)
+			return nil
+		},
+	}
+	retry.Flags().StringVar(&retryReason, "reason", "", "what was mended")
+	return []*cobra.Command{submit, status, list, review, approve, reject, cancel, result, datasets, consentCmd(), retry}
 }
 
 // openMembers decrypts a released psi_members result.

@@ -263,7 +263,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		var lastDone int64 = -1
 		wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
 		j, err := analyst.Wait(wctx, sub.ID, 50*time.Millisecond, func(j *wire.Job) bool {
-			return j.State == jobs.AwaitingReview || j.State.Final()
+			return j.State.Settled()
 		}, func(j *wire.Job) {
 			if j.State != last {
 				last = j.State

@@ -180,6 +180,8 @@ func (e *env) jobIn(st jobs.State) *jobs.Job {
 		return e.transition(e.jobIn(jobs.AwaitingReview), jobs.Released)
 	case jobs.Rejected, jobs.Failed, jobs.Cancelled, jobs.Expired:
 		return e.transition(e.jobIn(jobs.Queued), st)
+	case jobs.DeadLetter:
+		return e.transition(e.jobIn(jobs.Running), st)
 	}
 	e.t.Fatalf("no job can be stored in state %s", st)
 	return nil

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -44,7 +45,12 @@ type Runner struct {
 
 	ChunkSize   int           // elements per PSI request; default 4096
 	LeaseIdle   time.Duration // a lease idle this long is reclaimed; default 30 s
-	MaxAttempts int           // transient failures retried up to this; default 3
+	MaxAttempts int           // attempts before a job is dead-lettered; default 3
+	// Backoff is the wait before a job that failed transiently at attempt
+	// n is handed back; default: exponential from 1 s, capped at 1 min,
+	// with jitter. Sleep waits (tests inject one that does not).
+	Backoff func(attempt int) time.Duration
+	Sleep   func(ctx context.Context, d time.Duration) error
 	// OnState, if set, is told of every transition the runner makes (tests
 	// and the demo wait on it instead of sleeping).
 	OnState func(id string, s jobs.State)
@@ -68,6 +74,12 @@ func (r *Runner) defaults() {
 	}
 	if r.Clock == nil {
 		r.Clock = jobs.SystemClock{}
+	}
+	if r.Backoff == nil {
+		r.Backoff = DefaultBackoff
+	}
+	if r.Sleep == nil {
+		r.Sleep = sleepCtx
 	}
 	if r.Worker == "" {
 		r.Worker = "worker-" + jobs.NewID()[2:10]
@@ -137,6 +149,25 @@ func (r *Runner) notify(id string, s jobs.State) {
 	}
 }
 
+// DefaultBackoff is exponential from 1 s, capped at 1 min, with jitter
+// over the upper half so workers retrying together spread out.
+func DefaultBackoff(attempt int) time.Duration {
+	d := time.Second << min(max(attempt-1, 0), 6)
+	d = min(d, time.Minute)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // permanentError marks a failure that retrying cannot mend.
 type permanentError struct{ error }
 
@@ -194,12 +225,20 @@ func (r *Runner) Process(ctx context.Context, l *jobs.Lease) {
 		r.transition(ctx, l, jobs.Change{To: jobs.AwaitingReview, Review: b, Note: "result ready for review"})
 	case errors.Is(err, jobs.ErrLeaseLost) || jctx.Err() != nil && ctx.Err() == nil:
 		log.Warn("job abandoned: lease lost", "err", err)
-	case isPermanent(err) || l.Attempt >= r.MaxAttempts:
+	case isPermanent(err):
 		log.Warn("job failed", "err", err)
 		r.transition(ctx, l, jobs.Change{To: jobs.Failed, Error: err.Error(), Note: "failed"})
+	case l.Attempt >= r.MaxAttempts:
+		log.Warn("job dead-lettered: transient failures outlasted its attempts", "err", err)
+		r.transition(ctx, l, jobs.Change{To: jobs.DeadLetter, Error: err.Error(), Note: fmt.Sprintf("gave up after %d attempts", l.Attempt)})
 	default:
-		log.Warn("transient failure; job requeued", "err", err)
-		r.transition(ctx, l, jobs.Change{To: jobs.Queued, Error: err.Error(), Note: "retry after transient failure"})
+		// Back off while still holding the lease (the heartbeat goes on),
+		// so a node that is down is not hammered; then hand the job back.
+		d := r.Backoff(l.Attempt)
+		log.Warn("transient failure; job handed back after a backoff", "err", err, "backoff", d)
+		// A shutdown cuts the backoff short; the job is handed back at once.
+		_ = r.Sleep(ctx, d)
+		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Queued, Error: err.Error(), Note: fmt.Sprintf("retry after transient failure (backoff %s)", d.Round(time.Millisecond))})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unseen-data/unseen/compute/node/nodetest"
+	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/memstore"
 	"github.com/unseen-data/unseen/policy"
@@ -198,4 +199,51 @@ func TestUnknownDepartmentFails(t *testing.T) {
 	st.wait(t, j.ID, jobs.Failed)
 	got, _ := store.Get(context.Background(), j.ID)
 	require.Contains(t, got.Error, "no node is configured")
+}
+
+func TestTransientFailuresBackOffThenDeadLetter(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 50), "b.y": rng(0, 50)}
+	fed := nodetest.Start(t, rows, nil)
+	// b's node is unreachable: a transient failure every attempt.
+	clients := map[string]*nodeapi.Client{"a": fed.Clients["a"], "b": nodeapi.NewClient("b", "http://127.0.0.1:1", nodetest.Token)}
+	st := &states{ch: map[string]chan jobs.State{}}
+	store := memstore.New(&audit.MemLog{}, nil)
+	var mu sync.Mutex
+	var slept []time.Duration
+	r := &Runner{Store: store, Nodes: clients, Catalog: staticCatalog(fed.Catalog), OnState: st.on, Worker: "t", MaxAttempts: 3,
+		Backoff: DefaultBackoff,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			mu.Lock()
+			slept = append(slept, d)
+			mu.Unlock()
+			return nil
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, 1); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}})
+	st.wait(t, j.ID, jobs.DeadLetter)
+	got, err := store.Get(context.Background(), j.ID)
+	require.NoError(t, err)
+	require.Equal(t, 3, got.Attempt)
+	require.Contains(t, got.Error, "connect")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, slept, 2, "a backoff before each retry, none before dead-lettering")
+	require.GreaterOrEqual(t, slept[0], 500*time.Millisecond)
+	require.LessOrEqual(t, slept[0], time.Second)
+	require.GreaterOrEqual(t, slept[1], time.Second)
+	require.LessOrEqual(t, slept[1], 2*time.Second)
+}
+
+func TestDefaultBackoffGrowsAndCaps(t *testing.T) {
+	for a := 1; a < 20; a++ {
+		d := DefaultBackoff(a)
+		base := time.Second << min(a-1, 6)
+		base = min(base, time.Minute)
+		require.GreaterOrEqual(t, d, base/2, "attempt %d", a)
+		require.LessOrEqual(t, d, base, "attempt %d", a)
+	}
 }
