@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -43,6 +44,9 @@ type Store struct {
 	clock  jobs.Clock
 	audit  *AuditLog
 	closed atomic.Bool
+	// waitAOF: AOF is on and the server has WAITAOF (Redis ≥ 7.2), so a
+	// submission is acknowledged only once it is fsynced.
+	waitAOF bool
 }
 
 var _ jobs.Store = (*Store)(nil)
@@ -87,7 +91,26 @@ func New(ctx context.Context, c redis.UniversalClient, opts Options) (*Store, er
 			return nil, mapErr(ctx, "load scripts", err)
 		}
 	}
+	s.waitAOF = durability(ctx, c)
 	return s, nil
+}
+
+// durability reports whether submissions can wait for the AOF fsync, and
+// warns when AOF is on but they cannot (Redis before 7.2 has no WAITAOF:
+// run it with appendfsync always for the same guarantee).
+func durability(ctx context.Context, c redis.UniversalClient) bool {
+	cfg, err := c.ConfigGet(ctx, "append*").Result()
+	if err != nil || cfg["appendonly"] != "yes" {
+		return false
+	}
+	info, err := c.Do(ctx, "COMMAND", "INFO", "WAITAOF").Slice()
+	if err == nil && len(info) == 1 && info[0] != nil {
+		return true
+	}
+	if cfg["appendfsync"] != "always" {
+		slog.Warn("Redis has AOF on but no WAITAOF (Redis < 7.2): an acknowledged submission may be lost in a crash unless appendfsync is always", "appendfsync", cfg["appendfsync"])
+	}
+	return false
 }
 
 // ensureGroup creates the consumer group (and the stream). It starts at
@@ -165,6 +188,12 @@ func (s *Store) Create(ctx context.Context, in *jobs.Job, idempotencyKey string)
 			return nil, false, fmt.Errorf("%w (key %q, job %s)", jobs.ErrIdempotency, idempotencyKey, existing)
 		}
 		return prev, false, nil
+	}
+	if s.waitAOF {
+		// Acknowledge only what is on disk: WAITAOF numlocal=1 numreplicas=0.
+		if err := s.c.Do(ctx, "WAITAOF", 1, 0, 5000).Err(); err != nil {
+			return nil, false, mapErr(ctx, "waitaof", err)
+		}
 	}
 	return j, true, nil
 }
