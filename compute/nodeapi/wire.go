@@ -73,6 +73,9 @@ type PrepareRequest struct {
 type PrepareResponse struct {
 	Len        int `json:"len"`
 	InvalidIDs int `json:"invalid_ids"` // rows skipped for an invalid ID
+	// BelowK: the node's filter leaves fewer keys than its dataset's k, so
+	// a result could single out a person (a flag for the reviewer).
+	BelowK bool `json:"below_k"`
 }
 
 // OwnRequest asks for a chunk of the node's own list, blinded once.

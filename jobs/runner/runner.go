@@ -276,6 +276,7 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 	// Prepare every party concurrently: each node checks its own policy and
 	// loads, filters and blinds its input.
 	errs := make([]error, n)
+	belowK := make([]bool, n)
 	var wg sync.WaitGroup
 	for i, in := range j.Spec.Inputs {
 		c, err := r.node(in.Dataset)
@@ -292,6 +293,7 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 				return
 			}
 			parties[i] = &nodeapi.Party{Client: c, Header: h, N: resp.Len}
+			belowK[i] = resp.BelowK
 		}()
 	}
 	wg.Wait()
@@ -320,6 +322,7 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 
 	k := r.minCount(ctx, j)
 	rv := &jobs.Review{}
+	rv.Checks = append(rv.Checks, isolationCheck(j, belowK))
 	switch j.Spec.Type {
 	case policy.PSICardinality:
 		if res.Count < k {
@@ -358,6 +361,21 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 		rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: res.Count >= k, Detail: fmt.Sprintf("%d members (k = %d); the list is sealed to %s, delivered only to the requesting department", res.Count, k, j.Owner)})
 	}
 	return rv, nil
+}
+
+// isolationCheck flags a job whose filter narrows an input below its
+// node's k: each node says so without revealing its list's size.
+func isolationCheck(j *jobs.Job, belowK []bool) jobs.Check {
+	var narrow []string
+	for i, b := range belowK {
+		if b {
+			narrow = append(narrow, j.Spec.Inputs[i].Dataset)
+		}
+	}
+	if len(narrow) == 0 {
+		return jobs.Check{Name: "input_isolation", Passed: true, Detail: "every input keeps at least its dataset's k keys after filtering"}
+	}
+	return jobs.Check{Name: "input_isolation", Passed: false, Detail: fmt.Sprintf("the filter on %v leaves fewer keys than the dataset's k: the result could single out a person", narrow)}
 }
 
 // minCount is the largest k among the job's datasets; the default where a

@@ -176,7 +176,8 @@ func TestSmallIntersectionSuppressed(t *testing.T) {
 	rv, res := review(t, store, j.ID)
 	require.Nil(t, res["count"], "a count below k is suppressed, not rounded")
 	require.Equal(t, []string{"count"}, rv.Suppressed)
-	require.False(t, rv.Checks[0].Passed)
+	require.False(t, check(t, rv, "min_count").Passed)
+	require.True(t, check(t, rv, "input_isolation").Passed)
 }
 
 func TestNodeRefusalFailsJobPermanently(t *testing.T) {
@@ -246,4 +247,28 @@ func TestDefaultBackoffGrowsAndCaps(t *testing.T) {
 		require.GreaterOrEqual(t, d, base/2, "attempt %d", a)
 		require.LessOrEqual(t, d, base, "attempt %d", a)
 	}
+}
+
+func check(t *testing.T, rv jobs.Review, name string) jobs.Check {
+	t.Helper()
+	for _, c := range rv.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no check %q in %+v", name, rv.Checks)
+	return jobs.Check{}
+}
+
+func TestNarrowFilterFlagged(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 300), "b.y": rng(0, 300)}
+	_, store, st, _ := setup(t, rows, func(d *policy.Dataset) { d.MinCount = 10 })
+	// amount = index: "amount < 5" leaves 5 keys at node a, below its k.
+	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number", Filter: "amount < 5"}, {Dataset: "b.y", Key: "id_number"}}})
+	st.wait(t, j.ID, jobs.AwaitingReview)
+	rv, _ := review(t, store, j.ID)
+	c := check(t, rv, "input_isolation")
+	require.False(t, c.Passed)
+	require.Contains(t, c.Detail, "a.x")
+	require.NotContains(t, c.Detail, "5", "the node says below k, not its size")
 }
