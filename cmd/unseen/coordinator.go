@@ -33,11 +33,17 @@ type CoordinatorConfig struct {
 	Listen string `yaml:"listen"`
 	// Redis, if set, is the queue and store (redis://…); otherwise the
 	// embedded backend keeps jobs in memory and the audit chain in AuditLog.
-	Redis    string     `yaml:"redis"`
-	AuditLog string     `yaml:"audit_log"`
-	Workers  int        `yaml:"workers"`
-	Users    []api.User `yaml:"users"`
-	Nodes    []NodeRef  `yaml:"nodes"`
+	Redis string `yaml:"redis"`
+	// RedisPrefix namespaces every key (several federations, or tests, on
+	// one Redis); default "unseen".
+	RedisPrefix string `yaml:"redis_prefix"`
+	AuditLog    string `yaml:"audit_log"`
+	Workers     int    `yaml:"workers"`
+	// LeaseIdle is how long a worker's lease may go without a heartbeat
+	// before another worker reclaims its job (default 30s).
+	LeaseIdle time.Duration `yaml:"lease_idle"`
+	Users     []api.User    `yaml:"users"`
+	Nodes     []NodeRef     `yaml:"nodes"`
 	// TLS is the coordinator's certificate for mutual TLS with the nodes
 	// (`unseen pki issue coordinator`); every node URL must then be https.
 	TLS *pki.Files `yaml:"tls"`
@@ -145,7 +151,7 @@ func openStore(ctx context.Context, cfg *CoordinatorConfig) (jobs.Store, error) 
 			rc.Close()
 			return nil, err
 		}
-		s, err := redisstore.New(ctx, rc, redisstore.Options{})
+		s, err := redisstore.New(ctx, rc, redisstore.Options{Prefix: cfg.RedisPrefix})
 		if err != nil {
 			rc.Close()
 			return nil, err
@@ -219,7 +225,8 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 			}
 			return k, nil
 		},
-		Logger: log,
+		Logger:    log,
+		LeaseIdle: cfg.LeaseIdle,
 	}
 	return &coordinator{cfg: cfg, store: store, api: a, runner: r, catalog: cat, log: log}, nil
 }
