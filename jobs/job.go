@@ -220,6 +220,13 @@ type Store interface {
 	// minIdle (their worker died), bumping the attempt.
 	Reclaim(ctx context.Context, worker string, minIdle time.Duration) ([]*Lease, error)
 
+	// Spend adds amount to the counter key if the total stays at most
+	// limit, atomically, and returns the total; ok is false (and nothing is
+	// added) if it would not. A negative amount refunds. ttl > 0 makes a new
+	// counter expire (rate-limit windows). Privacy budgets and rate limits
+	// are counters of this kind.
+	Spend(ctx context.Context, key string, amount, limit int64, ttl time.Duration) (total int64, ok bool, err error)
+
 	// Audit is the coordinator's audit log, the same chain transitions write.
 	Audit() audit.Log
 	// Ping reports whether the backend is reachable.

@@ -36,6 +36,12 @@ type Store struct {
 	wake    chan struct{} // closed (and replaced) to wake blocked Claims
 	waiting int           // Claims currently blocked, for tests
 	closed  bool
+	spent   map[string]counter
+}
+
+type counter struct {
+	v       int64
+	expires time.Time // zero: never
 }
 
 type record struct {
@@ -61,7 +67,30 @@ func New(log audit.Log, clock jobs.Clock) *Store {
 		queue: list.New(),
 		idem:  map[idemKey]string{},
 		wake:  make(chan struct{}),
+		spent: map[string]counter{},
 	}
+}
+
+// Spend implements jobs.Store.
+func (s *Store) Spend(ctx context.Context, key string, amount, limit int64, ttl time.Duration) (int64, bool, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, false, err
+	}
+	defer s.mu.Unlock()
+	now := s.now()
+	c := s.spent[key]
+	if !c.expires.IsZero() && !now.Before(c.expires) {
+		c = counter{}
+	}
+	if c.v+amount > limit {
+		return c.v, false, nil
+	}
+	if c.v == 0 && ttl > 0 && c.expires.IsZero() {
+		c.expires = now.Add(ttl)
+	}
+	c.v += amount
+	s.spent[key] = c
+	return c.v, true, nil
 }
 
 var errClosed = fmt.Errorf("%w: memstore closed", jobs.ErrUnavailable)

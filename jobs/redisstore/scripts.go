@@ -211,6 +211,28 @@ redis.call('XDEL', KEYS[2], ARGV[1])
 return 1
 `)
 
+// spendScript adds to a counter within a limit (privacy budgets, rate
+// limits).
+//
+//	KEYS[1]  the counter
+//	ARGV[1]  amount (integer; negative refunds)
+//	ARGV[2]  limit
+//	ARGV[3]  ttl in ms for a new counter (0: none)
+//	returns  {1, total} if added, {0, total} if the limit would be passed
+var spendScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local amount = tonumber(ARGV[1])
+if cur + amount > tonumber(ARGV[2]) then
+  return {0, cur}
+end
+local isnew = redis.call('EXISTS', KEYS[1]) == 0
+local total = redis.call('INCRBY', KEYS[1], amount)
+if isnew and tonumber(ARGV[3]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return {1, total}
+`)
+
 // allScripts are loaded at New, so a script Redis rejects fails there and
 // not in the middle of a transition.
-var allScripts = []*redis.Script{appendScript, createScript, transitionScript, progressScript, heartbeatScript, settleScript}
+var allScripts = []*redis.Script{appendScript, createScript, transitionScript, progressScript, heartbeatScript, settleScript, spendScript}

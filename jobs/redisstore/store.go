@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/unseen-data/unseen/jobs"
@@ -396,6 +397,20 @@ func leaseCode(code int64, id string, attempt int) error {
 
 // Audit implements jobs.Store.
 func (s *Store) Audit() audit.Log { return s.audit }
+
+// Spend implements jobs.Store. Counters live at <prefix>:spend:<key>.
+func (s *Store) Spend(ctx context.Context, key string, amount, limit int64, ttl time.Duration) (int64, bool, error) {
+	if err := s.usable(ctx); err != nil {
+		return 0, false, err
+	}
+	r, err := spendScript.Run(ctx, s.c, []string{s.k.prefix + ":spend:" + key}, amount, limit, ttl.Milliseconds()).Slice()
+	if err != nil {
+		return 0, false, mapErr(ctx, "spend", err)
+	}
+	ok, _ := r[0].(int64)
+	total, _ := r[1].(int64)
+	return total, ok == 1, nil
+}
 
 // Ping implements jobs.Store.
 func (s *Store) Ping(ctx context.Context) error {
