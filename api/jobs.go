@@ -56,6 +56,20 @@ func (a *API) submit(c *gin.Context) {
 		abort(c, he)
 		return
 	}
+	charges, over, err := a.chargeLimits(c.Request.Context(), cat, spec, u.Name)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if len(over) > 0 {
+		for _, v := range over {
+			a.metrics.refused.WithLabelValues(v.Rule).Inc()
+		}
+		he := errf(429, "limit_exceeded", "%s", policy.Decision{Violations: over}.Error())
+		he.body.Violations = over
+		abort(c, he)
+		return
+	}
 	now := a.cfg.Clock.Now()
 	j := &jobs.Job{ID: jobs.NewID(), Spec: *spec, Owner: u.Name, Department: u.Department, State: jobs.Queued, Decision: &dec, CreatedAt: now, UpdatedAt: now}
 	if len(dec.NeedsConsent) > 0 {
@@ -63,6 +77,10 @@ func (a *API) submit(c *gin.Context) {
 		j.ConsentDeadline = now.Add(a.cfg.ConsentTTL).UTC()
 	}
 	j, created, err := a.cfg.Store.Create(c.Request.Context(), j, idem)
+	if err != nil || !created {
+		// Nothing new was created: give back what this submission spent.
+		a.refund(c.Request.Context(), charges)
+	}
 	if err != nil {
 		abort(c, err)
 		return

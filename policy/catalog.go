@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // ColumnKind is the type of a dataset column.
@@ -57,7 +58,32 @@ type Dataset struct {
 	JobTypes       []JobType `json:"job_types" yaml:"job_types"`
 	Departments    []string  `json:"departments,omitempty" yaml:"departments"` // who may ask; empty: any
 	MinCount       int       `json:"min_count" yaml:"min_count"`
+	// DP, if set, adds differential-privacy noise to released results and
+	// charges each job's ε to the analyst's budget on this dataset.
+	DP *DP `json:"dp,omitempty" yaml:"dp"`
+	// RateLimit bounds how many jobs one analyst may run on this dataset.
+	RateLimit *RateLimit `json:"rate_limit,omitempty" yaml:"rate_limit"`
 }
+
+// DP is a dataset's differential-privacy rule.
+type DP struct {
+	// Epsilon charged per job (e.g. 0.5).
+	Epsilon float64 `json:"epsilon" yaml:"epsilon"`
+	// Budget is the total ε one analyst may spend on the dataset.
+	Budget float64 `json:"budget" yaml:"budget"`
+	// ValueBound is the largest |value| of a value column, so sums can be
+	// given noise of the right scale (values beyond it are clamped).
+	ValueBound int64 `json:"value_bound,omitempty" yaml:"value_bound"`
+}
+
+// RateLimit is at most Jobs jobs per analyst per Per.
+type RateLimit struct {
+	Jobs int           `json:"jobs" yaml:"jobs"`
+	Per  time.Duration `json:"per" yaml:"per"`
+}
+
+// MicroEpsilon converts ε to the integer units budgets are counted in.
+func MicroEpsilon(e float64) int64 { return int64(e*1e6 + 0.5) }
 
 // DefaultMinCount is k when a dataset does not declare one.
 const DefaultMinCount = 10
@@ -136,6 +162,12 @@ func (d *Dataset) Validate() error {
 		if !t.valid() {
 			return fmt.Errorf("policy: dataset %s: unknown job type %q", d.Name, t)
 		}
+	}
+	if d.DP != nil && (d.DP.Epsilon <= 0 || d.DP.Budget < d.DP.Epsilon || d.DP.ValueBound < 0) {
+		return fmt.Errorf("policy: dataset %s: dp needs epsilon > 0, a budget of at least one job's epsilon, and a non-negative value_bound", d.Name)
+	}
+	if d.RateLimit != nil && (d.RateLimit.Jobs < 1 || d.RateLimit.Per <= 0) {
+		return fmt.Errorf("policy: dataset %s: rate_limit needs jobs ≥ 1 and a positive per", d.Name)
 	}
 	if d.MinCount < 0 {
 		return fmt.Errorf("policy: dataset %s: min_count must not be negative", d.Name)

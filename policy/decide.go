@@ -37,6 +37,9 @@ type Decision struct {
 	Versions   map[string]string `json:"policy_versions,omitempty"` // dataset → policy version in force
 	// NeedsConsent lists conditional datasets whose owners must consent.
 	NeedsConsent []string `json:"needs_consent,omitempty"`
+	// Epsilon is the differential-privacy ε each DP dataset charges this
+	// job (the noise added at review uses the smallest).
+	Epsilon map[string]float64 `json:"epsilon,omitempty"`
 }
 
 // Error summarises the violations as one message.
@@ -80,6 +83,15 @@ func Decide(cat Catalog, s *Spec, req Requester, onlyLocal bool) Decision {
 			continue
 		}
 		d.Versions[ds.Name] = ds.Version()
+		if ds.DP != nil {
+			if d.Epsilon == nil {
+				d.Epsilon = map[string]float64{}
+			}
+			d.Epsilon[ds.Name] = ds.DP.Epsilon
+			if s.Type == PSIMembers {
+				add("dp", ds.Name, "", "dataset requires differential privacy, which a member list cannot have; counts and statistics are allowed")
+			}
+		}
 		switch ds.Sharing {
 		case "closed":
 			add("sharing_closed", ds.Name, "", "dataset is not shared (不予共享) and can never be used")
@@ -122,6 +134,19 @@ func Decide(cat Catalog, s *Spec, req Requester, onlyLocal bool) Decision {
 		for _, name := range targets {
 			if ds, ok := cat[name]; ok {
 				useColumn(ds, r.ref.Column, r.use)
+			}
+		}
+	}
+	if len(d.Epsilon) > 0 {
+		// Sums need a declared bound on the value's size to be given noise
+		// of the right scale.
+		needsSum := false
+		for _, st := range s.Stats {
+			needsSum = needsSum || st != "count"
+		}
+		if needsSum && s.Value != nil {
+			if ds, ok := cat[s.Value.Dataset]; ok && (ds.DP == nil || ds.DP.ValueBound == 0) {
+				add("dp", s.Value.Dataset, s.Value.Column, "a differentially private job's sums need the value dataset to declare dp.value_bound; only count is allowed")
 			}
 		}
 	}

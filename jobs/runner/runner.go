@@ -325,6 +325,12 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 	rv.Checks = append(rv.Checks, isolationCheck(j, belowK))
 	switch j.Spec.Type {
 	case policy.PSICardinality:
+		if dp := planDP(j, r.catalog(ctx)); dp != nil {
+			m := moments{Count: int64(res.Count)}
+			dp.apply(&m)
+			res.Count = int(m.Count)
+			rv.Checks = append(rv.Checks, dp.check("the count"))
+		}
 		if res.Count < k {
 			rv.Result, _ = json.Marshal(map[string]any{"count": nil, "suppressed": fmt.Sprintf("below k = %d", k)})
 			rv.Suppressed = []string{"count"}
@@ -376,6 +382,14 @@ func isolationCheck(j *jobs.Job, belowK []bool) jobs.Check {
 		return jobs.Check{Name: "input_isolation", Passed: true, Detail: "every input keeps at least its dataset's k keys after filtering"}
 	}
 	return jobs.Check{Name: "input_isolation", Passed: false, Detail: fmt.Sprintf("the filter on %v leaves fewer keys than the dataset's k: the result could single out a person", narrow)}
+}
+
+func (r *Runner) catalog(ctx context.Context) policy.Catalog {
+	if r.Catalog == nil {
+		return nil
+	}
+	cat, _ := r.Catalog.Catalog(ctx)
+	return cat
 }
 
 // minCount is the largest k among the job's datasets; the default where a

@@ -147,6 +147,7 @@ func Clone(j *jobs.Job) *jobs.Job {
 		d.Violations = slices.Clone(d.Violations)
 		d.Versions = maps.Clone(d.Versions)
 		d.NeedsConsent = slices.Clone(d.NeedsConsent)
+		d.Epsilon = maps.Clone(d.Epsilon)
 		c.Decision = &d
 	}
 	c.Review = bytes.Clone(j.Review)

@@ -13,7 +13,7 @@ import (
 func TestCloneCoversReferenceFields(t *testing.T) {
 	known := map[string]bool{
 		"Job.Spec.Inputs": true, "Job.Spec.Value": true, "Job.Spec.Stats": true, "Job.Spec.GroupBy": true,
-		"Job.Decision": true, "Job.Decision.Violations": true, "Job.Decision.Versions": true, "Job.Decision.NeedsConsent": true,
+		"Job.Decision": true, "Job.Decision.Violations": true, "Job.Decision.Versions": true, "Job.Decision.NeedsConsent": true, "Job.Decision.Epsilon": true,
 		"Job.Review": true, "Job.Result": true, "Job.History": true, "Job.Consents": true,
 	}
 	var walk func(path string, ty reflect.Type)
