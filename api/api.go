@@ -40,6 +40,12 @@ func (s StaticCatalog) Catalog(context.Context) (policy.Catalog, error) {
 	return policy.Catalog(s), nil
 }
 
+// Keys is the homomorphic key ceremony, as the admin endpoints drive it.
+type Keys interface {
+	Init(ctx context.Context, threshold int) (any, error)
+	Status(ctx context.Context) (any, error)
+}
+
 // Config holds the API's dependencies.
 type Config struct {
 	Store   jobs.Store
@@ -53,6 +59,8 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// ConsentTTL is how long owners have to consent (default 7 days).
 	ConsentTTL time.Duration
+	// Keys runs the federation's key ceremony (nil: the endpoints answer 501).
+	Keys Keys
 	// Metrics is the registry /metrics serves; a new one if nil.
 	Metrics *prometheus.Registry
 }
@@ -140,6 +148,8 @@ func (a *API) routes() *gin.Engine {
 	v1.POST("/jobs/:id/reject", allow(RoleReviewer), a.reject)
 	v1.GET("/jobs/:id/result", allow(RoleAnalyst), a.result)
 	v1.GET("/datasets", a.datasets)
+	v1.POST("/keys/init", allow(RoleAdmin), a.keysInit)
+	v1.GET("/keys", allow(RoleAdmin, RoleAuditor), a.keysStatus)
 	v1.GET("/audit", allow(RoleAuditor), a.auditEntries)
 	v1.GET("/audit/verify", allow(RoleAuditor), a.auditVerify)
 	return r

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/unseen-data/unseen/api"
+	"github.com/unseen-data/unseen/compute/hefed"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/compute/pki"
 	"github.com/unseen-data/unseen/jobs"
@@ -38,7 +39,11 @@ type CoordinatorConfig struct {
 	// one Redis); default "unseen".
 	RedisPrefix string `yaml:"redis_prefix"`
 	AuditLog    string `yaml:"audit_log"`
-	Workers     int    `yaml:"workers"`
+	// HEState holds the key ceremony's public state and the coordinator's
+	// release key (mode 0600); default state/coordinator/he.json beside the
+	// config.
+	HEState string `yaml:"he_state"`
+	Workers int    `yaml:"workers"`
 	// LeaseIdle is how long a worker's lease may go without a heartbeat
 	// before another worker reclaims its job (default 30s).
 	LeaseIdle time.Duration `yaml:"lease_idle"`
@@ -80,6 +85,12 @@ func loadCoordinatorConfig(path string) (*CoordinatorConfig, error) {
 	}
 	if c.AuditLog != "" && !filepath.IsAbs(c.AuditLog) {
 		c.AuditLog = filepath.Join(c.dir, c.AuditLog)
+	}
+	if c.HEState == "" {
+		c.HEState = "state/coordinator/he.json"
+	}
+	if !filepath.IsAbs(c.HEState) {
+		c.HEState = filepath.Join(c.dir, c.HEState)
 	}
 	if c.TLS != nil {
 		for _, p := range []*string{&c.TLS.CA, &c.TLS.Cert, &c.TLS.Key} {
@@ -179,8 +190,17 @@ type coordinator struct {
 	api     *api.API
 	runner  *runner.Runner
 	catalog *nodeapi.Catalog
+	he      *hefed.Coordinator
 	log     *slog.Logger
 }
+
+// heKeys adapts the key ceremony to the API's admin endpoints.
+type heKeys struct{ c *hefed.Coordinator }
+
+func (k heKeys) Init(ctx context.Context, threshold int) (any, error) {
+	return k.c.Init(ctx, threshold)
+}
+func (k heKeys) Status(ctx context.Context) (any, error) { return k.c.Status(ctx) }
 
 func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) (*coordinator, error) {
 	nodes := map[string]*nodeapi.Client{}
@@ -199,7 +219,16 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 		nodes[n.Department] = cl
 	}
 	cat := nodeapi.NewCatalog(nodes)
-	a, err := api.New(api.Config{Store: store, Users: cfg.Users, Catalog: cat, Logger: log, Ready: cat.Ready})
+	if cfg.HEState != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.HEState), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	hc, err := hefed.Open(cfg.HEState, nodes, log)
+	if err != nil {
+		return nil, err
+	}
+	a, err := api.New(api.Config{Store: store, Users: cfg.Users, Catalog: cat, Logger: log, Ready: cat.Ready, Keys: heKeys{hc}})
 	if err != nil {
 		return nil, err
 	}
@@ -227,8 +256,9 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 		},
 		Logger:    log,
 		LeaseIdle: cfg.LeaseIdle,
+		HE:        hc,
 	}
-	return &coordinator{cfg: cfg, store: store, api: a, runner: r, catalog: cat, log: log}, nil
+	return &coordinator{cfg: cfg, store: store, api: a, runner: r, catalog: cat, he: hc, log: log}, nil
 }
 
 func isLoopbackURL(u string) bool {

@@ -56,6 +56,8 @@ type Server struct {
 	clock    func() time.Time
 	log      *slog.Logger
 
+	he *heState // homomorphic keys and ledger (he.go)
+
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -96,6 +98,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.tokenSum, _ = hex.DecodeString(cfg.CoordinatorTokenSHA256)
+	if s.he, err = newHEState(cfg, s.tokenSum, s.log); err != nil {
+		return nil, err
+	}
 	sealKey := make([]byte, 32)
 	if _, err := io.ReadFull(hkdf.New(sha256.New, s.secret, nil, []byte("unseen/node/audit-hmac/v1")), sealKey); err != nil {
 		return nil, err
@@ -151,6 +156,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+nodeapi.PathReblind, s.auth(s.reblind))
 	mux.HandleFunc("POST "+nodeapi.PathMembers, s.auth(s.members))
 	mux.HandleFunc("POST "+nodeapi.PathFinish, s.auth(s.finish))
+	mux.HandleFunc("POST "+nodeapi.PathKeysBegin, s.heAuth(s.keysBegin))
+	mux.HandleFunc("POST "+nodeapi.PathKeysShares, s.heAuth(s.keysShares))
+	mux.HandleFunc("POST "+nodeapi.PathKeysFinish, s.heAuth(s.keysFinish))
+	mux.HandleFunc("GET "+nodeapi.PathKeysStatus, s.heAuth(s.keysStatus))
+	mux.HandleFunc("POST "+nodeapi.PathHEGroups, s.heAuth(s.heGroups))
+	mux.HandleFunc("POST "+nodeapi.PathHEAggregate, s.heAuth(s.heAggregate))
+	mux.HandleFunc("POST "+nodeapi.PathHEValues, s.heAuth(s.heValues))
+	mux.HandleFunc("POST "+nodeapi.PathHEZeroMask, s.heAuth(s.heZeroMask))
+	mux.HandleFunc("POST "+nodeapi.PathHERelease, s.heAuth(s.heRelease))
 	return mux
 }
 
@@ -342,7 +356,7 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 		}
 		return nil, refuse(http.StatusNotFound, "unknown_dataset", "dataset %q is not held by node %s", in.Dataset, s.cfg.Department).audited()
 	}
-	if req.Spec.Type != policy.PSICardinality && req.Spec.Type != policy.PSIMembers {
+	if req.Spec.Type != policy.PSICardinality && req.Spec.Type != policy.PSIMembers && req.Spec.Type != policy.IntersectionStats {
 		if _, err := s.record(r.Context(), "psi.refused", req.Job, ds, withReason(detail, "job type")); err != nil {
 			return nil, err
 		}
@@ -372,7 +386,7 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 			// Idempotent per (job, step, attempt): the same list again.
 			n, _ := ss.party.Len(r.Context())
 			s.mu.Unlock()
-			return nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs()}, nil
+			return nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs(), BelowK: n < s.catalog[in.Dataset].EffectiveMinCount()}, nil
 		}
 	}
 	s.mu.Unlock()
@@ -396,7 +410,7 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 	s.mu.Lock()
 	s.sessions[sessionKey(req.Header)] = &session{attempt: req.Attempt, input: req.Input, self: req.Party, dataset: in.Dataset, spec: req.Spec, requester: req.Requester, party: party, used: s.clock()}
 	s.mu.Unlock()
-	return nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs()}, nil
+	return nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs(), BelowK: n < s.catalog[in.Dataset].EffectiveMinCount()}, nil
 }
 
 func sessionKey(h nodeapi.Header) string { return fmt.Sprintf("%s/%d", h.Job, h.Party) }
@@ -506,10 +520,12 @@ func (s *Server) finish(r *http.Request) (any, error) {
 	}
 	s.mu.Unlock()
 	var ds []string
+	d := map[string]string{"outcome": req.Outcome, "attempt": fmt.Sprint(req.Attempt)}
 	if ok {
 		ds = []string{ss.dataset}
+		d["purpose"] = ss.spec.Purpose
 	}
-	if _, err := s.record(r.Context(), string(nodeapi.StepFinish), req.Job, ds, map[string]string{"outcome": req.Outcome, "attempt": fmt.Sprint(req.Attempt)}); err != nil {
+	if _, err := s.record(r.Context(), string(nodeapi.StepFinish), req.Job, ds, d); err != nil {
 		return nil, err
 	}
 	return map[string]bool{"ok": true}, nil

@@ -233,7 +233,7 @@ func TestPrepareRefused(t *testing.T) {
 		{"job type not allowed", spec(policy.PSICardinality, policy.Input{Dataset: dsMembersOnl}), alice, 403, "policy_violation", "job_type"},
 		{"department not allowed", spec(policy.PSICardinality, policy.Input{Dataset: dsRestricted}), tax, 403, "policy_violation", "department"},
 		{"members of another department", spec(policy.PSIMembers, policy.Input{Dataset: dsBenefits}), housing, 403, "policy_violation", "members_own_dataset"},
-		{"not a PSI job", policy.Spec{Type: policy.IntersectionStats, Purpose: "p", Stats: []string{"count"}, Inputs: []policy.Input{{Dataset: dsBenefits, Key: "id_number"}, {Dataset: dsOwners, Key: "id_number"}}}, alice, 403, "unsupported", "job type"},
+		{"not a PSI job", policy.Spec{Type: policy.Aggregate, Purpose: "p", Stats: []string{"count"}, Inputs: []policy.Input{{Dataset: dsBenefits, Key: "id_number"}, {Dataset: dsOwners, Key: "id_number"}}}, alice, 403, "unsupported", "job type"},
 		{"invalid spec", policy.Spec{Type: policy.PSICardinality, Inputs: []policy.Input{{Dataset: dsBenefits, Key: "id_number"}, {Dataset: dsOwners, Key: "id_number"}}}, alice, 403, "policy_violation", "purpose"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

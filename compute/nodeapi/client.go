@@ -58,6 +58,11 @@ func IsPermanent(err error) bool {
 const maxResponseBytes = 8 << 20
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doLimit(ctx, method, path, in, out, maxResponseBytes)
+}
+
+// doLimit is do reading at most limit response bytes.
+func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, limit int64) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -79,12 +84,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("node %s: %w", c.Department, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("node %s: reading response: %w", c.Department, err)
 	}
-	if len(b) > maxResponseBytes {
-		return fmt.Errorf("node %s: response larger than %d bytes", c.Department, maxResponseBytes)
+	if int64(len(b)) > limit {
+		return fmt.Errorf("node %s: response larger than %d bytes", c.Department, limit)
 	}
 	if resp.StatusCode/100 != 2 {
 		re := &RemoteError{Department: c.Department, Status: resp.StatusCode, Code: "http_error", Message: http.StatusText(resp.StatusCode)}

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/unseen-data/unseen/compute/hefed"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
@@ -30,6 +31,12 @@ import (
 // CatalogSource gives the current catalog (for k and policy versions).
 type CatalogSource interface {
 	Catalog(ctx context.Context) (policy.Catalog, error)
+}
+
+// HE is the coordinator's side of homomorphic aggregation (compute/hefed).
+type HE interface {
+	Aggregate(ctx context.Context, j hefed.JobRef) (*hefed.Stats, error)
+	IntersectionStats(ctx context.Context, j hefed.JobRef, value *nodeapi.Party, positions []int) (*hefed.Stats, error)
 }
 
 // Runner runs jobs. Its zero-value durations get defaults.
@@ -51,6 +58,8 @@ type Runner struct {
 	// with jitter. Sleep waits (tests inject one that does not).
 	Backoff func(attempt int) time.Duration
 	Sleep   func(ctx context.Context, d time.Duration) error
+	// HE runs aggregate and intersection_stats (nil: those job types fail).
+	HE HE
 	// OnState, if set, is told of every transition the runner makes (tests
 	// and the demo wait on it instead of sleeping).
 	OnState func(id string, s jobs.State)
@@ -255,6 +264,8 @@ func (r *Runner) execute(ctx context.Context, l *jobs.Lease) (*jobs.Review, erro
 	switch l.Job.Spec.Type {
 	case policy.PSICardinality, policy.PSIMembers:
 		return r.runPSI(ctx, l)
+	case policy.Aggregate, policy.IntersectionStats:
+		return r.runHE(ctx, l)
 	default:
 		return nil, permanent("job type %s is not supported by this coordinator yet", l.Job.Spec.Type)
 	}
@@ -268,7 +279,16 @@ func (r *Runner) node(dataset string) (*nodeapi.Client, error) {
 	return c, nil
 }
 
-func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
+// psiRun is the outcome of a job's PSI phase.
+type psiRun struct {
+	parties []psi.Party
+	belowK  []bool
+	res     *psi.Result
+}
+
+// psiPhase prepares every input at its node and runs the PSI with list
+// primary's positions kept (the value input's for intersection_stats).
+func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psiRun, error) {
 	j := l.Job
 	n := len(j.Spec.Inputs)
 	parties := make([]psi.Party, n)
@@ -304,7 +324,7 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 
 	var last time.Time
 	var progErr error
-	res, err := psi.Run(ctx, parties, 0, r.ChunkSize, func(done, total int) {
+	res, err := psi.Run(ctx, parties, primary, r.ChunkSize, func(done, total int) {
 		if done != total && time.Since(last) < 200*time.Millisecond {
 			return
 		}
@@ -319,6 +339,16 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 	if progErr != nil {
 		return nil, progErr
 	}
+	return &psiRun{parties: parties, belowK: belowK, res: res}, nil
+}
+
+func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
+	j := l.Job
+	pr, err := r.psiPhase(ctx, l, 0)
+	if err != nil {
+		return nil, err
+	}
+	parties, belowK, res := pr.parties, pr.belowK, pr.res
 
 	k := r.minCount(ctx, j)
 	rv := &jobs.Review{}

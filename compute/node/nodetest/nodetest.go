@@ -7,10 +7,12 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +32,29 @@ type Federation struct {
 	Clients map[string]*nodeapi.Client // by department, as the coordinator holds them
 	Audits  map[string]*audit.MemLog
 	Catalog policy.Catalog
+	Configs map[string]*node.Config // by department (KeysPath: its key shares)
+
+	handlers map[string]*swapHandler
+	wrap     func(dept string, h http.Handler) http.Handler
 }
+
+// Options adjust StartWith.
+type Options struct {
+	// Customise lets a test change a declaration before the node starts.
+	Customise func(*policy.Dataset)
+	// Wrap, if set, wraps every node's handler (tests inject faults).
+	Wrap func(dept string, h http.Handler) http.Handler
+}
+
+// swapHandler serves the current node.Server, so that a restarted node
+// keeps its URL.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
 
 // ID returns the i-th synthetic resident ID number (valid check digit).
 func ID(i int) string {
@@ -64,12 +88,21 @@ const Token = "nodetest-coordinator-token"
 // test change a declaration before the node starts.
 func Start(t testing.TB, rows map[string][]int, customise func(*policy.Dataset)) *Federation {
 	t.Helper()
+	return StartWith(t, rows, Options{Customise: customise})
+}
+
+// StartWith is Start with options. Each node keeps its key shares in its
+// own folder (Configs[dept].KeysDir).
+func StartWith(t testing.TB, rows map[string][]int, opts Options) *Federation {
+	t.Helper()
+	customise := opts.Customise
 	dir := t.TempDir()
 	byDept := map[string][]string{}
 	for name := range rows {
 		byDept[policy.Department(name)] = append(byDept[policy.Department(name)], name)
 	}
-	f := &Federation{Servers: map[string]*node.Server{}, Clients: map[string]*nodeapi.Client{}, Audits: map[string]*audit.MemLog{}, Catalog: policy.Catalog{}}
+	f := &Federation{Servers: map[string]*node.Server{}, Clients: map[string]*nodeapi.Client{}, Audits: map[string]*audit.MemLog{}, Catalog: policy.Catalog{},
+		Configs: map[string]*node.Config{}, handlers: map[string]*swapHandler{}, wrap: opts.Wrap}
 	for dept, names := range byDept {
 		sort.Strings(names)
 		cfg := &node.Config{
@@ -78,6 +111,7 @@ func Start(t testing.TB, rows map[string][]int, customise func(*policy.Dataset))
 			SecretFile:             filepath.Join(dir, dept+".secret"),
 			AuditLog:               filepath.Join(dir, dept+".audit"),
 			CoordinatorTokenSHA256: sha(Token),
+			KeysDir:                filepath.Join(dir, dept+".keys"),
 		}
 		for _, name := range names {
 			file := filepath.Join(dir, name+".csv")
@@ -98,13 +132,39 @@ func Start(t testing.TB, rows map[string][]int, customise func(*policy.Dataset))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts := httptest.NewServer(s.Handler())
+		sh := &swapHandler{}
+		sh.set(f.handler(dept, s))
+		ts := httptest.NewServer(sh)
 		t.Cleanup(ts.Close)
 		f.Servers[dept] = s
 		f.Audits[dept] = log
+		f.Configs[dept] = cfg
+		f.handlers[dept] = sh
 		f.Clients[dept] = nodeapi.NewClient(dept, ts.URL, Token)
 	}
 	return f
+}
+
+func (f *Federation) handler(dept string, s *node.Server) http.Handler {
+	if f.wrap != nil {
+		return f.wrap(dept, s.Handler())
+	}
+	return s.Handler()
+}
+
+// Restart replaces a department's node by a new node.Server over the same
+// configuration, files and audit log (as after a process restart); the URL
+// stays the same. In-memory state (PSI sessions, ceremonies in progress) is
+// lost; what the node persisted is reloaded.
+func (f *Federation) Restart(t testing.TB, dept string) *node.Server {
+	t.Helper()
+	s, err := node.New(f.Configs[dept], node.Options{Audit: f.Audits[dept]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Servers[dept] = s
+	f.handlers[dept].set(f.handler(dept, s))
+	return s
 }
 
 func writeCSV(t testing.TB, path string, idx []int) {

@@ -1,0 +1,626 @@
+// Package hefed is the coordinator's side of Unseen's homomorphic
+// aggregation over HTTP (design 4.2): it runs the t-of-N key ceremony with
+// the departments' nodes, keeps the federation's collective public keys and
+// its own release keys, and computes `aggregate` and `intersection_stats`
+// jobs by adding (and masking) the nodes' ciphertexts and having exactly t
+// nodes switch each result to its release key.
+//
+// Who learns what (honest-but-curious coordinator and nodes, the
+// coordinator colluding with no node):
+//
+//   - Key ceremony: the coordinator relays HPKE public keys, public-key
+//     shares and Shamir shares sealed node-to-node; it cannot open the
+//     latter. It learns the collective public keys and keeps, per parameter
+//     set, its release key pair (in the state file, mode 0600). It never
+//     holds a secret-key share: its state alone decrypts nothing.
+//   - aggregate: the coordinator learns which group labels occur at each
+//     node (he/groups) and the released per-group totals (count, Σx, Σx²).
+//     It adds the nodes' ciphertexts before anything is decrypted, so no
+//     one sees a single department's contribution.
+//   - intersection_stats: the coordinator learns, from the value node's slot
+//     map, which PSI position sits in which group (and so the matched keys'
+//     group sizes, which it would release anyway) — never a value or a
+//     count of rows. Every input's node adds an encrypted zero-sum mask to
+//     each result, so a decrypted slot is uniform noise and only its total
+//     (the statistic) means anything.
+//   - Release: each result ciphertext is decrypted once, by an active set of
+//     exactly t nodes fixed before any share is asked for; every node keeps a
+//     ledger and refuses a second decryption. A node that fails mid-release
+//     fails the job: the ciphertext is never offered again, and a re-run
+//     computes from fresh encryptions.
+//
+// Every homomorphic object travels in a compute/he/envelope envelope MAC'd
+// under nodeapi.EnvelopeKey of the coordinator–node pair and is checked
+// (authenticity, parameters, ceremony, label, level, exact size) before
+// lattigo parses it.
+package hefed
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/unseen-data/unseen/compute/he"
+	"github.com/unseen-data/unseen/compute/he/ceremony"
+	"github.com/unseen-data/unseen/compute/he/envelope"
+	"github.com/unseen-data/unseen/compute/he/release"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+)
+
+// paramSets are the parameter sets the ceremony runs for, in order.
+var paramSets = []string{he.NameSums, he.NameSquares}
+
+// DefaultMaxRowsPerNode is the default of Coordinator.MaxRowsPerNode.
+const DefaultMaxRowsPerNode = 1 << 20
+
+// Errors.
+var (
+	// ErrNoKeys: no key ceremony has been run.
+	ErrNoKeys = errors.New("hefed: no key ceremony has been run (run Init, `unseen keys init`)")
+	// ErrRelease: a result could not be decrypted; the job must be re-run
+	// from fresh encryptions (the same ciphertext is never offered twice).
+	ErrRelease = errors.New("hefed: release failed")
+	// ErrJob: the job cannot be computed as specified.
+	ErrJob = errors.New("hefed: invalid job")
+)
+
+// Coordinator holds the federation's homomorphic state. It is safe for
+// concurrent use; jobs run concurrently, a ceremony excludes nothing but
+// another ceremony (jobs that straddle it fail on the ceremony check).
+type Coordinator struct {
+	path  string
+	nodes map[string]*nodeapi.Client
+	log   *slog.Logger
+
+	// MaxRowsPerNode is each node's share of the row bound of an aggregate:
+	// values are range-checked against T/(MaxRowsPerNode·inputs), so a
+	// larger bound admits more rows but smaller values.
+	MaxRowsPerNode int64
+	// Workers bounds the goroutines of homomorphic additions (default GOMAXPROCS).
+	Workers int
+	// ProbeTimeout bounds the health check that picks the active set (default 5 s).
+	ProbeTimeout time.Duration
+
+	pageChunks int // he/values chunks per request (0: nodeapi.MaxValuesChunks); tests page finer
+
+	initMu sync.Mutex // one ceremony at a time
+	mu     sync.RWMutex
+	cur    *epoch // nil before the first ceremony
+}
+
+// epoch is one ceremony's outcome.
+type epoch struct {
+	n         int
+	ceremony  string
+	threshold int
+	nodes     []string // sorted roster
+	created   time.Time
+	sets      map[string]*keySet
+}
+
+type keySet struct {
+	ps     *he.ParamSet
+	setup  *ceremony.Setup
+	pk     *he.PublicKey
+	pkHash []byte
+	rk     *release.ReleaseKey
+}
+
+// Open loads the coordinator's state from statePath (if it exists) for the
+// given node clients (by department).
+func Open(statePath string, nodes map[string]*nodeapi.Client, log *slog.Logger) (*Coordinator, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Coordinator{path: statePath, nodes: nodes, log: log.With("component", "hefed")}
+	b, err := os.ReadFile(statePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hefed: %w", err)
+	}
+	if fi, err := os.Stat(statePath); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		c.log.Warn("state file holds release keys and is readable by others; it should be mode 0600", "file", statePath)
+	}
+	ep, err := decodeState(b)
+	if err != nil {
+		return nil, fmt.Errorf("hefed: state %s: %w", statePath, err)
+	}
+	for _, n := range ep.nodes {
+		if _, ok := nodes[n]; !ok {
+			c.log.Warn("a node of the key ceremony is not configured; it cannot take part in releases", "node", n)
+		}
+	}
+	c.cur = ep
+	return c, nil
+}
+
+func (c *Coordinator) workers() int {
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+func (c *Coordinator) maxRowsPerNode() int64 {
+	if c.MaxRowsPerNode > 0 {
+		return c.MaxRowsPerNode
+	}
+	return DefaultMaxRowsPerNode
+}
+
+func (c *Coordinator) probeTimeout() time.Duration {
+	if c.ProbeTimeout > 0 {
+		return c.ProbeTimeout
+	}
+	return 5 * time.Second
+}
+
+func (c *Coordinator) epoch() (*epoch, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.cur == nil {
+		return nil, ErrNoKeys
+	}
+	return c.cur, nil
+}
+
+// ---- state file -----------------------------------------------------------
+
+type stateFile struct {
+	Version   int                `json:"version"`
+	Epoch     int                `json:"epoch"`
+	Ceremony  string             `json:"ceremony"`
+	Threshold int                `json:"threshold"`
+	Nodes     []string           `json:"nodes"`
+	Created   time.Time          `json:"created"`
+	Sets      map[string]setFile `json:"sets"`
+}
+
+type setFile struct {
+	CeremonyID string            `json:"ceremony_id"`
+	HPKE       map[string][]byte `json:"hpke_public_keys"`
+	PublicKey  []byte            `json:"public_key"`
+	ReleaseKey []byte            `json:"release_key"` // secret key ‖ public key
+}
+
+func encodeState(ep *epoch) ([]byte, error) {
+	sf := stateFile{Version: 1, Epoch: ep.n, Ceremony: ep.ceremony, Threshold: ep.threshold, Nodes: ep.nodes, Created: ep.created, Sets: map[string]setFile{}}
+	for name, ks := range ep.sets {
+		f := setFile{CeremonyID: ks.setup.CeremonyID(), HPKE: map[string][]byte{}}
+		for _, id := range ks.setup.Nodes() {
+			f.HPKE[string(id)], _ = ks.setup.HPKEPublicKey(id)
+		}
+		var err error
+		if f.PublicKey, err = ks.pk.MarshalBinary(); err != nil {
+			return nil, err
+		}
+		if f.ReleaseKey, err = ks.rk.MarshalBinary(); err != nil {
+			return nil, err
+		}
+		sf.Sets[name] = f
+	}
+	return json.Marshal(sf)
+}
+
+func decodeState(b []byte) (*epoch, error) {
+	var sf stateFile
+	if err := json.Unmarshal(b, &sf); err != nil {
+		return nil, err
+	}
+	if sf.Version != 1 {
+		return nil, fmt.Errorf("unknown state version %d", sf.Version)
+	}
+	ep := &epoch{n: sf.Epoch, ceremony: sf.Ceremony, threshold: sf.Threshold, nodes: sf.Nodes, created: sf.Created, sets: map[string]*keySet{}}
+	for _, name := range paramSets {
+		f, ok := sf.Sets[name]
+		if !ok {
+			return nil, fmt.Errorf("no keys for parameter set %s", name)
+		}
+		ps, _ := he.ParamsByName(name)
+		hp := map[ceremony.NodeID][]byte{}
+		for id, k := range f.HPKE {
+			hp[ceremony.NodeID(id)] = k
+		}
+		setup, err := ceremony.NewSetup(f.CeremonyID, ps, nodeIDs(sf.Nodes), sf.Threshold, hp)
+		if err != nil {
+			return nil, err
+		}
+		pk, err := ps.UnmarshalPublicKey(f.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s public key: %w", name, err)
+		}
+		rk, err := release.UnmarshalReleaseKey(ps, f.ReleaseKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s release key: %w", name, err)
+		}
+		ep.sets[name] = &keySet{ps: ps, setup: setup, pk: pk, pkHash: hashOf(f.PublicKey), rk: rk}
+	}
+	return ep, nil
+}
+
+// writeState replaces the state file atomically, mode 0600 (it holds the
+// release secret keys).
+func writeState(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func hashOf(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+func nodeIDs(names []string) []ceremony.NodeID {
+	out := make([]ceremony.NodeID, len(names))
+	for i, n := range names {
+		out[i] = ceremony.NodeID(n)
+	}
+	return out
+}
+
+// ---- envelopes ------------------------------------------------------------
+
+func expect(ps *he.ParamSet, cer, label string, level int) (envelope.Expect, error) {
+	var size int
+	var err error
+	switch label {
+	case ceremony.LabelSealedShamirShare:
+		size, err = ceremony.SealedShareSize(ps)
+	case release.LabelShare:
+		size, err = release.ShareSize(ps, level)
+	default:
+		return ps.Expect(cer, label, level)
+	}
+	if err != nil {
+		return envelope.Expect{}, err
+	}
+	return envelope.Expect{Header: envelope.Header{ParamsHash: ps.Hash(), CeremonyID: cer, Label: label, Level: level}, Size: size}, nil
+}
+
+func seal(cl *nodeapi.Client, ps *he.ParamSet, cer, label string, level int, payload []byte) ([]byte, error) {
+	return envelope.Seal(cl.EnvelopeKey(), envelope.Header{ParamsHash: ps.Hash(), CeremonyID: cer, Label: label, Level: level}, payload)
+}
+
+// open checks an envelope from node cl before anything parses its payload.
+func open(cl *nodeapi.Client, ps *he.ParamSet, cer, label string, level int, msg []byte) ([]byte, error) {
+	want, err := expect(ps, cer, label, level)
+	if err != nil {
+		return nil, err
+	}
+	p, err := envelope.Open(cl.EnvelopeKey(), msg, want)
+	if errors.Is(err, envelope.ErrCeremony) {
+		return nil, fmt.Errorf("node %s: %s made under another key ceremony than %s (does it hold the current keys? see Status)", cl.Department, label, cer)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %s: %w", cl.Department, label, err)
+	}
+	return p, nil
+}
+
+func openCiphertext(cl *nodeapi.Client, ks *keySet, msg []byte) (*he.Ciphertext, error) {
+	level := ks.ps.MaxLevel()
+	p, err := open(cl, ks.ps, ks.setup.CeremonyID(), he.LabelCiphertext, level, msg)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := ks.ps.UnmarshalCiphertext(p, level)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: ciphertext: %w", cl.Department, err)
+	}
+	return ct, nil
+}
+
+// ---- fan-out --------------------------------------------------------------
+
+// each runs fn for every named node concurrently and joins the errors.
+func (c *Coordinator) each(ctx context.Context, names []string, fn func(ctx context.Context, name string, cl *nodeapi.Client) error) error {
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		cl, ok := c.nodes[n]
+		if !ok {
+			errs[i] = fmt.Errorf("hefed: node %s is not configured", n)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(ctx, n, cl)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ---- key ceremony ---------------------------------------------------------
+
+// Status describes the current key ceremony and whether each node holds
+// its shares.
+type Status struct {
+	Epoch     int          `json:"epoch"` // 0: no ceremony yet
+	Ceremony  string       `json:"ceremony,omitempty"`
+	Threshold int          `json:"threshold,omitempty"`
+	Created   time.Time    `json:"created,omitzero"`
+	Params    []string     `json:"params,omitempty"`
+	Nodes     []NodeStatus `json:"nodes"`
+}
+
+// NodeStatus is one node's part in the ceremony.
+type NodeStatus struct {
+	Node        string `json:"node"`
+	InRoster    bool   `json:"in_roster"`
+	Reachable   bool   `json:"reachable"`
+	HoldsShares bool   `json:"holds_shares"` // the current ceremony's shares, for every parameter set
+	Error       string `json:"error,omitempty"`
+}
+
+// Init runs a new key ceremony (a new epoch) with every configured node,
+// once per parameter set, and checks that every node derived the same
+// collective public key as the coordinator. The previous epoch's keys stay
+// in force until it succeeds.
+func (c *Coordinator) Init(ctx context.Context, threshold int) (*Status, error) {
+	c.initMu.Lock()
+	defer c.initMu.Unlock()
+	nodes := make([]string, 0, len(c.nodes))
+	for n := range c.nodes {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	if len(nodes) == 0 {
+		return nil, errors.New("hefed: no nodes are configured")
+	}
+	if threshold < min(2, len(nodes)) || threshold > len(nodes) {
+		return nil, fmt.Errorf("hefed: threshold %d not in [%d, %d]", threshold, min(2, len(nodes)), len(nodes))
+	}
+	n := 1
+	c.mu.RLock()
+	if c.cur != nil {
+		n = c.cur.n + 1
+	}
+	c.mu.RUnlock()
+	rnd := make([]byte, 6)
+	if _, err := rand.Read(rnd); err != nil {
+		return nil, err
+	}
+	ep := &epoch{n: n, ceremony: fmt.Sprintf("e%d-%s", n, hex.EncodeToString(rnd)), threshold: threshold, nodes: nodes, created: time.Now().UTC(), sets: map[string]*keySet{}}
+	c.log.Info("key ceremony starting", "epoch", n, "ceremony", ep.ceremony, "threshold", threshold, "nodes", nodes)
+	for _, name := range paramSets {
+		ps, _ := he.ParamsByName(name)
+		ks, err := c.runCeremony(ctx, ep.ceremony+"."+name, ps, nodes, threshold)
+		if err != nil {
+			c.log.Warn("key ceremony failed", "epoch", n, "params", name, "err", err)
+			return nil, fmt.Errorf("hefed: key ceremony (%s): %w", name, err)
+		}
+		ep.sets[name] = ks
+	}
+	b, err := encodeState(ep)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeState(c.path, b); err != nil {
+		return nil, fmt.Errorf("hefed: saving state: %w", err)
+	}
+	c.mu.Lock()
+	c.cur = ep
+	c.mu.Unlock()
+	c.log.Info("key ceremony finished", "epoch", n, "ceremony", ep.ceremony, "threshold", threshold)
+	return c.Status(ctx)
+}
+
+func (c *Coordinator) runCeremony(ctx context.Context, cer string, ps *he.ParamSet, nodes []string, threshold int) (*keySet, error) {
+	hdr := func() nodeapi.CeremonyHeader { return nodeapi.CeremonyHeader{Ceremony: cer, Params: ps.Name()} }
+	var mu sync.Mutex
+	// 1. Every node makes an HPKE key pair for this ceremony.
+	hpke := map[ceremony.NodeID][]byte{}
+	err := c.each(ctx, nodes, func(ctx context.Context, n string, cl *nodeapi.Client) error {
+		resp, err := cl.KeysBegin(ctx, &nodeapi.KeysBeginRequest{CeremonyHeader: hdr(), Nodes: nodes, Threshold: threshold})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		hpke[ceremony.NodeID(n)] = resp.HPKEPublicKey
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setup, err := ceremony.NewSetup(cer, ps, nodeIDs(nodes), threshold, hpke)
+	if err != nil {
+		return nil, err
+	}
+	// 2. Every node draws its secret share and returns its public-key share
+	// and its Shamir shares, each sealed to its recipient.
+	ckg := map[ceremony.NodeID][]byte{}
+	sealed := map[string]map[string][]byte{} // recipient → sender → sealed payload
+	for _, n := range nodes {
+		sealed[n] = map[string][]byte{}
+	}
+	hpkeByName := map[string][]byte{}
+	for id, k := range hpke {
+		hpkeByName[string(id)] = k
+	}
+	err = c.each(ctx, nodes, func(ctx context.Context, from string, cl *nodeapi.Client) error {
+		resp, err := cl.KeysShares(ctx, &nodeapi.KeysSharesRequest{CeremonyHeader: hdr(), Nodes: nodes, Threshold: threshold, HPKEPublicKeys: hpkeByName})
+		if err != nil {
+			return err
+		}
+		p, err := open(cl, ps, cer, he.LabelCKGShare, ps.MaxLevel(), resp.PublicKeyShare)
+		if err != nil {
+			return err
+		}
+		want := 0
+		if setup.Thresholdized() {
+			want = len(nodes) - 1
+		}
+		if len(resp.SealedShares) != want {
+			return fmt.Errorf("node %s sent %d sealed shares, want %d", from, len(resp.SealedShares), want)
+		}
+		got := map[string][]byte{}
+		for to, msg := range resp.SealedShares {
+			if to == from || !slices.Contains(nodes, to) {
+				return fmt.Errorf("node %s sealed a share for %q", from, to)
+			}
+			if got[to], err = open(cl, ps, cer, ceremony.LabelSealedShamirShare, ps.MaxLevel(), msg); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		ckg[ceremony.NodeID(from)] = p
+		for to, b := range got {
+			sealed[to][from] = b
+		}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	pk, err := ceremony.AggregatePublicKey(setup, ckg)
+	if err != nil {
+		return nil, err
+	}
+	pkb, err := pk.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	pkHash := hashOf(pkb)
+	// 3. Every node receives all public-key shares and the Shamir shares
+	// sealed to it, re-enveloped for it, finishes and persists its keys.
+	err = c.each(ctx, nodes, func(ctx context.Context, to string, cl *nodeapi.Client) error {
+		req := &nodeapi.KeysFinishRequest{CeremonyHeader: hdr(), PublicKeyShares: map[string][]byte{}, SealedShares: map[string][]byte{}}
+		for from, p := range ckg {
+			m, err := seal(cl, ps, cer, he.LabelCKGShare, ps.MaxLevel(), p)
+			if err != nil {
+				return err
+			}
+			req.PublicKeyShares[string(from)] = m
+		}
+		for from, p := range sealed[to] {
+			m, err := seal(cl, ps, cer, ceremony.LabelSealedShamirShare, ps.MaxLevel(), p)
+			if err != nil {
+				return err
+			}
+			req.SealedShares[from] = m
+		}
+		resp, err := cl.KeysFinish(ctx, req)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(resp.PublicKeySHA256, pkHash) {
+			return fmt.Errorf("node %s derived another collective public key than the coordinator", to)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &keySet{ps: ps, setup: setup, pk: pk, pkHash: pkHash, rk: release.NewReleaseKey(ps)}, nil
+}
+
+// Status reports the current ceremony and asks every node (configured or in
+// the roster) which keys it holds.
+func (c *Coordinator) Status(ctx context.Context) (*Status, error) {
+	c.mu.RLock()
+	ep := c.cur
+	c.mu.RUnlock()
+	st := &Status{}
+	names := map[string]bool{}
+	for n := range c.nodes {
+		names[n] = true
+	}
+	if ep != nil {
+		st.Epoch, st.Ceremony, st.Threshold, st.Created, st.Params = ep.n, ep.ceremony, ep.threshold, ep.created, slices.Clone(paramSets)
+		for _, n := range ep.nodes {
+			names[n] = true
+		}
+	}
+	all := make([]string, 0, len(names))
+	for n := range names {
+		all = append(all, n)
+	}
+	sort.Strings(all)
+	st.Nodes = make([]NodeStatus, len(all))
+	var wg sync.WaitGroup
+	for i, n := range all {
+		st.Nodes[i] = NodeStatus{Node: n, InRoster: ep != nil && slices.Contains(ep.nodes, n)}
+		cl, ok := c.nodes[n]
+		if !ok {
+			st.Nodes[i].Error = "not configured at the coordinator"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, c.probeTimeout())
+			defer cancel()
+			holds, err := holdsKeys(pctx, cl, ep)
+			ns := &st.Nodes[i]
+			ns.Reachable = err == nil
+			ns.HoldsShares = holds && ns.InRoster
+			if err != nil {
+				ns.Error = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return st, nil
+}
+
+// holdsKeys asks a node whether it holds ep's keys for every parameter set.
+func holdsKeys(ctx context.Context, cl *nodeapi.Client, ep *epoch) (bool, error) {
+	resp, err := cl.KeysStatus(ctx)
+	if err != nil {
+		return false, err
+	}
+	if ep == nil {
+		return false, nil
+	}
+	for _, name := range paramSets {
+		ks := ep.sets[name]
+		ok := false
+		for _, s := range resp.Sets {
+			if s.Params == name && s.Ceremony == ks.setup.CeremonyID() && slices.Equal(s.PublicKeySHA256, ks.pkHash) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,525 @@
+package hefed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/unseen-data/unseen/compute/he"
+	"github.com/unseen-data/unseen/compute/he/ceremony"
+	"github.com/unseen-data/unseen/compute/he/envelope"
+	"github.com/unseen-data/unseen/compute/node/nodetest"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/audit"
+	"github.com/unseen-data/unseen/psi"
+)
+
+var alice = policy.Requester{User: "alice", Department: "a"}
+
+func rng(lo, hi int) []int {
+	out := make([]int, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// The federation of these tests: three departments with one dataset each
+// (nodetest rows: key ID(i), district Districts[i%3], amount i). a.pay
+// holds keys 30 and 31 more than once.
+func rows() map[string][]int {
+	return map[string][]int{
+		"a.pay": append(rng(0, 40), 30, 30, 31),
+		"b.pay": rng(20, 70),
+		"c.pay": append(rng(100, 130), rng(0, 35)...),
+	}
+}
+
+type fixture struct {
+	f     *nodetest.Federation
+	c     *Coordinator
+	state string
+}
+
+func start(t *testing.T, threshold int, opts nodetest.Options) *fixture {
+	t.Helper()
+	f := nodetest.StartWith(t, rows(), opts)
+	state := filepath.Join(t.TempDir(), "hefed.json")
+	c, err := Open(state, f.Clients, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for dept, l := range f.Audits {
+			_, err := audit.VerifyLog(context.Background(), l)
+			require.NoError(t, err, "audit chain of node %s", dept)
+		}
+	})
+	fx := &fixture{f: f, c: c, state: state}
+	fx.init(t, threshold)
+	return fx
+}
+
+func (fx *fixture) init(t *testing.T, threshold int) *Status {
+	t.Helper()
+	st, err := fx.c.Init(context.Background(), threshold)
+	require.NoError(t, err)
+	require.Equal(t, threshold, st.Threshold)
+	require.Len(t, st.Nodes, 3)
+	for _, n := range st.Nodes {
+		require.True(t, n.InRoster && n.Reachable && n.HoldsShares, "%+v", n)
+	}
+	return st
+}
+
+// plain is the expected result over nodetest row indexes.
+func plain(idx []int, grouped, squares bool) *Stats {
+	st := &Stats{SumSq: zeroIf(squares)}
+	if grouped {
+		st.Groups = map[string]GroupStats{}
+	}
+	for _, i := range idx {
+		x := int64(i)
+		st.Count++
+		st.Sum += x
+		if squares {
+			*st.SumSq += x * x
+		}
+		if grouped {
+			g := st.Groups[nodetest.Districts[i%3]]
+			g.Count++
+			g.Sum += x
+			if squares {
+				if g.SumSq == nil {
+					g.SumSq = new(int64)
+				}
+				*g.SumSq += x * x
+			}
+			st.Groups[nodetest.Districts[i%3]] = g
+		}
+	}
+	return st
+}
+
+func filterIdx(idx []int, keep func(int) bool) []int {
+	var out []int
+	for _, i := range idx {
+		if keep(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func aggregateSpec(stats []string, grouped bool) policy.Spec {
+	s := policy.Spec{
+		Type: policy.Aggregate, Purpose: "payments by district",
+		Inputs: []policy.Input{{Dataset: "a.pay"}, {Dataset: "b.pay", Filter: "amount > 25"}, {Dataset: "c.pay"}},
+		Value:  &policy.ColumnRef{Column: "amount"}, Stats: stats,
+	}
+	if grouped {
+		s.GroupBy = &policy.ColumnRef{Column: "district"}
+	}
+	return s
+}
+
+func wantAggregate(grouped, squares bool) *Stats {
+	r := rows()
+	all := append(append(append([]int{}, r["a.pay"]...), filterIdx(r["b.pay"], func(i int) bool { return i > 25 })...), r["c.pay"]...)
+	st := plain(all, grouped, squares)
+	if !squares {
+		st.SumSq = nil
+	}
+	return st
+}
+
+// runPSI prepares every input and runs PSI with input `primary` first, as
+// the runner does for intersection_stats.
+func runPSI(t *testing.T, f *nodetest.Federation, j JobRef, primary int) (*nodeapi.Party, []int) {
+	t.Helper()
+	ctx := context.Background()
+	n := len(j.Spec.Inputs)
+	parties := make([]psi.Party, n)
+	for i, in := range j.Spec.Inputs {
+		cl := f.Clients[policy.Department(in.Dataset)]
+		h := nodeapi.Header{Job: j.ID, Attempt: j.Attempt, Party: i}
+		resp, err := cl.Prepare(ctx, &nodeapi.PrepareRequest{Header: h, Spec: j.Spec, Requester: j.Requester, Input: i, Parties: n})
+		require.NoError(t, err)
+		parties[i] = &nodeapi.Party{Client: cl, Header: h, N: resp.Len}
+	}
+	res, err := psi.Run(ctx, parties, primary, 4096, nil)
+	require.NoError(t, err)
+	return parties[primary].(*nodeapi.Party), res.Positions
+}
+
+func entries(t *testing.T, f *nodetest.Federation, dept, action, job string) []audit.Entry {
+	t.Helper()
+	all, err := f.Audits[dept].Entries(context.Background(), audit.Filter{Action: action, Job: job})
+	require.NoError(t, err)
+	return all
+}
+
+func mustExpect(t *testing.T, ps *he.ParamSet, cer, label string, level int) envelope.Expect {
+	t.Helper()
+	e, err := expect(ps, cer, label, level)
+	require.NoError(t, err)
+	return e
+}
+
+func requireRemote(t *testing.T, err error, status int, code string) *nodeapi.RemoteError {
+	t.Helper()
+	var re *nodeapi.RemoteError
+	require.True(t, errors.As(err, &re), "want a node refusal, got %v", err)
+	require.Equal(t, status, re.Status, "%v", err)
+	require.Equal(t, code, re.Code, "%v", err)
+	return re
+}
+
+// ---------------------------------------------------------------------------
+
+// One federation through its life: a 3-of-3 ceremony and an aggregate; a
+// new 2-of-3 epoch; aggregates and intersection_stats equal to plaintext;
+// then every node and the coordinator restart and the keys still work.
+func TestFederation(t *testing.T) {
+	ctx := context.Background()
+	fx := start(t, 3, nodetest.Options{})
+	c, f := fx.c, fx.f
+
+	t.Run("aggregate 3-of-3", func(t *testing.T) {
+		st, err := c.Aggregate(ctx, JobRef{ID: "agg-1", Attempt: 1, Spec: aggregateSpec([]string{"count", "sum", "mean", "variance"}, true), Requester: alice})
+		require.NoError(t, err)
+		require.Equal(t, wantAggregate(true, true), st)
+		// Every input's node audited its part; three nodes released.
+		for _, d := range []string{"a", "b", "c"} {
+			require.Len(t, entries(t, f, d, string(nodeapi.StepHEAggregate), "agg-1"), 1)
+			require.Len(t, entries(t, f, d, string(nodeapi.StepHERelease), "agg-1"), 2) // sums, squares
+		}
+	})
+
+	old, err := c.Status(ctx)
+	require.NoError(t, err)
+	st := fx.init(t, 2)
+	require.Equal(t, 2, st.Epoch)
+	require.NotEqual(t, old.Ceremony, st.Ceremony)
+
+	t.Run("aggregate 2-of-3", func(t *testing.T) {
+		got, err := c.Aggregate(ctx, JobRef{ID: "agg-2", Attempt: 1, Spec: aggregateSpec([]string{"count", "sum", "mean", "variance"}, true), Requester: alice})
+		require.NoError(t, err)
+		want := wantAggregate(true, true)
+		require.Equal(t, want, got)
+		m, err := got.Groups[nodetest.Districts[1]].Moments().VarianceRat()
+		require.NoError(t, err)
+		wm, _ := want.Groups[nodetest.Districts[1]].Moments().VarianceRat()
+		require.Equal(t, wm.String(), m.String())
+		released := 0
+		for _, d := range []string{"a", "b", "c"} {
+			released += len(entries(t, f, d, string(nodeapi.StepHERelease), "agg-2"))
+		}
+		require.Equal(t, 2*2, released, "two ciphertexts, two nodes each")
+
+		got, err = c.Aggregate(ctx, JobRef{ID: "agg-3", Attempt: 1, Spec: aggregateSpec([]string{"sum"}, false), Requester: alice})
+		require.NoError(t, err)
+		require.Equal(t, wantAggregate(false, false), got)
+	})
+
+	t.Run("intersection_stats", func(t *testing.T) {
+		r := rows()
+		inC := map[int]bool{}
+		for _, i := range r["c.pay"] {
+			inC[i] = true
+		}
+		// Value, group-by and a filter at a.pay; keys in a, b and c.
+		spec := policy.Spec{
+			Type: policy.IntersectionStats, Purpose: "payments of owners",
+			Inputs: []policy.Input{
+				{Dataset: "a.pay", Key: "id_number", Filter: fmt.Sprintf("district != '%s'", nodetest.Districts[2])},
+				{Dataset: "b.pay", Key: "id_number"},
+				{Dataset: "c.pay", Key: "id_number"},
+			},
+			Value:   &policy.ColumnRef{Dataset: "a.pay", Column: "amount"},
+			GroupBy: &policy.ColumnRef{Dataset: "a.pay", Column: "district"},
+			Stats:   []string{"count", "sum", "mean", "variance"},
+		}
+		j := JobRef{ID: "is-1", Attempt: 1, Spec: spec, Requester: alice}
+		value, pos := runPSI(t, f, j, 0)
+		c.pageChunks = 1 // one group per page: the layout must hold across pages
+		got, err := c.IntersectionStats(ctx, j, value, pos)
+		c.pageChunks = 0
+		require.NoError(t, err)
+		require.Len(t, entries(t, f, "a", string(nodeapi.StepHEValues), "is-1"), 2)
+		want := plain(filterIdx(r["a.pay"], func(i int) bool { return i >= 20 && i < 70 && inC[i] && i%3 != 2 }), true, true)
+		// Every group of the filtered rows is reported, matched or not.
+		for _, d := range nodetest.Districts[:2] {
+			if _, ok := want.Groups[d]; !ok {
+				want.Groups[d] = GroupStats{SumSq: new(int64)}
+			}
+		}
+		require.Equal(t, want, got)
+		require.Equal(t, int64(2+1), got.Count-int64(len(pos)), "keys 30 and 31 have 3 and 2 rows")
+		// Every input's node added zero-sum masks.
+		for _, d := range []string{"a", "b", "c"} {
+			require.NotEmpty(t, entries(t, f, d, string(nodeapi.StepHEZeroMask), "is-1"), d)
+		}
+
+		// Value in the second input, no group-by, no variance.
+		spec2 := policy.Spec{
+			Type: policy.IntersectionStats, Purpose: "payments of residents",
+			Inputs: []policy.Input{{Dataset: "c.pay", Key: "id_number"}, {Dataset: "b.pay", Key: "id_number"}},
+			Value:  &policy.ColumnRef{Dataset: "b.pay", Column: "amount"},
+			Stats:  []string{"count", "sum", "mean"},
+		}
+		j2 := JobRef{ID: "is-2", Attempt: 1, Spec: spec2, Requester: alice}
+		value, pos = runPSI(t, f, j2, 1)
+		got, err = c.IntersectionStats(ctx, j2, value, pos)
+		require.NoError(t, err)
+		want = plain(filterIdx(r["b.pay"], func(i int) bool { return inC[i] }), false, false)
+		want.SumSq = nil
+		require.Equal(t, want, got)
+		require.Empty(t, entries(t, f, "b", string(nodeapi.StepHEValues)+".refused", ""))
+	})
+
+	t.Run("keys survive restarts", func(t *testing.T) {
+		for _, d := range []string{"a", "b", "c"} {
+			for _, name := range paramSets {
+				fi, err := os.Stat(filepath.Join(f.Configs[d].KeysPath(), d+"."+name+".keys"))
+				require.NoError(t, err)
+				require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "key shares of %s", d)
+			}
+			fi, err := os.Stat(filepath.Join(f.Configs[d].KeysPath(), d+".ledger"))
+			if err == nil { // nodes that released something
+				require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+			}
+			f.Restart(t, d)
+		}
+		fi, err := os.Stat(fx.state)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+		c2, err := Open(fx.state, f.Clients, nil)
+		require.NoError(t, err)
+		st2, err := c2.Status(ctx)
+		require.NoError(t, err)
+		require.Equal(t, st.Epoch, st2.Epoch)
+		require.Equal(t, st.Ceremony, st2.Ceremony)
+		for _, n := range st2.Nodes {
+			require.True(t, n.HoldsShares, "%+v", n)
+		}
+		got, err := c2.Aggregate(ctx, JobRef{ID: "agg-4", Attempt: 1, Spec: aggregateSpec([]string{"count", "variance"}, true), Requester: alice})
+		require.NoError(t, err)
+		require.Equal(t, wantAggregate(true, true), got)
+	})
+}
+
+// rawPost posts a body to a node with the coordinator's token.
+func rawPost(t *testing.T, cl *nodeapi.Client, path string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, cl.BaseURL+path, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+cl.Token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Release guards at the node: forged or malformed envelopes are refused
+// before anything is parsed and burn nothing; a second decryption of the
+// same ciphertext, and a node outside the active set, are refused; values
+// that could wrap are refused with the column named; the node's own policy
+// is applied.
+func TestReleaseGuards(t *testing.T) {
+	ctx := context.Background()
+	fx := start(t, 2, nodetest.Options{})
+	c, f := fx.c, fx.f
+	ep, err := c.epoch()
+	require.NoError(t, err)
+	ks := ep.sets[he.NameSums]
+	ps, cer, L := ks.ps, ks.setup.CeremonyID(), ks.ps.MaxLevel()
+	enc, err := he.NewEncryptor(ks.pk)
+	require.NoError(t, err)
+	ct, err := enc.Encrypt([]int64{5, 6, 7}, 1)
+	require.NoError(t, err)
+	ctb, _ := ct.MarshalBinary()
+	pkb, _ := ks.rk.PublicKey().MarshalBinary()
+	cl := f.Clients["a"]
+	sealFor := func(key []byte, cer, label string, level int, p []byte) []byte {
+		m, err := envelope.Seal(key, envelope.Header{ParamsHash: ps.Hash(), CeremonyID: cer, Label: label, Level: level}, p)
+		require.NoError(t, err)
+		return m
+	}
+	key := cl.EnvelopeKey()
+	good := sealFor(key, cer, he.LabelCiphertext, L, ctb)
+	pkEnv := sealFor(key, cer, he.LabelPublicKey, L, pkb)
+	req := func(ctEnv []byte, level int, active ...string) *nodeapi.HEReleaseRequest {
+		if active == nil {
+			active = []string{"a", "b"}
+		}
+		return &nodeapi.HEReleaseRequest{Header: nodeapi.Header{Job: "guards", Attempt: 1}, Params: he.NameSums, Active: active, Level: level, Ciphertext: ctEnv, ReleaseKey: pkEnv}
+	}
+
+	t.Run("malformed envelopes", func(t *testing.T) {
+		flipped := bytes.Clone(good)
+		flipped[len(flipped)/2] ^= 0x40
+		corrupt := bytes.Clone(ctb)
+		corrupt[16+3] ^= 0xff // a length prefix of lattigo's encoding, under a valid MAC
+		other := nodeapi.EnvelopeKey(bytes.Repeat([]byte{7}, 32))
+		for name, c := range map[string]struct {
+			r      *nodeapi.HEReleaseRequest
+			status int
+		}{
+			"truncated":                  {req(good[:len(good)-1], L), 400},
+			"extended":                   {req(append(bytes.Clone(good), 0), L), 400},
+			"bit flipped":                {req(flipped, L), 400},
+			"wrong level":                {req(good, L-1), 400},
+			"level past the top":         {req(good, L+1), 400},
+			"resealed at a lower level":  {req(sealFor(key, cer, he.LabelCiphertext, L-1, ctb), L-1), 400},
+			"another peer's key":         {req(sealFor(other, cer, he.LabelCiphertext, L, ctb), L), 400},
+			"another ceremony":           {req(sealFor(key, "e0-other.sums", he.LabelCiphertext, L, ctb), L), 409},
+			"wrong label":                {req(sealFor(key, cer, he.LabelPublicKey, L, ctb), L), 400},
+			"valid MAC, corrupt payload": {req(sealFor(key, cer, he.LabelCiphertext, L, corrupt), L), 400},
+			"valid MAC, short payload":   {req(sealFor(key, cer, he.LabelCiphertext, L, ctb[:len(ctb)-8]), L), 400},
+		} {
+			_, err := cl.HERelease(ctx, c.r)
+			var re *nodeapi.RemoteError
+			require.True(t, errors.As(err, &re), "%s: %v", name, err)
+			require.Equal(t, c.status, re.Status, "%s: %v", name, err)
+		}
+		bad := req(good, L)
+		bad.ReleaseKey = pkEnv[:len(pkEnv)-3]
+		_, err := cl.HERelease(ctx, bad)
+		requireRemote(t, err, 400, "bad_envelope")
+		require.Equal(t, 400, rawPost(t, cl, nodeapi.PathHERelease, []byte(`{"job":"guards","step":"he.release","attempt":1,"ciphertext":"AAAA`)))
+		require.Len(t, entries(t, f, "a", string(nodeapi.StepHERelease), "guards"), 0, "nothing was released")
+		require.NotEmpty(t, entries(t, f, "a", string(nodeapi.StepHERelease)+".refused", "guards"))
+		require.NoError(t, cl.Health(ctx), "the node still serves")
+	})
+
+	t.Run("malformed ceremony messages", func(t *testing.T) {
+		// A ceremony in progress at node a, with b and c played by the test.
+		hdr := nodeapi.CeremonyHeader{Ceremony: "e9-test.sums", Params: he.NameSums}
+		roster := []string{"a", "b", "c"}
+		begin, err := cl.KeysBegin(ctx, &nodeapi.KeysBeginRequest{CeremonyHeader: hdr, Nodes: roster, Threshold: 2})
+		require.NoError(t, err)
+		pubs := map[string][]byte{"a": begin.HPKEPublicKey}
+		for _, n := range []string{"b", "c"} {
+			kp, err := ceremony.NewHPKEKeyPair()
+			require.NoError(t, err)
+			pubs[n] = kp.Public()
+		}
+		sh, err := cl.KeysShares(ctx, &nodeapi.KeysSharesRequest{CeremonyHeader: hdr, Nodes: roster, Threshold: 2, HPKEPublicKeys: pubs})
+		require.NoError(t, err)
+		require.Len(t, sh.SealedShares, 2)
+		// The node's own share, echoed back truncated.
+		p, err := envelope.Open(key, sh.PublicKeyShare, mustExpect(t, ps, hdr.Ceremony, he.LabelCKGShare, L))
+		require.NoError(t, err)
+		trunc := sealFor(key, hdr.Ceremony, he.LabelCKGShare, L, p)
+		_, err = cl.KeysFinish(ctx, &nodeapi.KeysFinishRequest{CeremonyHeader: hdr, PublicKeyShares: map[string][]byte{"a": trunc[:len(trunc)-5]}})
+		requireRemote(t, err, 400, "bad_envelope")
+		// The ceremony is abandoned, not half-finished, and the node keeps
+		// its current keys.
+		_, err = cl.KeysFinish(ctx, &nodeapi.KeysFinishRequest{CeremonyHeader: hdr, PublicKeyShares: map[string][]byte{"a": trunc}})
+		requireRemote(t, err, 404, "unknown_ceremony")
+		ok, err := holdsKeys(ctx, cl, ep)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, 400, rawPost(t, cl, nodeapi.PathKeysBegin, []byte(`{"ceremony":"x","step":"keys.begin","params":"sums","nodes":["a"],"threshold":1,"extra":1}`)))
+	})
+
+	t.Run("not in the active set", func(t *testing.T) {
+		cc := f.Clients["c"]
+		r := req(sealFor(cc.EnvelopeKey(), cer, he.LabelCiphertext, L, ctb), L)
+		r.ReleaseKey = sealFor(cc.EnvelopeKey(), cer, he.LabelPublicKey, L, pkb)
+		_, err := cc.HERelease(ctx, r)
+		requireRemote(t, err, 403, "not_active")
+		r.Active = []string{"a", "b", "c"}
+		_, err = cc.HERelease(ctx, r)
+		requireRemote(t, err, 400, "bad_active_set")
+	})
+
+	t.Run("second decryption refused", func(t *testing.T) {
+		j := JobRef{ID: "guards", Attempt: 1}
+		rel, err := c.newReleaser(ctx, ep, j, []string{"a", "b"})
+		require.NoError(t, err)
+		res, err := rel.decrypt(ctx, ks, ct) // the ciphertext the forgeries above carried
+		require.NoError(t, err)
+		require.Equal(t, []int64{5, 6, 7}, res.Values()[:3])
+		_, err = rel.decrypt(ctx, ks, ct)
+		require.ErrorIs(t, err, ErrRelease)
+		requireRemote(t, err, 409, "already_decrypted")
+		require.Contains(t, err.Error(), "re-run the job")
+		// Directly, too: the ledger, not the coordinator, refuses.
+		_, err = cl.HERelease(ctx, req(good, L))
+		requireRemote(t, err, 409, "already_decrypted")
+		// And after a restart (the ledger is a file).
+		f.Restart(t, "a")
+		_, err = cl.HERelease(ctx, req(good, L))
+		requireRemote(t, err, 409, "already_decrypted")
+	})
+
+	t.Run("value out of range", func(t *testing.T) {
+		c.MaxRowsPerNode = 1 << 36 // |x| ≤ 2^41 / (3·2^36) = 10
+		defer func() { c.MaxRowsPerNode = 0 }()
+		_, err := c.Aggregate(ctx, JobRef{ID: "range", Attempt: 1, Spec: aggregateSpec([]string{"sum"}, false), Requester: alice})
+		re := requireRemote(t, err, 400, "out_of_range")
+		require.Contains(t, re.Message, "column amount")
+		require.Contains(t, re.Message, "line ")
+		require.Contains(t, re.Message, "cannot be aggregated")
+		require.NotContains(t, re.Message, "value 11", "the value itself stays at the node")
+	})
+
+	t.Run("node policy", func(t *testing.T) {
+		spec := aggregateSpec([]string{"count"}, true)
+		spec.GroupBy.Column = "amount" // not declared as a group-by column
+		_, err := c.Aggregate(ctx, JobRef{ID: "pol", Attempt: 1, Spec: spec, Requester: alice})
+		requireRemote(t, err, 403, "policy_violation")
+		require.NotEmpty(t, entries(t, f, "a", string(nodeapi.StepHEGroups)+".refused", "pol"))
+	})
+}
+
+// A node that drops out mid-release fails the job clearly; nothing is
+// retried on the same ciphertext, and a re-run computes afresh.
+func TestNodeDownMidRelease(t *testing.T) {
+	ctx := context.Background()
+	var drop atomic.Bool
+	wrap := func(dept string, h http.Handler) http.Handler {
+		if dept != "c" {
+			return h
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if drop.Load() && r.URL.Path == nodeapi.PathHERelease {
+				// The process dies mid-request: the connection closes unanswered.
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	fx := start(t, 3, nodetest.Options{Wrap: wrap})
+	c, f := fx.c, fx.f
+	spec := aggregateSpec([]string{"count", "sum"}, false)
+
+	drop.Store(true)
+	_, err := c.Aggregate(ctx, JobRef{ID: "down", Attempt: 1, Spec: spec, Requester: alice})
+	require.ErrorIs(t, err, ErrRelease)
+	require.Contains(t, err.Error(), "node c")
+	require.Contains(t, err.Error(), "not offered again")
+	// a and b took part (their ledgers burnt the ciphertext); one attempt only.
+	for _, d := range []string{"a", "b"} {
+		require.Len(t, entries(t, f, d, string(nodeapi.StepHERelease), "down"), 1, d)
+	}
+
+	drop.Store(false)
+	got, err := c.Aggregate(ctx, JobRef{ID: "down", Attempt: 2, Spec: spec, Requester: alice})
+	require.NoError(t, err)
+	want := wantAggregate(false, false)
+	require.Equal(t, want, got)
+}

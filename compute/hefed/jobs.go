@@ -1,0 +1,675 @@
+package hefed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/unseen-data/unseen/compute/he"
+	"github.com/unseen-data/unseen/compute/he/ceremony"
+	"github.com/unseen-data/unseen/compute/he/release"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/policy"
+)
+
+// JobRef is the job a computation belongs to, as the nodes see it: every
+// node checks Spec against its own policy for Requester, and binds its
+// audit entries to ID and Attempt.
+type JobRef struct {
+	ID        string
+	Attempt   int
+	Spec      policy.Spec
+	Requester policy.Requester
+}
+
+// Stats are exact totals; mean and variance follow from them (Moments).
+type Stats struct {
+	Count int64
+	Sum   int64
+	SumSq *int64 // when the variance is asked
+	// Groups is nil without group_by.
+	Groups map[string]GroupStats
+}
+
+// GroupStats are one group's totals.
+type GroupStats struct {
+	Count int64
+	Sum   int64
+	SumSq *int64
+}
+
+// Moments converts the totals for he.Moments' exact mean and variance.
+func (s *Stats) Moments() he.Moments {
+	m := he.Moments{N: s.Count, Sum: s.Sum}
+	if s.SumSq != nil {
+		m.SumSq = *s.SumSq
+	}
+	return m
+}
+
+// Moments converts a group's totals for he.Moments.
+func (g GroupStats) Moments() he.Moments {
+	m := he.Moments{N: g.Count, Sum: g.Sum}
+	if g.SumSq != nil {
+		m.SumSq = *g.SumSq
+	}
+	return m
+}
+
+type needs struct{ value, squares bool }
+
+func statNeeds(spec *policy.Spec) (needs, error) {
+	var n needs
+	for _, st := range spec.Stats {
+		switch st {
+		case "count":
+		case "sum", "mean":
+			n.value = true
+		case "variance":
+			n.value, n.squares = true, true
+		default:
+			return n, fmt.Errorf("%w: stat %q is not computed homomorphically", ErrJob, st)
+		}
+	}
+	return n, nil
+}
+
+func (j *JobRef) check(typ policy.JobType) error {
+	if j.Spec.Type != typ {
+		return fmt.Errorf("%w: %s job given to the %s computation", ErrJob, j.Spec.Type, typ)
+	}
+	if j.ID == "" || j.Attempt < 1 {
+		return fmt.Errorf("%w: a job id and a positive attempt are required", ErrJob)
+	}
+	return j.Spec.Validate()
+}
+
+func (c *Coordinator) client(dataset string) (*nodeapi.Client, error) {
+	cl, ok := c.nodes[policy.Department(dataset)]
+	if !ok {
+		return nil, fmt.Errorf("%w: no node is configured for department %q (dataset %s)", ErrJob, policy.Department(dataset), dataset)
+	}
+	return cl, nil
+}
+
+// involved lists the departments of the job's inputs (sorted) with the
+// party index of each one's first input.
+func (c *Coordinator) involved(spec *policy.Spec) ([]string, map[string]int, error) {
+	first := map[string]int{}
+	var out []string
+	for i, in := range spec.Inputs {
+		if _, err := c.client(in.Dataset); err != nil {
+			return nil, nil, err
+		}
+		d := policy.Department(in.Dataset)
+		if _, ok := first[d]; !ok {
+			first[d] = i
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out, first, nil
+}
+
+// ---- aggregate ------------------------------------------------------------
+
+// Aggregate computes an `aggregate` job: every input's node checks the job
+// against its own policy, aggregates its filtered rows per group in the
+// clear and encrypts the vector; the coordinator adds the ciphertexts and
+// has t nodes release the sums. Per-group totals are returned; the caller
+// applies the disclosure checks (k, suppression).
+func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
+	if err := j.check(policy.Aggregate); err != nil {
+		return nil, err
+	}
+	ep, err := c.epoch()
+	if err != nil {
+		return nil, err
+	}
+	need, err := statNeeds(&j.Spec)
+	if err != nil {
+		return nil, err
+	}
+	depts, _, err := c.involved(&j.Spec)
+	if err != nil {
+		return nil, err
+	}
+	sums, squares := ep.sets[he.NameSums], ep.sets[he.NameSquares]
+	n := len(j.Spec.Inputs)
+	hdr := func(i int, step nodeapi.Step) nodeapi.Header {
+		return nodeapi.Header{Job: j.ID, Step: step, Attempt: j.Attempt, Party: i}
+	}
+
+	// The common slot layout: the union of the groups present anywhere.
+	var groups []string
+	if j.Spec.GroupBy != nil {
+		var mu sync.Mutex
+		err := c.eachInput(ctx, &j.Spec, func(ctx context.Context, i int, cl *nodeapi.Client) error {
+			resp, err := cl.HEGroups(ctx, &nodeapi.HEGroupsRequest{Header: hdr(i, nodeapi.StepHEGroups), Spec: j.Spec, Requester: j.Requester, Input: i})
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			groups = append(groups, resp.Groups...)
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(groups)
+		groups = slices.Compact(groups)
+		if len(groups) > sums.ps.Slots()/2 {
+			return nil, fmt.Errorf("%w: %d groups exceed the %d one aggregate can hold", ErrJob, len(groups), sums.ps.Slots()/2)
+		}
+		if len(groups) == 0 { // no rows anywhere
+			return &Stats{Groups: map[string]GroupStats{}, SumSq: zeroIf(need.squares)}, nil
+		}
+	}
+	G := max(1, len(groups))
+
+	maxRows := c.maxRowsPerNode() * int64(n)
+	sumCts := make([]*he.Ciphertext, n)
+	sqCts := make([]*he.Ciphertext, n)
+	err = c.eachInput(ctx, &j.Spec, func(ctx context.Context, i int, cl *nodeapi.Client) error {
+		resp, err := cl.HEAggregate(ctx, &nodeapi.HEAggregateRequest{Header: hdr(i, nodeapi.StepHEAggregate), Spec: j.Spec, Requester: j.Requester, Input: i, Groups: groups, MaxRows: maxRows})
+		if err != nil {
+			return err
+		}
+		if sumCts[i], err = openCiphertext(cl, sums, resp.Sums); err != nil {
+			return err
+		}
+		if need.squares {
+			if sqCts[i], err = openCiphertext(cl, squares, resp.Squares); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sumCt, err := he.Sum(he.NewEvaluator(sums.ps), sumCts, c.workers())
+	if err != nil {
+		return nil, err
+	}
+	var sqCt *he.Ciphertext
+	if need.squares {
+		if sqCt, err = he.Sum(he.NewEvaluator(squares.ps), sqCts, c.workers()); err != nil {
+			return nil, err
+		}
+	}
+
+	rel, err := c.newReleaser(ctx, ep, j, depts)
+	if err != nil {
+		return nil, err
+	}
+	res, err := rel.decrypt(ctx, sums, sumCt)
+	if err != nil {
+		return nil, err
+	}
+	v := res.Values()
+	var vq []int64
+	if sqCt != nil {
+		r2, err := rel.decrypt(ctx, squares, sqCt)
+		if err != nil {
+			return nil, err
+		}
+		vq = r2.Values()
+	}
+	per := make([]GroupStats, G)
+	for g := range per {
+		per[g].Count = v[g]
+		if need.value {
+			per[g].Sum = v[G+g]
+		}
+		if vq != nil {
+			x := vq[g]
+			per[g].SumSq = &x
+		}
+	}
+	return c.assemble(groups, per, need.squares)
+}
+
+// eachInput runs fn for every input of spec (party i) concurrently.
+func (c *Coordinator) eachInput(ctx context.Context, spec *policy.Spec, fn func(ctx context.Context, i int, cl *nodeapi.Client) error) error {
+	errs := make([]error, len(spec.Inputs))
+	var wg sync.WaitGroup
+	for i, in := range spec.Inputs {
+		cl, err := c.client(in.Dataset)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(ctx, i, cl)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func zeroIf(b bool) *int64 {
+	if !b {
+		return nil
+	}
+	var z int64
+	return &z
+}
+
+// assemble totals the groups and sanity-checks them: a negative count or
+// sum of squares can only come from a total that wrapped modulo T.
+func (c *Coordinator) assemble(groups []string, per []GroupStats, squares bool) (*Stats, error) {
+	st := &Stats{SumSq: zeroIf(squares)}
+	if groups != nil {
+		st.Groups = make(map[string]GroupStats, len(groups))
+	}
+	for g, gs := range per {
+		if gs.Count < 0 || gs.SumSq != nil && *gs.SumSq < 0 {
+			return nil, fmt.Errorf("%w: a decrypted total is out of range (it wrapped modulo the plaintext modulus)", ErrRelease)
+		}
+		st.Count += gs.Count
+		st.Sum += gs.Sum
+		if gs.SumSq != nil {
+			*st.SumSq += *gs.SumSq
+		}
+		if groups != nil {
+			st.Groups[groups[g]] = gs
+		}
+	}
+	return st, nil
+}
+
+// ---- intersection_stats ---------------------------------------------------
+
+// IntersectionStats computes an `intersection_stats` job after the runner's
+// PSI, run with the value input (Spec.Value.Dataset; for a count-only job,
+// the first input) as primary: value is that input's party and positions
+// are the matched positions of its list (psi.Result.Positions). Count is
+// over rows, so a key with several rows counts each. The value node encrypts
+// its rows one key per slot, group-major; the coordinator multiplies each
+// ciphertext by the 0/1 match mask and adds per group; every input's node
+// adds a zero-sum mask to each result; t nodes release the totals.
+func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *nodeapi.Party, positions []int) (*Stats, error) {
+	if err := j.check(policy.IntersectionStats); err != nil {
+		return nil, err
+	}
+	if value == nil || value.Client == nil {
+		return nil, fmt.Errorf("%w: no value party", ErrJob)
+	}
+	if value.Header.Job != j.ID || value.Header.Attempt != j.Attempt {
+		return nil, fmt.Errorf("%w: the value party belongs to job %s attempt %d", ErrJob, value.Header.Job, value.Header.Attempt)
+	}
+	ep, err := c.epoch()
+	if err != nil {
+		return nil, err
+	}
+	need, err := statNeeds(&j.Spec)
+	if err != nil {
+		return nil, err
+	}
+	depts, first, err := c.involved(&j.Spec)
+	if err != nil {
+		return nil, err
+	}
+	matched := make([]bool, value.N)
+	for _, p := range positions {
+		if p < 0 || p >= value.N || matched[p] {
+			return nil, fmt.Errorf("%w: matched position %d is out of range or repeated", ErrJob, p)
+		}
+		matched[p] = true
+	}
+	sums, squares := ep.sets[he.NameSums], ep.sets[he.NameSquares]
+
+	// Stream the value node's chunks, masking and adding them per group as
+	// they arrive so that memory stays bounded by one page.
+	acc, groups, err := c.maskedSums(ctx, value, matched, need, sums, squares)
+	if err != nil {
+		return nil, err
+	}
+	G := len(groups)
+
+	// One result ciphertext per group and vector: counts, Σx, Σx².
+	type result struct {
+		ks   *keySet
+		kind int // 0 counts, 1 Σx, 2 Σx²
+		g    int
+		ct   *he.Ciphertext
+	}
+	var results []*result
+	for g := range G {
+		for k, ks := range []*keySet{sums, sums, squares} {
+			if acc[k][g] != nil {
+				results = append(results, &result{ks: ks, kind: k, g: g, ct: acc[k][g]})
+			}
+		}
+	}
+	// Zero-sum masks from every input's node, one per result ciphertext.
+	for _, ks := range []*keySet{sums, squares} {
+		var mine []*result
+		for _, r := range results {
+			if r.ks == ks {
+				mine = append(mine, r)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		masks, err := c.zeroMasks(ctx, j, depts, first, ks, len(mine))
+		if err != nil {
+			return nil, err
+		}
+		ev := he.NewEvaluator(ks.ps)
+		for i, r := range mine {
+			terms := []*he.Ciphertext{r.ct}
+			for _, d := range depts {
+				terms = append(terms, masks[d][i])
+			}
+			if r.ct, err = he.Sum(ev, terms, 1); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	per := make([]GroupStats, G)
+	if need.squares {
+		for g := range per {
+			per[g].SumSq = new(int64)
+		}
+	}
+	if len(results) > 0 {
+		rel, err := c.newReleaser(ctx, ep, j, depts)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range results {
+			res, err := rel.decrypt(ctx, r.ks, r.ct)
+			if err != nil {
+				return nil, err
+			}
+			switch r.kind {
+			case 0:
+				per[r.g].Count = res.Total()
+			case 1:
+				per[r.g].Sum = res.Total()
+			case 2:
+				*per[r.g].SumSq = res.Total()
+			}
+		}
+	}
+	var labels []string
+	if j.Spec.GroupBy != nil {
+		labels = groups
+	}
+	return c.assemble(labels, per, need.squares)
+}
+
+// maskedSums fetches the value node's encrypted chunks page by page,
+// multiplies each by its match mask and adds them per group. acc[k][g] is
+// the sum for vector k (counts, Σx, Σx²) of group g, nil where none.
+func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matched []bool, need needs, sums, squares *keySet) ([3][]*he.Ciphertext, []string, error) {
+	var acc [3][]*he.Ciphertext
+	cl := value.Client
+	evs := [3]*he.Evaluator{he.NewEvaluator(sums.ps), he.NewEvaluator(sums.ps), he.NewEvaluator(squares.ps)}
+	sets := [3]*keySet{sums, sums, squares}
+	var groups []string
+	total := -1
+	for offset := 0; total < 0 || offset < total; {
+		page := nodeapi.MaxValuesChunks
+		if c.pageChunks > 0 {
+			page = min(page, c.pageChunks)
+		}
+		resp, err := cl.HEValues(ctx, &nodeapi.HEValuesRequest{Header: value.Header, Offset: offset, Count: page, Squares: need.squares})
+		if err != nil {
+			return acc, nil, err
+		}
+		if total < 0 {
+			total, groups = resp.Total, resp.Groups
+			if total < 0 || len(groups) == 0 || len(groups) > total+1 {
+				return acc, nil, fmt.Errorf("node %s: implausible layout (%d chunks, %d groups)", cl.Department, total, len(groups))
+			}
+			for k := range acc {
+				acc[k] = make([]*he.Ciphertext, len(groups))
+			}
+		} else if resp.Total != total || !slices.Equal(resp.Groups, groups) {
+			return acc, nil, fmt.Errorf("node %s: the slot layout changed between pages", cl.Department)
+		}
+		if total == 0 {
+			break
+		}
+		if len(resp.Chunks) == 0 || len(resp.Chunks) > page {
+			return acc, nil, fmt.Errorf("node %s: %d chunks in a page", cl.Department, len(resp.Chunks))
+		}
+		// masked[k][i]: chunk i's vector k, masked (nil where absent).
+		var masked [3][]*he.Ciphertext
+		for k := range masked {
+			masked[k] = make([]*he.Ciphertext, len(resp.Chunks))
+		}
+		err = parallel(len(resp.Chunks)*3, c.workers(), func(w int) error {
+			i, k := w/3, w%3
+			ch := &resp.Chunks[i]
+			if ch.Index != offset+i || ch.Group < 0 || ch.Group >= len(groups) {
+				return fmt.Errorf("node %s: chunk %d out of order or of an unknown group", cl.Department, ch.Index)
+			}
+			msg := [3][]byte{ch.Counts, ch.Values, ch.Squares}[k]
+			wanted := k == 0 || k == 1 && need.value || k == 2 && need.squares
+			if !wanted {
+				return nil
+			}
+			ks := sets[k]
+			if len(ch.Positions) > ks.ps.Slots() || len(ch.Positions) > sums.ps.Slots() {
+				return fmt.Errorf("node %s: chunk %d maps %d slots", cl.Department, ch.Index, len(ch.Positions))
+			}
+			bits := make([]bool, len(ch.Positions))
+			for s, p := range ch.Positions {
+				if p < -1 || p >= len(matched) {
+					return fmt.Errorf("node %s: chunk %d slot %d maps to position %d of a list of %d", cl.Department, ch.Index, s, p, len(matched))
+				}
+				bits[s] = p >= 0 && matched[p]
+			}
+			ct, err := openCiphertext(cl, ks, msg)
+			if err != nil {
+				return err
+			}
+			m, err := ks.ps.NewMask(bits, ct.Level())
+			if err != nil {
+				return err
+			}
+			masked[k][i], err = evs[k].ShallowCopy().MulMask(ct, m)
+			return err
+		})
+		if err != nil {
+			return acc, nil, err
+		}
+		// Add this page into the per-group sums.
+		for k := range masked {
+			byGroup := map[int][]*he.Ciphertext{}
+			for i, ct := range masked[k] {
+				if ct != nil {
+					byGroup[resp.Chunks[i].Group] = append(byGroup[resp.Chunks[i].Group], ct)
+				}
+			}
+			for g, cts := range byGroup {
+				if acc[k][g] != nil {
+					cts = append(cts, acc[k][g])
+				}
+				if acc[k][g], err = he.Sum(evs[k], cts, c.workers()); err != nil {
+					return acc, nil, err
+				}
+			}
+		}
+		offset += len(resp.Chunks)
+	}
+	return acc, groups, nil
+}
+
+// parallel runs fn(0..n-1) on up to workers goroutines; errors are joined.
+func parallel(n, workers int, fn func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, max(1, workers))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// zeroMasks asks every department for count zero-sum masks under ks.
+func (c *Coordinator) zeroMasks(ctx context.Context, j JobRef, depts []string, first map[string]int, ks *keySet, count int) (map[string][]*he.Ciphertext, error) {
+	out := map[string][]*he.Ciphertext{}
+	var mu sync.Mutex
+	err := c.each(ctx, depts, func(ctx context.Context, d string, cl *nodeapi.Client) error {
+		var got []*he.Ciphertext
+		for len(got) < count {
+			k := min(count-len(got), nodeapi.MaxZeroMasks)
+			resp, err := cl.HEZeroMask(ctx, &nodeapi.HEZeroMaskRequest{Header: nodeapi.Header{Job: j.ID, Attempt: j.Attempt, Party: first[d]}, Params: ks.ps.Name(), Count: k})
+			if err != nil {
+				return err
+			}
+			if len(resp.Masks) != k {
+				return fmt.Errorf("node %s sent %d masks, want %d", d, len(resp.Masks), k)
+			}
+			for _, m := range resp.Masks {
+				ct, err := openCiphertext(cl, ks, m)
+				if err != nil {
+					return err
+				}
+				got = append(got, ct)
+			}
+		}
+		mu.Lock()
+		out[d] = got
+		mu.Unlock()
+		return nil
+	})
+	return out, err
+}
+
+// ---- release --------------------------------------------------------------
+
+// releaser decrypts a job's results with one active set, fixed before any
+// share is asked for.
+type releaser struct {
+	c      *Coordinator
+	job    JobRef
+	active []string
+}
+
+// newReleaser picks the active set: exactly t nodes of the roster that
+// answer a health check and report holding the current keys, the job's own
+// departments first.
+func (c *Coordinator) newReleaser(ctx context.Context, ep *epoch, j JobRef, prefer []string) (*releaser, error) {
+	ok := make([]bool, len(ep.nodes))
+	var wg sync.WaitGroup
+	for i, n := range ep.nodes {
+		cl, configured := c.nodes[n]
+		if !configured {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, c.probeTimeout())
+			defer cancel()
+			ok[i], _ = holdsKeys(pctx, cl, ep)
+		}()
+	}
+	wg.Wait()
+	var first, rest []string
+	for i, n := range ep.nodes {
+		switch {
+		case !ok[i]:
+		case slices.Contains(prefer, n):
+			first = append(first, n)
+		default:
+			rest = append(rest, n)
+		}
+	}
+	cand := append(first, rest...)
+	if len(cand) < ep.threshold {
+		return nil, fmt.Errorf("%w: only %d of the %d nodes needed to decrypt answer and hold the current keys", ErrRelease, len(cand), ep.threshold)
+	}
+	active := slices.Clone(cand[:ep.threshold])
+	slices.Sort(active)
+	c.log.Info("release active set fixed", "job", j.ID, "attempt", j.Attempt, "active", active)
+	return &releaser{c: c, job: j, active: active}, nil
+}
+
+// decrypt has every active node produce its share of ct towards the
+// coordinator's release key. Any failure fails the job: the nodes that did
+// answer have burnt ct in their ledgers, and it is never offered again.
+func (r *releaser) decrypt(ctx context.Context, ks *keySet, ct *he.Ciphertext) (*release.Result, error) {
+	ids := make([]ceremony.NodeID, len(r.active))
+	for i, n := range r.active {
+		ids[i] = ceremony.NodeID(n)
+	}
+	as, err := release.NewActiveSet(ks.setup, ids)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRelease, err)
+	}
+	cmb, err := release.NewCombiner(ks.setup, as, ct, ks.rk)
+	if err != nil {
+		return nil, err
+	}
+	ctb, err := ct.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	pkb, err := ks.rk.PublicKey().MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	ps, cer, level := ks.ps, ks.setup.CeremonyID(), ct.Level()
+	shares := make([]*release.Share, len(r.active))
+	err = r.c.each(ctx, r.active, func(ctx context.Context, n string, cl *nodeapi.Client) error {
+		ctEnv, err := seal(cl, ps, cer, he.LabelCiphertext, level, ctb)
+		if err != nil {
+			return err
+		}
+		pkEnv, err := seal(cl, ps, cer, he.LabelPublicKey, ps.MaxLevel(), pkb)
+		if err != nil {
+			return err
+		}
+		resp, err := cl.HERelease(ctx, &nodeapi.HEReleaseRequest{
+			Header: nodeapi.Header{Job: r.job.ID, Attempt: r.job.Attempt},
+			Params: ps.Name(), Active: r.active, Level: level, Ciphertext: ctEnv, ReleaseKey: pkEnv,
+		})
+		if err != nil {
+			return err
+		}
+		p, err := open(cl, ps, cer, release.LabelShare, level, resp.Share)
+		if err != nil {
+			return err
+		}
+		sh, err := release.UnmarshalShare(ps, p, level)
+		if err != nil {
+			return fmt.Errorf("node %s: decryption share: %w", n, err)
+		}
+		shares[slices.Index(r.active, n)] = sh
+		return nil
+	})
+	if err != nil {
+		r.c.log.Warn("release failed; the job must be re-run", "job", r.job.ID, "attempt", r.job.Attempt, "params", ps.Name(), "active", r.active, "err", err)
+		return nil, fmt.Errorf("%w: decrypting a %s result with nodes %v: %w — the ciphertext is not offered again (each is decrypted at most once); re-run the job to compute from fresh encryptions", ErrRelease, ps.Name(), r.active, err)
+	}
+	for i, n := range r.active {
+		if err := cmb.Add(ceremony.NodeID(n), shares[i]); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrRelease, err)
+		}
+	}
+	res, err := cmb.Decrypt()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRelease, err)
+	}
+	return res, nil
+}
