@@ -137,6 +137,21 @@ func (c *Client) Retry(ctx context.Context, id, reason string) (*wire.Job, error
 	return c.post(ctx, id, "retry", wire.Decision{Reason: reason})
 }
 
+// KeysInit runs the federation's key ceremony with threshold t (admins);
+// the answer is the new status (see compute/hefed.Status).
+func (c *Client) KeysInit(ctx context.Context, threshold int) (json.RawMessage, error) {
+	b, _ := json.Marshal(map[string]int{"threshold": threshold})
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodPost, "/v1/keys/init", nil, b, &out)
+}
+
+// KeysStatus shows the key ceremony's epoch, threshold and which nodes
+// hold shares (admins, auditors).
+func (c *Client) KeysStatus(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodGet, "/v1/keys", nil, nil, &out)
+}
+
 // Review returns a finished job's result and disclosure checks (reviewers).
 func (c *Client) Review(ctx context.Context, id string) (*wire.Review, error) {
 	var out wire.Review

@@ -43,7 +43,11 @@ type CoordinatorConfig struct {
 	// release key (mode 0600); default state/coordinator/he.json beside the
 	// config.
 	HEState string `yaml:"he_state"`
-	Workers int    `yaml:"workers"`
+	// HEMaxRowsPerNode bounds the rows a node may add to one aggregate
+	// (default 65536). Values are range-checked against it so no sum —
+	// of squares, for variances — can wrap: |x| ≤ 2^20 fen at the default.
+	HEMaxRowsPerNode int64 `yaml:"he_max_rows_per_node"`
+	Workers          int   `yaml:"workers"`
 	// LeaseIdle is how long a worker's lease may go without a heartbeat
 	// before another worker reclaims its job (default 30s).
 	LeaseIdle time.Duration `yaml:"lease_idle"`
@@ -227,6 +231,10 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 	hc, err := hefed.Open(cfg.HEState, nodes, log)
 	if err != nil {
 		return nil, err
+	}
+	hc.MaxRowsPerNode = cfg.HEMaxRowsPerNode
+	if hc.MaxRowsPerNode == 0 {
+		hc.MaxRowsPerNode = 1 << 16
 	}
 	a, err := api.New(api.Config{Store: store, Users: cfg.Users, Catalog: cat, Logger: log, Ready: cat.Ready, Keys: heKeys{hc}})
 	if err != nil {

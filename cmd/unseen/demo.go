@@ -24,6 +24,7 @@ import (
 	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/api/client"
 	"github.com/unseen-data/unseen/api/wire"
+	"github.com/unseen-data/unseen/compute/hefed"
 	"github.com/unseen-data/unseen/compute/idnum"
 	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/examples"
@@ -157,12 +158,15 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 	if err != nil {
 		return nil, err
 	}
-	tokens := map[string]string{"alice": randomToken(), "rita": randomToken(), "aldo": randomToken()}
+	tokens := map[string]string{"alice": randomToken(), "rita": randomToken(), "aldo": randomToken(), "cora": randomToken(), "adam": randomToken()}
 	cfg.Users = []api.User{
 		{Name: "alice", Role: api.RoleAnalyst, Department: "hrss", TokenSHA256: api.HashToken(tokens["alice"]), PublicKey: base64.StdEncoding.EncodeToString(pub)},
 		{Name: "rita", Role: api.RoleReviewer, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["rita"])},
 		{Name: "aldo", Role: api.RoleAuditor, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["aldo"])},
+		{Name: "cora", Role: api.RoleDataOwner, Department: "civil", TokenSHA256: api.HashToken(tokens["cora"])},
+		{Name: "adam", Role: api.RoleAdmin, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["adam"])},
 	}
+	cfg.HEState = filepath.Join(tmp, "coordinator-he.json")
 	alog, err := audit.OpenFile(filepath.Join(tmp, "coordinator-audit.jsonl"))
 	if err != nil {
 		return nil, err
@@ -188,7 +192,26 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 	analyst := client.New(base, tokens["alice"])
 	reviewer := client.New(base, tokens["rita"])
 	auditor := client.New(base, tokens["aldo"])
+	owner := client.New(base, tokens["cora"])
+	admin := client.New(base, tokens["adam"])
+	admin.HTTP.Timeout = 10 * time.Minute
 	rep := &DemoReport{OK: true}
+
+	// The key ceremony: a collective public key from the departments'
+	// secret key shares; decrypting a result needs 2 of the 3 nodes.
+	say("adam (admin) runs the key ceremony: unseen keys init --threshold 2")
+	raw, err := admin.KeysInit(ctx, 2)
+	if err != nil {
+		return nil, fmt.Errorf("key ceremony: %w", err)
+	}
+	var ks hefed.Status
+	if err := json.Unmarshal(raw, &ks); err != nil {
+		return nil, err
+	}
+	var kb strings.Builder
+	describeKeys(&kb, &ks)
+	say("   %s", strings.ReplaceAll(strings.TrimRight(kb.String(), "\n"), "\n", "\n   "))
+	say("")
 
 	// 3. A job the coordinator refuses, with its clear error.
 	bad, _ := fs.ReadFile(examples.FS, "jobs/invalid_unknown_dataset.json")
@@ -243,6 +266,18 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 			},
 		},
 	}
+	specs = append(specs,
+		demoSpec{
+			file:   "jobs/allowance_by_district.json",
+			expect: func() (any, error) { return plaintextAggregate() },
+			got:    gotStats,
+		},
+		demoSpec{
+			file:   "jobs/benefits_to_owners_on_allowance.json",
+			expect: func() (any, error) { return plaintextIntersectionStats() },
+			got:    gotStats,
+		},
+	)
 	for _, sp := range specs {
 		b, err := fs.ReadFile(examples.FS, sp.file)
 		if err != nil {
@@ -268,6 +303,9 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 			if j.State != last {
 				last = j.State
 				say("   state                  → %s", j.State)
+				if j.State == jobs.AwaitingConsent {
+					consentStep(ctx, say, owner, j)
+				}
 			}
 			if j.State == jobs.Running && j.Progress.Total > 0 && j.Progress.Done != lastDone && (j.Progress.Done == j.Progress.Total || j.Progress.Done-lastDone >= j.Progress.Total/4) {
 				lastDone = j.Progress.Done
@@ -318,11 +356,12 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		match := equalJSON(got, want)
 		rep.OK = rep.OK && match
 		dj := DemoJob{Type: string(spec.Type), ID: j.ID, State: string(res.State), Result: got, Expected: want, Match: match}
-		if spec.Type == policy.PSIMembers {
+		switch spec.Type {
+		case policy.PSIMembers:
 			// Member lists are personal data: the report shows their size.
 			dj.Result = map[string]int{"count": len(got.([]string))}
 			dj.Expected = map[string]int{"count": len(want.([]string))}
-		} else {
+		case policy.PSICardinality:
 			dj.Result = map[string]any{"count": got}
 			dj.Expected = map[string]any{"count": want}
 		}
@@ -331,8 +370,14 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		if !match {
 			verdict = "MISMATCH"
 		}
-		say("   released to alice      → %s", describe(got))
-		say("   plaintext check        → %s   [%s]", describe(want), verdict)
+		if st, ok := got.(*demoStats); ok {
+			say("   released to alice      →")
+			st.print(say, want.(*demoStats))
+			say("   plaintext check        → every number above equals it   [%s]", verdict)
+		} else {
+			say("   released to alice      → %s", describe(got))
+			say("   plaintext check        → %s   [%s]", describe(want), verdict)
+		}
 		say("")
 	}
 

@@ -63,6 +63,7 @@ func newRoot() *cobra.Command {
 		tokenCmd(),
 		benchCmd(),
 		pkiCmd(),
+		keysCmd(),
 	)
 	root.AddCommand(clientCmds()...)
 	root.AddCommand(auditCmd())

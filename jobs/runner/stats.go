@@ -101,13 +101,38 @@ func statsReview(spec *policy.Spec, total moments, groups map[string]moments, k 
 			names = append(names, g)
 		}
 		sort.Strings(names)
+		small := map[string]bool{}
+		present := 0
+		for _, g := range names {
+			if groups[g].Count > 0 {
+				present++
+				if groups[g].Count < int64(k) {
+					small[g] = true
+				}
+			}
+		}
+		// Secondary suppression: one hidden group could be recovered as the
+		// total minus the others, so then the next smallest is hidden too.
+		if len(small) == 1 && present > 1 {
+			next := ""
+			for _, g := range names {
+				if gm := groups[g]; gm.Count > 0 && !small[g] && (next == "" || gm.Count < groups[next].Count) {
+					next = g
+				}
+			}
+			small[next] = true
+		}
 		for _, g := range names {
 			gm := groups[g]
 			if gm.Count == 0 {
 				continue // absent groups are not reported at all
 			}
-			if gm.Count < int64(k) {
-				res.Groups[g] = &StatsResult{Suppressed: fmt.Sprintf("fewer than k = %d rows", k)}
+			if small[g] {
+				why := fmt.Sprintf("fewer than k = %d rows", k)
+				if gm.Count >= int64(k) {
+					why = "hidden so that the one group below k cannot be derived from the total"
+				}
+				res.Groups[g] = &StatsResult{Suppressed: why}
 				rv.Suppressed = append(rv.Suppressed, "groups."+g)
 				continue
 			}
