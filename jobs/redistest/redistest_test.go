@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"testing"
 
@@ -12,7 +13,10 @@ import (
 func TestStartServer(t *testing.T) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("no redis-server on PATH")
+		if os.Getenv(EnvVar) != "" {
+			t.Fatalf("%s is set but there is no redis-server on PATH", EnvVar)
+		}
+		t.Skipf("no redis-server on PATH (set %s to require it)", EnvVar)
 	}
 	addr := StartServer(t, bin)
 	c := redis.NewClient(&redis.Options{Addr: addr})
