@@ -318,6 +318,9 @@ func endpoints() []endpoint {
 		{"consent", "POST", func(r, _ string) string { return "/v1/jobs/" + r + "/consent" }, `{"approve":true}`, 409, []string{olga}},
 		// Not dead-lettered, so the admin allowed here gets 409.
 		{"retry", "POST", func(r, _ string) string { return "/v1/jobs/" + r + "/retry" }, `{"reason":"node is back"}`, 409, []string{adam}},
+		// This fixture has no key ceremony configured: allowed roles get 501.
+		{"keys_init", "POST", func(_, _ string) string { return "/v1/keys/init" }, `{"threshold":2}`, 501, []string{adam}},
+		{"keys_status", "GET", func(_, _ string) string { return "/v1/keys" }, "", 501, []string{adam, audra}},
 		{"datasets", "GET", func(_, _ string) string { return "/v1/datasets" }, "", 200, all},
 		{"audit", "GET", func(_, _ string) string { return "/v1/audit" }, "", 200, []string{audra}},
 		{"audit_verify", "GET", func(_, _ string) string { return "/v1/audit/verify" }, "", 200, []string{audra}},

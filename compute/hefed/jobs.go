@@ -32,6 +32,9 @@ type Stats struct {
 	SumSq *int64 // when the variance is asked
 	// Groups is nil without group_by.
 	Groups map[string]GroupStats
+	// BelowK names the inputs whose node says its filter leaves fewer rows
+	// than the dataset's k (aggregate jobs).
+	BelowK []string
 }
 
 // GroupStats are one group's totals.
@@ -174,11 +177,13 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	maxRows := c.maxRowsPerNode() * int64(n)
 	sumCts := make([]*he.Ciphertext, n)
 	sqCts := make([]*he.Ciphertext, n)
+	belowK := make([]bool, n)
 	err = c.eachInput(ctx, &j.Spec, func(ctx context.Context, i int, cl *nodeapi.Client) error {
 		resp, err := cl.HEAggregate(ctx, &nodeapi.HEAggregateRequest{Header: hdr(i, nodeapi.StepHEAggregate), Spec: j.Spec, Requester: j.Requester, Input: i, Groups: groups, MaxRows: maxRows})
 		if err != nil {
 			return err
 		}
+		belowK[i] = resp.BelowK
 		if sumCts[i], err = openCiphertext(cl, sums, resp.Sums); err != nil {
 			return err
 		}
@@ -231,7 +236,16 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 			per[g].SumSq = &x
 		}
 	}
-	return c.assemble(groups, per, need.squares)
+	st, err := c.assemble(groups, per, need.squares)
+	if err != nil {
+		return nil, err
+	}
+	for i, b := range belowK {
+		if b {
+			st.BelowK = append(st.BelowK, j.Spec.Inputs[i].Dataset)
+		}
+	}
+	return st, nil
 }
 
 // eachInput runs fn for every input of spec (party i) concurrently.

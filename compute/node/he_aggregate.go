@@ -373,7 +373,7 @@ func (s *Server) heAggregate(r *http.Request) (any, error) {
 		return nil, err
 	}
 	// Each slot is this node's part of a total over len(inputs) nodes.
-	out := nodeapi.HEAggregateResponse{}
+	out := nodeapi.HEAggregateResponse{BelowK: len(rows) < ds.EffectiveMinCount()}
 	cts, err := s.encryptSealed(sumsKeys, [][]int64{sums}, int(parties))
 	if err != nil {
 		return nil, err

@@ -193,6 +193,9 @@ type HEAggregateRequest struct {
 type HEAggregateResponse struct {
 	Sums    []byte `json:"sums"`
 	Squares []byte `json:"squares,omitempty"`
+	// BelowK: the node's filter leaves fewer rows than its dataset's k (a
+	// flag for the reviewer; the count itself stays hidden).
+	BelowK bool `json:"below_k,omitempty"`
 }
 
 // HEValuesRequest asks the value node of an intersection_stats job (which

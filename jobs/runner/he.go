@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/unseen-data/unseen/compute/hefed"
 	"github.com/unseen-data/unseen/compute/nodeapi"
@@ -28,6 +29,13 @@ func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error)
 	case policy.Aggregate:
 		_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "encrypt, add, release"})
 		st, err = r.HE.Aggregate(ctx, ref)
+		if err == nil {
+			below := make([]bool, len(j.Spec.Inputs))
+			for i, in := range j.Spec.Inputs {
+				below[i] = slices.Contains(st.BelowK, in.Dataset)
+			}
+			checks = append(checks, isolationCheck(j, below))
+		}
 	case policy.IntersectionStats:
 		primary := -1
 		for i, in := range j.Spec.Inputs {

@@ -127,11 +127,7 @@ func (r *Runner) loop(ctx context.Context, worker string) {
 			if err != nil && ctx.Err() == nil {
 				r.Logger.Warn("reclaim failed", "err", err)
 			}
-			for _, l := range leases {
-				r.Logger.Info("reclaimed job of a dead worker", "job", l.Job.ID, "attempt", l.Attempt)
-				r.notify(l.Job.ID, jobs.Running)
-				r.Process(ctx, l)
-			}
+			r.runReclaimed(ctx, leases)
 		}
 		l, err := r.Store.Claim(ctx, worker, time.Second)
 		if err != nil {
@@ -149,6 +145,53 @@ func (r *Runner) loop(ctx context.Context, worker string) {
 		}
 		r.notify(l.Job.ID, jobs.Running)
 		r.Process(ctx, l)
+	}
+}
+
+// runReclaimed runs the jobs one Reclaim handed this worker, one after the
+// other. The leases waiting their turn are renewed meanwhile: otherwise
+// they go idle again while the first job runs, another worker reclaims them
+// (bumping the attempt) and this one later runs them on a lost lease, over
+// and over when several workers died at once.
+func (r *Runner) runReclaimed(ctx context.Context, leases []*jobs.Lease) {
+	lost := make([]bool, len(leases))
+	for i, l := range leases {
+		if lost[i] {
+			r.Logger.Warn("reclaimed job taken over before its turn; skipped", "job", l.Job.ID, "attempt", l.Attempt)
+			continue
+		}
+		rctx, stop := context.WithCancel(ctx)
+		renewed := make(chan struct{})
+		go func() {
+			defer close(renewed)
+			r.renew(rctx, leases[i+1:], lost[i+1:])
+		}()
+		r.Logger.Info("reclaimed job of a dead worker", "job", l.Job.ID, "attempt", l.Attempt)
+		r.notify(l.Job.ID, jobs.Running)
+		r.Process(ctx, l)
+		stop()
+		<-renewed
+	}
+}
+
+// renew heartbeats leases until ctx ends, marking in lost those it lost.
+func (r *Runner) renew(ctx context.Context, leases []*jobs.Lease, lost []bool) {
+	if len(leases) == 0 {
+		return
+	}
+	t := time.NewTicker(r.LeaseIdle / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for i, l := range leases {
+			if !lost[i] && errors.Is(r.Store.Heartbeat(ctx, l), jobs.ErrLeaseLost) {
+				lost[i] = true
+			}
+		}
 	}
 }
 
