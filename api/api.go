@@ -59,6 +59,9 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// ConsentTTL is how long owners have to consent (default 7 days).
 	ConsentTTL time.Duration
+	// OnDecision, if set, is told of every release or rejection after it
+	// is recorded (the coordinator tells the nodes, for their lineage).
+	OnDecision func(j *jobs.Job)
 	// Keys runs the federation's key ceremony (nil: the endpoints answer 501).
 	Keys Keys
 	// Metrics is the registry /metrics serves; a new one if nil.

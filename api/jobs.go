@@ -205,6 +205,9 @@ func (a *API) transition(c *gin.Context, j *jobs.Job, ch jobs.Change) {
 	u := currentUser(c)
 	ch.From, ch.Attempt, ch.Actor, ch.Role = j.State, j.Attempt, u.Name, string(u.Role)
 	nj, err := a.cfg.Store.Transition(c.Request.Context(), j.ID, ch)
+	if err == nil && a.cfg.OnDecision != nil && (ch.To == jobs.Released || ch.To == jobs.Rejected) {
+		a.cfg.OnDecision(nj)
+	}
 	if err != nil {
 		if errors.Is(err, jobs.ErrConflict) || errors.Is(err, jobs.ErrIllegal) {
 			cur, gerr := a.cfg.Store.Get(c.Request.Context(), j.ID)

@@ -26,6 +26,7 @@ import (
 	"github.com/unseen-data/unseen/jobs/memstore"
 	"github.com/unseen-data/unseen/jobs/redisstore"
 	"github.com/unseen-data/unseen/jobs/runner"
+	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/audit"
 )
 
@@ -198,6 +199,28 @@ type coordinator struct {
 	log     *slog.Logger
 }
 
+// notifyOutcome tells every node whose data a job used how it ended at
+// review, so the node's own log shows whether a result was released. Best
+// effort: the coordinator's log already holds the decision.
+func notifyOutcome(nodes map[string]*nodeapi.Client, j *jobs.Job, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	for _, ds := range j.Spec.Datasets() {
+		dept := policy.Department(ds)
+		cl, ok := nodes[dept]
+		if !ok || seen[dept] {
+			continue
+		}
+		seen[dept] = true
+		err := cl.Outcome(ctx, &nodeapi.OutcomeRequest{Header: nodeapi.Header{Job: j.ID, Attempt: max(j.Attempt, 1)}, Outcome: string(j.State),
+			Purpose: j.Spec.Purpose, Datasets: j.Spec.Datasets(), Reviewer: j.Reviewer})
+		if err != nil {
+			log.Warn("telling a node how a job ended failed", "node", dept, "job", j.ID, "err", err)
+		}
+	}
+}
+
 // heKeys adapts the key ceremony to the API's admin endpoints.
 type heKeys struct{ c *hefed.Coordinator }
 
@@ -236,7 +259,8 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 	if hc.MaxRowsPerNode == 0 {
 		hc.MaxRowsPerNode = 1 << 16
 	}
-	a, err := api.New(api.Config{Store: store, Users: cfg.Users, Catalog: cat, Logger: log, Ready: cat.Ready, Keys: heKeys{hc}})
+	a, err := api.New(api.Config{Store: store, Users: cfg.Users, Catalog: cat, Logger: log, Ready: cat.Ready, Keys: heKeys{hc},
+		OnDecision: func(j *jobs.Job) { go notifyOutcome(nodes, j, log) }})
 	if err != nil {
 		return nil, err
 	}

@@ -156,6 +156,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+nodeapi.PathReblind, s.auth(s.reblind))
 	mux.HandleFunc("POST "+nodeapi.PathMembers, s.auth(s.members))
 	mux.HandleFunc("POST "+nodeapi.PathFinish, s.auth(s.finish))
+	mux.HandleFunc("POST "+nodeapi.PathOutcome, s.auth(s.outcome))
 	mux.HandleFunc("POST "+nodeapi.PathKeysBegin, s.heAuth(s.keysBegin))
 	mux.HandleFunc("POST "+nodeapi.PathKeysShares, s.heAuth(s.keysShares))
 	mux.HandleFunc("POST "+nodeapi.PathKeysFinish, s.heAuth(s.keysFinish))
@@ -506,6 +507,31 @@ func (s *Server) members(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return nodeapi.MembersResponse{Ciphertext: ct, Count: len(ids)}, nil
+}
+
+// outcome records how a job ended at review, for lineage. Only the node's
+// own datasets are named in its log.
+func (s *Server) outcome(r *http.Request) (any, error) {
+	var req nodeapi.OutcomeRequest
+	if err := decode(r, &req, nodeapi.StepOutcome, &req.Header); err != nil {
+		return nil, err
+	}
+	if req.Outcome != "released" && req.Outcome != "rejected" {
+		return nil, refuse(http.StatusBadRequest, "bad_request", "outcome must be released or rejected")
+	}
+	var mine []string
+	for _, d := range req.Datasets {
+		if _, ok := s.catalog[d]; ok {
+			mine = append(mine, d)
+		}
+	}
+	if len(mine) == 0 {
+		return nil, refuse(http.StatusBadRequest, "not_ours", "job %s used none of this node's datasets", req.Job)
+	}
+	if _, err := s.record(r.Context(), "job."+req.Outcome, req.Job, mine, map[string]string{"purpose": req.Purpose, "reviewer": req.Reviewer}); err != nil {
+		return nil, err
+	}
+	return map[string]bool{"ok": true}, nil
 }
 
 func (s *Server) finish(r *http.Request) (any, error) {

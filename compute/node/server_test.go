@@ -563,3 +563,31 @@ func TestPrepareIdempotent(t *testing.T) {
 	require.Equal(t, first.Len, next.Len)
 	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepPrepare)), 2)
 }
+
+// A node learns how a job ended at review, so its own lineage shows whether
+// a result from its data was released.
+func TestOutcomeFeedsLineage(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Filter: "district = '天河区'"})
+	mustPrepare(t, f, s, header("j1", 1, 0))
+	hrss := f.Clients["hrss"]
+	require.NoError(t, hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 1, 0), Outcome: "ok"}))
+	require.NoError(t, hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j1", 1, 0), Outcome: "released", Purpose: s.Purpose, Datasets: s.Datasets(), Reviewer: "rita"}))
+
+	err := hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j2", 1, 0), Outcome: "released", Datasets: []string{"tax.x"}})
+	requireRefused(t, err, 400, "not_ours")
+	err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j1", 1, 0), Outcome: "maybe", Datasets: s.Datasets()})
+	requireRefused(t, err, 400, "bad_request")
+
+	all, err := f.Audits["hrss"].All(ctx)
+	require.NoError(t, err)
+	rows := audit.Lineage(all, dsBenefits)
+	require.Len(t, rows, 1)
+	require.Equal(t, "released", rows[0].Outcome)
+	require.Equal(t, "alice", rows[0].Requester)
+	require.Equal(t, "id_number,district", rows[0].Columns)
+	for _, e := range entries(t, f, "hrss", "job.released") {
+		require.Equal(t, []string{dsBenefits}, e.Datasets, "a node names only its own datasets")
+	}
+}

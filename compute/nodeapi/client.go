@@ -162,6 +162,12 @@ func (c *Client) Members(ctx context.Context, r *MembersRequest) (*MembersRespon
 	return &out, nil
 }
 
+// Outcome tells the node how a job it took part in ended at review.
+func (c *Client) Outcome(ctx context.Context, r *OutcomeRequest) error {
+	r.Step = StepOutcome
+	return c.do(ctx, http.MethodPost, PathOutcome, r, nil)
+}
+
 // Finish tells the node the job is over.
 func (c *Client) Finish(ctx context.Context, r *FinishRequest) error {
 	r.Step = StepFinish

@@ -21,6 +21,7 @@ const (
 	PathReblind  = "/v1/node/psi/reblind"
 	PathMembers  = "/v1/node/psi/members"
 	PathFinish   = "/v1/node/jobs/finish"
+	PathOutcome  = "/v1/node/jobs/outcome"
 )
 
 // MaxChunk bounds the elements in one request or response; the coordinator's
@@ -40,6 +41,7 @@ const (
 	StepReblind Step = "psi.reblind"
 	StepMembers Step = "psi.members"
 	StepFinish  Step = "job.finish"
+	StepOutcome Step = "job.outcome"
 )
 
 // Header is carried by every protocol request.
@@ -116,6 +118,18 @@ type MembersResponse struct {
 type FinishRequest struct {
 	Header
 	Outcome string `json:"outcome"`
+}
+
+// OutcomeRequest tells a node how a job it took part in ended at review
+// (released or rejected), so its own log can answer "was a result from my
+// data released?" (lineage). Purpose and datasets are repeated because the
+// node may have dropped the job's state long ago.
+type OutcomeRequest struct {
+	Header
+	Outcome  string   `json:"outcome"` // released | rejected
+	Purpose  string   `json:"purpose"`
+	Datasets []string `json:"datasets"`
+	Reviewer string   `json:"reviewer"`
 }
 
 // Error is the body of every non-2xx node response.
