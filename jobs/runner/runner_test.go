@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,4 +273,57 @@ func TestNarrowFilterFlagged(t *testing.T) {
 	require.False(t, c.Passed)
 	require.Contains(t, c.Detail, "a.x")
 	require.NotContains(t, c.Detail, "5", "the node says below k, not its size")
+}
+
+// On shutdown a worker hands its running job back (queued, same attempt
+// for the next claim to bump), and holds no lease.
+func TestShutdownHandsJobBack(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 200), "b.y": rng(0, 200)}
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	fed := nodetest.StartWith(t, rows, nodetest.Options{Wrap: func(dept string, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if dept == "b" && strings.HasSuffix(r.URL.Path, "/psi/reblind") {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				select { // hold the step until the test lets go
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	defer close(release)
+	st := &states{ch: map[string]chan jobs.State{}}
+	store := memstore.New(&audit.MemLog{}, nil)
+	r := &Runner{Store: store, Nodes: fed.Clients, Catalog: staticCatalog(fed.Catalog), OnState: st.on, Worker: "w", ChunkSize: 50}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, 1); close(done) }()
+
+	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}})
+	st.wait(t, j.ID, jobs.Running)
+	select {
+	case <-entered: // the job is mid-protocol
+	case <-time.After(time.Minute):
+		t.Fatal("the job never reached its reblind step")
+	}
+	cancel() // SIGTERM
+	<-done
+	got, err := store.Get(context.Background(), j.ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs.Queued, got.State, "handed back, not failed")
+	require.Equal(t, 1, got.Attempt)
+	require.Contains(t, got.History[len(got.History)-1].Note, "shutting down")
+	// Nothing is left claimed: the next worker gets it at once, attempt 2.
+	l, err := store.Claim(context.Background(), "next", 0)
+	require.NoError(t, err)
+	require.Equal(t, j.ID, l.Job.ID)
+	require.Equal(t, 2, l.Attempt)
+	leases, err := store.Reclaim(context.Background(), "other", 0)
+	require.NoError(t, err)
+	require.Len(t, leases, 1, "only the new claim is running")
 }
