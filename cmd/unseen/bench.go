@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -135,31 +134,22 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 		if err != nil {
 			return nil, err
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		url, stop, err := serveNode(s)
 		if err != nil {
 			return nil, err
 		}
-		srv := s.HTTPServer()
-		go srv.Serve(ln)
-		defer srv.Close()
-		cfg.Nodes = append(cfg.Nodes, NodeRef{Department: dept, URL: "http://" + ln.Addr().String(), Token: tok})
+		defer stop()
+		cfg.Nodes = append(cfg.Nodes, NodeRef{Department: dept, URL: url, Token: tok})
 		spec.Inputs = append(spec.Inputs, policy.Input{Dataset: d.Name, Key: "id_number"})
 	}
 	tok := randomToken()
 	cfg.Users = []api.User{{Name: "bench", Role: api.RoleAnalyst, Department: "d0", TokenSHA256: api.HashToken(tok)}}
-	coord, err := newCoordinator(cfg, memstore.New(&audit.MemLog{}, jobs.SystemClock{}), log)
+	base, coord, wait, err := serveCoordinator(ctx, cfg, memstore.New(&audit.MemLog{}, jobs.SystemClock{}), log, chunk)
 	if err != nil {
 		return nil, err
 	}
-	coord.runner.ChunkSize = chunk
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	served := make(chan error, 1)
-	go func() { served <- coord.serve(ctx, ln) }()
-	defer func() { cancel(); <-served }()
-	c := client.New("http://"+ln.Addr().String(), tok)
+	defer func() { cancel(); wait() }()
+	c := client.New(base, tok)
 	body, _ := json.Marshal(spec)
 
 	// The limit, measured now, in the same run.

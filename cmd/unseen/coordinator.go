@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -197,6 +198,9 @@ type coordinator struct {
 	catalog *nodeapi.Catalog
 	he      *hefed.Coordinator
 	log     *slog.Logger
+	// notifying counts outcome notifications to nodes still in flight;
+	// shutdown waits for them.
+	notifying *sync.WaitGroup
 }
 
 // notifyOutcome tells every node whose data a job used how it ended at
@@ -246,6 +250,7 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 		nodes[n.Department] = cl
 	}
 	cat := nodeapi.NewCatalog(nodes)
+	notifying := &sync.WaitGroup{}
 	if cfg.HEState != "" {
 		if err := os.MkdirAll(filepath.Dir(cfg.HEState), 0o700); err != nil {
 			return nil, err
@@ -260,7 +265,10 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 		hc.MaxRowsPerNode = 1 << 16
 	}
 	a, err := api.New(api.Config{Store: store, Users: cfg.Users, Catalog: cat, Logger: log, Ready: cat.Ready, Keys: heKeys{hc},
-		OnDecision: func(j *jobs.Job) { go notifyOutcome(nodes, j, log) }})
+		OnDecision: func(j *jobs.Job) {
+			notifying.Add(1)
+			go func() { defer notifying.Done(); notifyOutcome(nodes, j, log) }()
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +298,7 @@ func newCoordinator(cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger) 
 		LeaseIdle: cfg.LeaseIdle,
 		HE:        hc,
 	}
-	return &coordinator{cfg: cfg, store: store, api: a, runner: r, catalog: cat, he: hc, log: log}, nil
+	return &coordinator{cfg: cfg, store: store, api: a, runner: r, catalog: cat, he: hc, log: log, notifying: notifying}, nil
 }
 
 func isLoopbackURL(u string) bool {
@@ -337,5 +345,6 @@ func (c *coordinator) serve(ctx context.Context, ln net.Listener) error {
 	_ = srv.Shutdown(sctx)
 	stopWorkers()
 	<-done
+	c.notifying.Wait()
 	return err
 }

@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -138,17 +135,15 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		if err != nil {
 			return nil, err
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		url, stop, err := serveNode(s)
 		if err != nil {
 			return nil, err
 		}
-		srv := s.HTTPServer()
-		go srv.Serve(ln)
-		defer srv.Close()
+		defer stop()
 		nodeServers = append(nodeServers, s)
-		cfg.Nodes = append(cfg.Nodes, NodeRef{Department: dept, URL: "http://" + ln.Addr().String(), Token: tok})
+		cfg.Nodes = append(cfg.Nodes, NodeRef{Department: dept, URL: url, Token: tok})
 		for _, d := range nc.Datasets {
-			say("node %-8s %s  serving %s at %s", dept, nc.Title, d.Name, ln.Addr())
+			say("node %-8s %s  serving %s at %s", dept, nc.Title, d.Name, strings.TrimPrefix(url, "http://"))
 		}
 	}
 
@@ -173,19 +168,11 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 	}
 	defer alog.Close()
 	store := memstore.New(alog, jobs.SystemClock{})
-	coord, err := newCoordinator(cfg, store, log)
+	base, _, wait, err := serveCoordinator(ctx, cfg, store, log, chunk)
 	if err != nil {
 		return nil, err
 	}
-	coord.runner.ChunkSize = chunk
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	served := make(chan error, 1)
-	go func() { served <- coord.serve(ctx, ln) }()
-	defer func() { cancel(); <-served }()
-	base := "http://" + ln.Addr().String()
+	defer func() { cancel(); wait() }()
 	say("coordinator         embedded backend (no Redis), API at %s", base)
 	say("")
 
@@ -447,35 +434,13 @@ func equalJSON(a, b any) bool {
 // the protocol rather than repeat it.
 
 func readIDs(name string) (map[string]bool, error) {
-	f, err := examples.FS.Open(name)
+	rows, err := csvRows(name)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	head, err := r.Read()
-	if err != nil {
-		return nil, err
-	}
-	col := -1
-	for i, h := range head {
-		if strings.TrimPrefix(h, "\ufeff") == "id_number" {
-			col = i
-		}
-	}
-	if col < 0 {
-		return nil, fmt.Errorf("%s has no id_number column", name)
 	}
 	ids := map[string]bool{}
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if id, err := idnum.Normalise(rec[col]); err == nil {
+	for _, r := range rows {
+		if id, err := idnum.Normalise(r["id_number"]); err == nil {
 			ids[id] = true
 		}
 	}

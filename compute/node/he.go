@@ -24,7 +24,6 @@ package node
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -247,44 +246,10 @@ func (h *heState) sealCiphertext(ct *he.Ciphertext, cer string) ([]byte, error) 
 
 // ---- HTTP plumbing -------------------------------------------------------
 
-// heAuth is auth with the larger body limit of the homomorphic endpoints
-// (public keys and ciphertexts are megabytes). The token is checked before
-// any of the body is read.
+// heAuth guards the HE routes: as auth, with room for their larger bodies
+// (a Squares public key is over a megabyte).
 func (s *Server) heAuth(h func(r *http.Request) (any, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(tok))
-		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenSum) != 1 {
-			if _, aerr := s.record(r.Context(), "auth.refused", "", nil, map[string]string{"path": r.URL.Path}); aerr != nil {
-				writeError(w, aerr)
-				return
-			}
-			writeError(w, refuse(http.StatusUnauthorized, "unauthenticated", "a valid coordinator token is required"))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, nodeapi.MaxHEBodyBytes)
-		out, err := h(r)
-		if err != nil {
-			// Every refusal is in the log: those a handler did not record
-			// with its reasons (malformed requests, unknown sessions) are
-			// recorded here.
-			var noted heNoted
-			var ae *apiError
-			isAPI := errors.As(err, &ae)
-			if !errors.As(err, &noted) && !(isAPI && ae.code == "audit_unavailable") {
-				d := map[string]string{"path": r.URL.Path, "error": err.Error()}
-				if isAPI {
-					d["code"], d["status"] = ae.code, fmt.Sprint(ae.status)
-				}
-				if _, aerr := s.record(r.Context(), "request.refused", "", nil, d); aerr != nil {
-					err = aerr
-				}
-			}
-			writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, out)
-	}
+	return s.guard(nodeapi.MaxHEBodyBytes, h)
 }
 
 // heNoted marks an error whose refusal the handler has already audited.

@@ -216,7 +216,14 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, ae.status, e)
 }
 
+// auth guards the PSI routes.
 func (s *Server) auth(h func(r *http.Request) (any, error)) http.HandlerFunc {
+	return s.guard(nodeapi.MaxBodyBytes, h)
+}
+
+// guard checks the coordinator's token, bounds the body to limit, runs h
+// and audits every refusal that h did not already record with its reasons.
+func (s *Server) guard(limit int64, h func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		sum := sha256.Sum256([]byte(tok))
@@ -229,15 +236,17 @@ func (s *Server) auth(h func(r *http.Request) (any, error)) http.HandlerFunc {
 			writeError(w, refuse(http.StatusUnauthorized, "unauthenticated", "a valid coordinator token is required"))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, nodeapi.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		out, err := h(r)
 		if err != nil {
 			// Every refused request is in the log, not only policy refusals:
 			// a stale attempt or a forged element is what an auditor looks for.
 			var ae *apiError
-			if !errors.As(err, &ae) || !ae.noted && ae.code != "audit_unavailable" {
+			var noted heNoted
+			isAPI := errors.As(err, &ae)
+			if !errors.As(err, &noted) && (!isAPI || !ae.noted && ae.code != "audit_unavailable") {
 				d := map[string]string{"path": r.URL.Path, "error": err.Error()}
-				if ae != nil {
+				if isAPI {
 					d["code"], d["status"] = ae.code, fmt.Sprint(ae.status)
 				}
 				if _, aerr := s.record(r.Context(), "request.refused", "", nil, d); aerr != nil {

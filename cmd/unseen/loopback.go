@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+
+	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/jobs"
+)
+
+// The demo and the bench run a whole federation in one process, each
+// server on its own loopback port.
+
+// serveNode serves a node on a fresh loopback port; stop closes it.
+func serveNode(s *node.Server) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := s.HTTPServer()
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// serveCoordinator runs a coordinator (API and workers) on a fresh loopback
+// port until ctx ends; wait returns once it has shut down.
+func serveCoordinator(ctx context.Context, cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger, chunk int) (base string, c *coordinator, wait func(), err error) {
+	c, err = newCoordinator(cfg, store, log)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	c.runner.ChunkSize = chunk
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	served := make(chan error, 1)
+	go func() { served <- c.serve(ctx, ln) }()
+	return "http://" + ln.Addr().String(), c, func() { <-served }, nil
+}
