@@ -15,6 +15,10 @@ import (
 type dpPlan struct {
 	epsilon  float64
 	sumBound int64 // Δ of Σx; 0 when the value dataset declares none
+	// queries is how many quantities each row can move (count, Σx, Σx²,
+	// histogram): ε is split evenly among them (sequential composition).
+	// Groups partition the rows, so they share ε (parallel composition).
+	queries int
 }
 
 // planDP returns nil when no dataset of the job asks for DP.
@@ -31,8 +35,21 @@ func planDP(j *jobs.Job, cat policy.Catalog) *dpPlan {
 			p.sumBound = d.DP.ValueBound
 		}
 	}
+	p.queries = 1 // the count is always released
+	if has(j.Spec.Stats, "sum") || has(j.Spec.Stats, "mean") || has(j.Spec.Stats, "variance") {
+		p.queries++
+	}
+	if has(j.Spec.Stats, "variance") {
+		p.queries++
+	}
+	if has(j.Spec.Stats, "histogram") {
+		p.queries++
+	}
 	return p
 }
+
+// each is the ε every released quantity gets.
+func (p *dpPlan) each() float64 { return p.epsilon / float64(p.queries) }
 
 // geometric samples the two-sided geometric distribution (the discrete
 // Laplace mechanism): P(k) ∝ exp(−ε|k|/Δ). It is ε-differentially private
@@ -62,18 +79,25 @@ func uniform() float64 {
 
 // apply adds noise to the totals and says what it did, for the reviewer.
 func (p *dpPlan) apply(m *moments) {
-	m.Count += geometric(p.epsilon, 1)
+	m.Count += geometric(p.each(), 1)
 	if m.Count < 0 {
 		m.Count = 0
 	}
-	m.Sum += geometric(p.epsilon, p.sumBound)
+	m.Sum += geometric(p.each(), p.sumBound)
 	if m.SumSq != nil {
-		v := *m.SumSq + geometric(p.epsilon, p.sumBound*p.sumBound)
+		v := *m.SumSq + geometric(p.each(), p.sumBound*p.sumBound)
 		m.SumSq = &v
+	}
+	if m.Hist != nil {
+		h := make([]int64, len(m.Hist))
+		for b, n := range m.Hist {
+			h[b] = max(0, n+geometric(p.each(), 1))
+		}
+		m.Hist = h
 	}
 }
 
 func (p *dpPlan) check(what string) jobs.Check {
 	return jobs.Check{Name: "differential_privacy", Passed: true,
-		Detail: fmt.Sprintf("discrete Laplace noise with ε = %g added to %s (Δcount = 1, Δsum = %d); ε was charged to the analyst's budget at submission", p.epsilon, what, p.sumBound)}
+		Detail: fmt.Sprintf("discrete Laplace noise added to %s: ε = %g split over %d released quantities (Δcount = 1, Δsum = %d); ε was charged to the analyst's budget at submission", what, p.epsilon, p.queries, p.sumBound)}
 }

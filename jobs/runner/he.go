@@ -60,12 +60,12 @@ func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error)
 		}
 		return nil, err
 	}
-	total := moments{Count: st.Count, Sum: st.Sum, SumSq: st.SumSq}
+	total := moments{Count: st.Count, Sum: st.Sum, SumSq: st.SumSq, Hist: st.Histogram}
 	var groups map[string]moments
 	if st.Groups != nil {
 		groups = make(map[string]moments, len(st.Groups))
 		for g, gs := range st.Groups {
-			groups[g] = moments{Count: gs.Count, Sum: gs.Sum, SumSq: gs.SumSq}
+			groups[g] = moments{Count: gs.Count, Sum: gs.Sum, SumSq: gs.SumSq, Hist: gs.Histogram}
 		}
 	}
 	if dp := planDP(j, r.catalog(ctx)); dp != nil {

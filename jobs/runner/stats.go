@@ -14,21 +14,25 @@ import (
 type moments struct {
 	Count int64
 	Sum   int64
-	SumSq *int64 // only when variance was asked for
+	SumSq *int64  // only when variance was asked for
+	Hist  []int64 // rows per histogram bucket, when asked for
 }
 
 // StatsResult is the released shape of aggregate and intersection_stats:
 // only the stats asked for; mean and variance both as numbers and as exact
 // fractions (from exact Σx, Σx², n) so a check can be exact.
 type StatsResult struct {
-	Count         *int64                  `json:"count,omitempty"`
-	Sum           *int64                  `json:"sum,omitempty"`
-	Mean          *float64                `json:"mean,omitempty"`
-	MeanExact     string                  `json:"mean_exact,omitempty"`
-	Variance      *float64                `json:"variance,omitempty"`
-	VarianceExact string                  `json:"variance_exact,omitempty"`
-	Groups        map[string]*StatsResult `json:"groups,omitempty"`
-	Suppressed    string                  `json:"suppressed,omitempty"`
+	Count         *int64   `json:"count,omitempty"`
+	Sum           *int64   `json:"sum,omitempty"`
+	Mean          *float64 `json:"mean,omitempty"`
+	MeanExact     string   `json:"mean_exact,omitempty"`
+	Variance      *float64 `json:"variance,omitempty"`
+	VarianceExact string   `json:"variance_exact,omitempty"`
+	// Histogram maps bucket labels ("<e0", "[e0,e1)", "≥e") to row counts;
+	// a bucket below k is null (suppressed, not rounded).
+	Histogram  map[string]*int64       `json:"histogram,omitempty"`
+	Groups     map[string]*StatsResult `json:"groups,omitempty"`
+	Suppressed string                  `json:"suppressed,omitempty"`
 }
 
 func has(stats []string, s string) bool {
@@ -50,9 +54,24 @@ func ExactVariance(n, sum, sumSq int64) *big.Rat {
 	return new(big.Rat).Sub(new(big.Rat).SetFrac64(sumSq, n), sq)
 }
 
-// render turns totals into the asked-for stats.
-func render(stats []string, m moments) (*StatsResult, error) {
+// render turns totals into the asked-for stats; histogram buckets below
+// k are suppressed and named in hidden.
+func render(spec *policy.Spec, m moments, k int, where string, hidden *[]string) (*StatsResult, error) {
+	stats := spec.Stats
 	r := &StatsResult{}
+	if has(stats, "histogram") && m.Hist != nil {
+		r.Histogram = map[string]*int64{}
+		for b, n := range m.Hist {
+			label := spec.BucketLabel(b)
+			if n > 0 && n < int64(k) {
+				r.Histogram[label] = nil
+				*hidden = append(*hidden, where+"histogram."+label)
+				continue
+			}
+			v := n
+			r.Histogram[label] = &v
+		}
+	}
 	if has(stats, "count") {
 		c := m.Count
 		r.Count = &c
@@ -90,7 +109,7 @@ func statsReview(spec *policy.Spec, total moments, groups map[string]moments, k 
 		rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: false, Detail: fmt.Sprintf("%d rows in all, below k = %d: everything suppressed", total.Count, k)})
 		return rv, nil
 	}
-	res, err := render(spec.Stats, total)
+	res, err := render(spec, total, k, "", &rv.Suppressed)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +155,7 @@ func statsReview(spec *policy.Spec, total moments, groups map[string]moments, k 
 				rv.Suppressed = append(rv.Suppressed, "groups."+g)
 				continue
 			}
-			gr, err := render(spec.Stats, gm)
+			gr, err := render(spec, gm, k, "groups."+g+".", &rv.Suppressed)
 			if err != nil {
 				return nil, err
 			}
