@@ -55,6 +55,42 @@ type Spec struct {
 	Value   *ColumnRef `json:"value,omitempty" yaml:"value,omitempty"`
 	Stats   []string   `json:"stats,omitempty" yaml:"stats,omitempty"`
 	GroupBy *ColumnRef `json:"group_by,omitempty" yaml:"group_by,omitempty"`
+	// Bins are the ascending edges of a histogram of the value column
+	// (stat "histogram", aggregate jobs): buckets x < e0, e0 ≤ x < e1, …,
+	// x ≥ e_last.
+	Bins []int64 `json:"bins,omitempty" yaml:"bins,omitempty"`
+}
+
+// MaxBins bounds a histogram's edges.
+const MaxBins = 32
+
+// Buckets is the number of histogram buckets (0 without bins).
+func (s *Spec) Buckets() int {
+	if len(s.Bins) == 0 {
+		return 0
+	}
+	return len(s.Bins) + 1
+}
+
+// Bucket returns the histogram bucket of x.
+func (s *Spec) Bucket(x int64) int {
+	i := 0
+	for i < len(s.Bins) && x >= s.Bins[i] {
+		i++
+	}
+	return i
+}
+
+// BucketLabel names bucket i, as "<e0", "[e0,e1)" or "≥e_last".
+func (s *Spec) BucketLabel(i int) string {
+	switch {
+	case i == 0:
+		return fmt.Sprintf("<%d", s.Bins[0])
+	case i == len(s.Bins):
+		return fmt.Sprintf("≥%d", s.Bins[i-1])
+	default:
+		return fmt.Sprintf("[%d,%d)", s.Bins[i-1], s.Bins[i])
+	}
 }
 
 // Limits on a spec's shape; they bound what a submission can make the
@@ -226,6 +262,26 @@ func (s *Spec) Validate() error {
 	for _, st := range s.Stats {
 		if !knownStats[st] {
 			return specErr("unknown stat %q (known: count, sum, mean, variance, histogram)", st)
+		}
+	}
+	hist := false
+	for _, st := range s.Stats {
+		hist = hist || st == "histogram"
+	}
+	if hist != (len(s.Bins) > 0) {
+		return specErr("a histogram needs bins (ascending edges), and bins need the stat histogram")
+	}
+	if hist {
+		if s.Type != Aggregate {
+			return specErr("histograms are computed for aggregate jobs")
+		}
+		if len(s.Bins) > MaxBins {
+			return specErr("at most %d bin edges", MaxBins)
+		}
+		for i := 1; i < len(s.Bins); i++ {
+			if s.Bins[i] <= s.Bins[i-1] {
+				return specErr("bins must be strictly ascending")
+			}
 		}
 	}
 	switch s.Type {

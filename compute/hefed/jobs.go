@@ -30,6 +30,8 @@ type Stats struct {
 	Count int64
 	Sum   int64
 	SumSq *int64 // when the variance is asked
+	// Histogram counts rows per bucket of Spec.Bins (stat histogram).
+	Histogram []int64
 	// Groups is nil without group_by.
 	Groups map[string]GroupStats
 	// BelowK names the inputs whose node says its filter leaves fewer rows
@@ -39,9 +41,10 @@ type Stats struct {
 
 // GroupStats are one group's totals.
 type GroupStats struct {
-	Count int64
-	Sum   int64
-	SumSq *int64
+	Count     int64
+	Sum       int64
+	SumSq     *int64
+	Histogram []int64
 }
 
 // Moments converts the totals for he.Moments' exact mean and variance.
@@ -62,7 +65,7 @@ func (g GroupStats) Moments() he.Moments {
 	return m
 }
 
-type needs struct{ value, squares bool }
+type needs struct{ value, squares, hist bool }
 
 func statNeeds(spec *policy.Spec) (needs, error) {
 	var n needs
@@ -73,6 +76,11 @@ func statNeeds(spec *policy.Spec) (needs, error) {
 			n.value = true
 		case "variance":
 			n.value, n.squares = true, true
+		case "histogram":
+			if spec.Type != policy.Aggregate {
+				return n, fmt.Errorf("%w: histograms are computed for aggregate jobs", ErrJob)
+			}
+			n.value, n.hist = true, true
 		default:
 			return n, fmt.Errorf("%w: stat %q is not computed homomorphically", ErrJob, st)
 		}
@@ -165,8 +173,8 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 		}
 		slices.Sort(groups)
 		groups = slices.Compact(groups)
-		if len(groups) > sums.ps.Slots()/2 {
-			return nil, fmt.Errorf("%w: %d groups exceed the %d one aggregate can hold", ErrJob, len(groups), sums.ps.Slots()/2)
+		if per := 2 + j.Spec.Buckets(); len(groups) > sums.ps.Slots()/per {
+			return nil, fmt.Errorf("%w: %d groups exceed the %d one aggregate can hold", ErrJob, len(groups), sums.ps.Slots()/per)
 		}
 		if len(groups) == 0 { // no rows anywhere
 			return &Stats{Groups: map[string]GroupStats{}, SumSq: zeroIf(need.squares)}, nil
@@ -225,11 +233,18 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 		}
 		vq = r2.Values()
 	}
+	B := 0
+	if need.hist {
+		B = j.Spec.Buckets()
+	}
 	per := make([]GroupStats, G)
 	for g := range per {
 		per[g].Count = v[g]
 		if need.value {
 			per[g].Sum = v[G+g]
+		}
+		if B > 0 {
+			per[g].Histogram = slices.Clone(v[2*G+g*B : 2*G+(g+1)*B])
 		}
 		if vq != nil {
 			x := vq[g]
@@ -288,6 +303,17 @@ func (c *Coordinator) assemble(groups []string, per []GroupStats, squares bool) 
 		}
 		st.Count += gs.Count
 		st.Sum += gs.Sum
+		if gs.Histogram != nil {
+			if st.Histogram == nil {
+				st.Histogram = make([]int64, len(gs.Histogram))
+			}
+			for b, x := range gs.Histogram {
+				if x < 0 {
+					return nil, fmt.Errorf("%w: a decrypted bucket count is out of range", ErrRelease)
+				}
+				st.Histogram[b] += x
+			}
+		}
 		if gs.SumSq != nil {
 			*st.SumSq += *gs.SumSq
 		}

@@ -31,7 +31,7 @@ const maxRowBound = 1 << 40
 func maxGroups() int { return he.Sums().Slots() / 2 }
 
 // heNeeds says which vectors a job's stats need.
-type heNeeds struct{ value, squares bool }
+type heNeeds struct{ value, squares, hist bool }
 
 func statNeeds(spec *policy.Spec) (heNeeds, error) {
 	var n heNeeds
@@ -42,6 +42,8 @@ func statNeeds(spec *policy.Spec) (heNeeds, error) {
 			n.value = true
 		case "variance":
 			n.value, n.squares = true, true
+		case "histogram":
+			n.value, n.hist = true, spec.Type == policy.Aggregate
 		default:
 			return n, refuse(http.StatusBadRequest, "unsupported", "stat %q is not computed homomorphically", st)
 		}
@@ -298,6 +300,13 @@ func (s *Server) heAggregate(r *http.Request) (any, error) {
 	} else if len(req.Groups) != 0 {
 		return fail(refuse(http.StatusBadRequest, "bad_request", "groups given for a job without group_by"))
 	}
+	B := 0 // histogram buckets per group, after the counts and sums
+	if need.hist {
+		B = req.Spec.Buckets()
+		if len(groups)*(2+B) > he.Sums().Slots() {
+			return fail(refuse(http.StatusBadRequest, "too_many_groups", "%d groups × %d histogram buckets do not fit one ciphertext", len(groups), B))
+		}
+	}
 	rows, err := tbl.Select(in.Filter)
 	if err != nil {
 		return fail(refuse(http.StatusBadRequest, "bad_input", "%v", err))
@@ -338,7 +347,7 @@ func (s *Server) heAggregate(r *http.Request) (any, error) {
 		}
 	}
 	G := len(groups)
-	sums := make([]int64, 2*G) // counts, then Σx
+	sums := make([]int64, 2*G+G*B) // counts, then Σx, then bucket counts group-major
 	var sq []int64
 	if need.squares {
 		sq = make([]int64, G)
@@ -347,6 +356,9 @@ func (s *Server) heAggregate(r *http.Request) (any, error) {
 		sums[g]++
 		if xs != nil {
 			sums[G+g] += xs[k]
+		}
+		if B > 0 {
+			sums[2*G+g*B+req.Spec.Bucket(xs[k])]++
 		}
 		if sq != nil {
 			sq[g] += xx[k]

@@ -11,8 +11,9 @@ import (
 )
 
 // unavailablePrefixes are Redis error replies that mean "not now" rather
-// than "wrong": the server is loading, a replica, or its cluster is down.
-var unavailablePrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS"}
+// than "wrong": the server is loading (a transaction queued then is
+// aborted: EXECABORT), a replica, or its cluster is down.
+var unavailablePrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "EXECABORT"}
 
 // mapErr wraps a go-redis error: connection-level failures become
 // jobs.ErrUnavailable (so the API can answer 503 and callers can retry);
