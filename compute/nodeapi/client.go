@@ -48,6 +48,13 @@ func (e *RemoteError) Permanent() bool {
 	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests && e.Status != http.StatusConflict
 }
 
+// IsStale reports whether a node refused a request because a newer attempt
+// of the job has since been prepared there: the worker's lease is gone.
+func IsStale(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && re.Code == "stale_attempt"
+}
+
 // IsPermanent reports whether err is a permanent refusal by a node.
 func IsPermanent(err error) bool {
 	var re *RemoteError

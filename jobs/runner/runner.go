@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,9 +51,12 @@ type Runner struct {
 	Logger       *slog.Logger
 	Clock        jobs.Clock
 
-	ChunkSize   int           // elements per PSI request; default 4096
-	LeaseIdle   time.Duration // a lease idle this long is reclaimed; default 30 s
-	MaxAttempts int           // attempts before a job is dead-lettered; default 3
+	ChunkSize int           // elements per PSI request; default 4096
+	LeaseIdle time.Duration // a lease idle this long is reclaimed; default 30 s
+	// MaxAttempts is how many runs may end in a transient failure before
+	// the job is dead-lettered (default 3). Reclaims after a worker died do
+	// not count: a crash is not the job's fault.
+	MaxAttempts int
 	// Backoff is the wait before a job that failed transiently at attempt
 	// n is handed back; default: exponential from 1 s, capped at 1 min,
 	// with jitter. Sleep waits (tests inject one that does not).
@@ -201,6 +205,21 @@ func (r *Runner) notify(id string, s jobs.State) {
 	}
 }
 
+// retryNote starts the history note of a hand-back after a transient
+// failure; counting them tells failures from reclaims.
+const retryNote = "retry after transient failure"
+
+// transientFailures counts the job's earlier runs that failed transiently.
+func transientFailures(j *jobs.Job) int {
+	n := 0
+	for _, e := range j.History {
+		if e.State == jobs.Queued && strings.HasPrefix(e.Note, retryNote) {
+			n++
+		}
+	}
+	return n
+}
+
 // DefaultBackoff is exponential from 1 s, capped at 1 min, with jitter
 // over the upper half so workers retrying together spread out.
 func DefaultBackoff(attempt int) time.Duration {
@@ -275,12 +294,12 @@ func (r *Runner) Process(ctx context.Context, l *jobs.Lease) {
 	case err == nil:
 		b, _ := json.Marshal(review)
 		r.transition(ctx, l, jobs.Change{To: jobs.AwaitingReview, Review: b, Note: "result ready for review"})
-	case errors.Is(err, jobs.ErrLeaseLost) || jctx.Err() != nil && ctx.Err() == nil:
+	case errors.Is(err, jobs.ErrLeaseLost) || nodeapi.IsStale(err) || jctx.Err() != nil && ctx.Err() == nil:
 		log.Warn("job abandoned: lease lost", "err", err)
 	case isPermanent(err):
 		log.Warn("job failed", "err", err)
 		r.transition(ctx, l, jobs.Change{To: jobs.Failed, Error: err.Error(), Note: "failed"})
-	case l.Attempt >= r.MaxAttempts:
+	case transientFailures(l.Job)+1 >= r.MaxAttempts:
 		log.Warn("job dead-lettered: transient failures outlasted its attempts", "err", err)
 		r.transition(ctx, l, jobs.Change{To: jobs.DeadLetter, Error: err.Error(), Note: fmt.Sprintf("gave up after %d attempts", l.Attempt)})
 	default:
@@ -290,7 +309,7 @@ func (r *Runner) Process(ctx context.Context, l *jobs.Lease) {
 		log.Warn("transient failure; job handed back after a backoff", "err", err, "backoff", d)
 		// A shutdown cuts the backoff short; the job is handed back at once.
 		_ = r.Sleep(ctx, d)
-		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Queued, Error: err.Error(), Note: fmt.Sprintf("retry after transient failure (backoff %s)", d.Round(time.Millisecond))})
+		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Queued, Error: err.Error(), Note: fmt.Sprintf("%s (backoff %s)", retryNote, d.Round(time.Millisecond))})
 	}
 }
 
