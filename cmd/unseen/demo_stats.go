@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"sort"
 	"strconv"
@@ -44,11 +45,12 @@ type demoStats struct {
 }
 
 type demoGroup struct {
-	Suppressed bool   `json:"suppressed,omitempty"`
-	Count      *int64 `json:"count,omitempty"`
-	Sum        *int64 `json:"sum,omitempty"`
-	Mean       string `json:"mean,omitempty"`
-	Variance   string `json:"variance,omitempty"`
+	Suppressed bool              `json:"suppressed,omitempty"`
+	Count      *int64            `json:"count,omitempty"`
+	Sum        *int64            `json:"sum,omitempty"`
+	Mean       string            `json:"mean,omitempty"`
+	Variance   string            `json:"variance,omitempty"`
+	Histogram  map[string]*int64 `json:"histogram,omitempty"`
 }
 
 // released stats, as the coordinator renders them.
@@ -57,6 +59,7 @@ type releasedStats struct {
 	Sum           *int64                    `json:"sum"`
 	MeanExact     string                    `json:"mean_exact"`
 	VarianceExact string                    `json:"variance_exact"`
+	Histogram     map[string]*int64         `json:"histogram"`
 	Suppressed    string                    `json:"suppressed"`
 	Groups        map[string]*releasedStats `json:"groups"`
 }
@@ -65,7 +68,7 @@ func (r *releasedStats) group() demoGroup {
 	if r.Suppressed != "" {
 		return demoGroup{Suppressed: true}
 	}
-	return demoGroup{Count: r.Count, Sum: r.Sum, Mean: r.MeanExact, Variance: r.VarianceExact}
+	return demoGroup{Count: r.Count, Sum: r.Sum, Mean: r.MeanExact, Variance: r.VarianceExact, Histogram: r.Histogram}
 }
 
 func gotStats(r *wire.Result) (any, error) {
@@ -99,7 +102,23 @@ func (d *demoStats) print(say func(string, ...any), want *demoStats) {
 			s += "  mean=" + ratYuan(g.Mean)
 		}
 		if g.Variance != "" {
-			s += "  variance=" + ratDecimal(g.Variance) + " fen²"
+			s += "  sd=" + sdYuan(g.Variance)
+		}
+		if g.Histogram != nil {
+			labels := make([]string, 0, len(g.Histogram))
+			for l := range g.Histogram {
+				labels = append(labels, l)
+			}
+			sort.Slice(labels, func(i, j int) bool { return bucketOrder(labels[i]) < bucketOrder(labels[j]) })
+			var parts []string
+			for _, l := range labels {
+				if v := g.Histogram[l]; v == nil {
+					parts = append(parts, l+":<k")
+				} else {
+					parts = append(parts, fmt.Sprintf("%s:%d", l, *v))
+				}
+			}
+			s += "  histogram(fen) " + strings.Join(parts, " ")
 		}
 		return s
 	}
@@ -131,12 +150,24 @@ func ratYuan(s string) string {
 	return new(big.Rat).Quo(r, big.NewRat(100, 1)).FloatString(2) + " yuan"
 }
 
-func ratDecimal(s string) string {
+// sdYuan shows a variance in fen² as a standard deviation in yuan.
+func sdYuan(s string) string {
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return s
 	}
-	return r.FloatString(1)
+	f, _ := r.Float64()
+	return fmt.Sprintf("%.2f yuan", math.Sqrt(f)/100)
+}
+
+// bucketOrder sorts "<a", "[a,b)", "≥b" by their lower edge.
+func bucketOrder(l string) int64 {
+	if strings.HasPrefix(l, "<") {
+		return math.MinInt64
+	}
+	l = strings.TrimPrefix(strings.TrimPrefix(l, "["), "≥")
+	n, _ := strconv.ParseInt(strings.SplitN(l, ",", 2)[0], 10, 64)
+	return n
 }
 
 // csvRows reads an example file as maps, independently of the node code.
@@ -171,11 +202,22 @@ func csvRows(name string) ([]map[string]string, error) {
 	}
 }
 
-type acc struct{ n, sum, sq *big.Int }
+type acc struct {
+	n, sum, sq *big.Int
+	bins       []int64
+	hist       []int64
+}
 
-func newAcc() *acc { return &acc{big.NewInt(0), big.NewInt(0), big.NewInt(0)} }
+func newAcc() *acc { return &acc{n: big.NewInt(0), sum: big.NewInt(0), sq: big.NewInt(0)} }
 
 func (a *acc) add(v int64) {
+	if a.bins != nil {
+		b := 0
+		for b < len(a.bins) && v >= a.bins[b] {
+			b++
+		}
+		a.hist[b]++
+	}
 	a.n.Add(a.n, big.NewInt(1))
 	x := big.NewInt(v)
 	a.sum.Add(a.sum, x)
@@ -212,6 +254,39 @@ func (a *acc) group(stats []string) demoGroup {
 		v := new(big.Rat).Sub(new(big.Rat).SetFrac(a.sq, a.n), new(big.Rat).Mul(mean, mean))
 		g.Variance = v.RatString()
 	}
+	if has("histogram") {
+		g.Histogram = map[string]*int64{}
+		small, smallest := 0, -1
+		for _, c := range a.hist {
+			if c > 0 && c < demoK {
+				small++
+			}
+		}
+		if small == 1 { // one alone would follow from the count: hide the next smallest
+			for b, c := range a.hist {
+				if c >= demoK && (smallest < 0 || c < a.hist[smallest]) {
+					smallest = b
+				}
+			}
+		}
+		for b, c := range a.hist {
+			var label string
+			switch {
+			case b == 0:
+				label = fmt.Sprintf("<%d", a.bins[0])
+			case b == len(a.bins):
+				label = fmt.Sprintf("≥%d", a.bins[b-1])
+			default:
+				label = fmt.Sprintf("[%d,%d)", a.bins[b-1], a.bins[b])
+			}
+			if c > 0 && c < demoK || b == smallest {
+				g.Histogram[label] = nil // suppressed
+				continue
+			}
+			v := c
+			g.Histogram[label] = &v
+		}
+	}
 	return g
 }
 
@@ -228,15 +303,30 @@ func specStats(file string) ([]string, error) {
 }
 
 func plaintextAggregate() (*demoStats, error) {
-	stats, err := specStats("jobs/allowance_by_district.json")
+	b, err := examples.FS.ReadFile("jobs/allowance_by_district.json")
 	if err != nil {
 		return nil, err
 	}
+	var spec struct {
+		Stats []string `json:"stats"`
+		Bins  []int64  `json:"bins"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, err
+	}
+	stats := spec.Stats
 	rows, err := csvRows("data/civil/minimum_living_allowance.csv")
 	if err != nil {
 		return nil, err
 	}
-	total, groups := newAcc(), map[string]*acc{}
+	mk := func() *acc {
+		a := newAcc()
+		if len(spec.Bins) > 0 {
+			a.bins, a.hist = spec.Bins, make([]int64, len(spec.Bins)+1)
+		}
+		return a
+	}
+	total, groups := mk(), map[string]*acc{}
 	for _, r := range rows {
 		v, err := strconv.ParseInt(r["monthly_allowance_fen"], 10, 64)
 		if err != nil {
@@ -244,7 +334,7 @@ func plaintextAggregate() (*demoStats, error) {
 		}
 		total.add(v)
 		if groups[r["district"]] == nil {
-			groups[r["district"]] = newAcc()
+			groups[r["district"]] = mk()
 		}
 		groups[r["district"]].add(v)
 	}

@@ -35,6 +35,31 @@ type StatsResult struct {
 	Suppressed string                  `json:"suppressed,omitempty"`
 }
 
+// hiddenBuckets marks the buckets below k and, if that is only one, the
+// next smallest too: the count less the others would give it away.
+func hiddenBuckets(hist []int64, k int) []bool {
+	hide := make([]bool, len(hist))
+	n := 0
+	for b, c := range hist {
+		if c > 0 && c < int64(k) {
+			hide[b] = true
+			n++
+		}
+	}
+	if n == 1 {
+		next := -1
+		for b, c := range hist {
+			if c > 0 && !hide[b] && (next < 0 || c < hist[next]) {
+				next = b
+			}
+		}
+		if next >= 0 {
+			hide[next] = true
+		}
+	}
+	return hide
+}
+
 func has(stats []string, s string) bool {
 	for _, x := range stats {
 		if x == s {
@@ -61,14 +86,14 @@ func render(spec *policy.Spec, m moments, k int, where string, hidden *[]string)
 	r := &StatsResult{}
 	if has(stats, "histogram") && m.Hist != nil {
 		r.Histogram = map[string]*int64{}
-		for b, n := range m.Hist {
+		for b, hide := range hiddenBuckets(m.Hist, k) {
 			label := spec.BucketLabel(b)
-			if n > 0 && n < int64(k) {
+			if hide {
 				r.Histogram[label] = nil
 				*hidden = append(*hidden, where+"histogram."+label)
 				continue
 			}
-			v := n
+			v := m.Hist[b]
 			r.Histogram[label] = &v
 		}
 	}

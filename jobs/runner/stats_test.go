@@ -46,3 +46,9 @@ func TestStatsReviewSuppression(t *testing.T) {
 	require.Equal(t, []string{"all"}, rv.Suppressed)
 	require.NotContains(t, string(rv.Result), "50")
 }
+
+func TestHiddenBuckets(t *testing.T) {
+	require.Equal(t, []bool{false, false, false}, hiddenBuckets([]int64{0, 12, 30}, 10), "empty buckets say nothing")
+	require.Equal(t, []bool{true, true, false}, hiddenBuckets([]int64{3, 12, 30}, 10), "one small bucket takes the next smallest with it")
+	require.Equal(t, []bool{true, false, true, false}, hiddenBuckets([]int64{3, 40, 5, 30}, 10))
+}
