@@ -91,18 +91,22 @@ func TestDecodeSpec(t *testing.T) {
 	require.Equal(t, s, again)
 
 	bad := map[string]string{
-		"unknown field":    `{"type":"psi_cardinality","purpose":"p","inputs":[],"extra":1}`,
-		"trailing":         good + `{}`,
-		"unknown type":     `{"type":"nope","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}]}`,
-		"no purpose":       `{"type":"psi_cardinality","purpose":"  ","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}]}`,
-		"one input":        `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"}]}`,
-		"bad dataset":      `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"ab","key":"id"},{"dataset":"c.d","key":"id"}]}`,
-		"repeated dataset": `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"a.b","key":"id"}]}`,
-		"psi with value":   `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"value":{"dataset":"a.b","column":"x"}}`,
-		"stats no value":   `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum"]}`,
-		"value elsewhere":  `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum"],"value":{"dataset":"x.y","column":"v"}}`,
-		"not json":         `{`,
-		"too large":        `{"type":"psi_cardinality","purpose":"` + strings.Repeat("x", MaxSpecBytes) + `"}`,
+		"unknown field":     `{"type":"psi_cardinality","purpose":"p","inputs":[],"extra":1}`,
+		"trailing":          good + `{}`,
+		"unknown type":      `{"type":"nope","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}]}`,
+		"no purpose":        `{"type":"psi_cardinality","purpose":"  ","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}]}`,
+		"one input":         `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"}]}`,
+		"bad dataset":       `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"ab","key":"id"},{"dataset":"c.d","key":"id"}]}`,
+		"repeated dataset":  `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"a.b","key":"id"}]}`,
+		"psi with value":    `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"value":{"dataset":"a.b","column":"x"}}`,
+		"stats no value":    `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum"]}`,
+		"value elsewhere":   `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum"],"value":{"dataset":"x.y","column":"v"}}`,
+		"not json":          `{`,
+		"histogram no bins": `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"}}`,
+		"bins no histogram": `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["sum"],"value":{"dataset":"a.b","column":"v"},"bins":[1]}`,
+		"bins descending":   `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"},"bins":[5,1]}`,
+		"histogram of psi":  `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"},"bins":[1]}`,
+		"too large":         `{"type":"psi_cardinality","purpose":"` + strings.Repeat("x", MaxSpecBytes) + `"}`,
 	}
 	for name, b := range bad {
 		_, err := DecodeSpec([]byte(b))
@@ -129,4 +133,14 @@ func FuzzDecodeSpec(f *testing.F) {
 		}
 		_ = Decide(testCatalog(), s, Requester{User: "u", Department: "hrss"}, false)
 	})
+}
+
+func TestBuckets(t *testing.T) {
+	s := Spec{Bins: []int64{100, 200}}
+	require.Equal(t, 3, s.Buckets())
+	for x, b := range map[int64]int{-5: 0, 99: 0, 100: 1, 199: 1, 200: 2, 1 << 40: 2} {
+		require.Equal(t, b, s.Bucket(x), x)
+	}
+	require.Equal(t, []string{"<100", "[100,200)", "≥200"}, []string{s.BucketLabel(0), s.BucketLabel(1), s.BucketLabel(2)})
+	require.Zero(t, (&Spec{}).Buckets())
 }

@@ -229,6 +229,33 @@ func TestFederation(t *testing.T) {
 		require.Equal(t, wantAggregate(false, false), got)
 	})
 
+	t.Run("aggregate histogram", func(t *testing.T) {
+		spec := aggregateSpec([]string{"count", "histogram"}, true)
+		spec.Bins = []int64{10, 30, 60}
+		got, err := c.Aggregate(ctx, JobRef{ID: "agg-h", Attempt: 1, Spec: spec, Requester: alice})
+		require.NoError(t, err)
+		want := wantAggregate(true, false)
+		// Bucket every row the same way, in the clear.
+		r := rows()
+		all := append(append(append([]int{}, r["a.pay"]...), filterIdx(r["b.pay"], func(i int) bool { return i > 25 })...), r["c.pay"]...)
+		want.Histogram = make([]int64, 4)
+		hist := map[string][]int64{}
+		for _, i := range all {
+			b := spec.Bucket(int64(i))
+			want.Histogram[b]++
+			d := nodetest.Districts[i%3]
+			if hist[d] == nil {
+				hist[d] = make([]int64, 4)
+			}
+			hist[d][b]++
+		}
+		require.Equal(t, want.Histogram, got.Histogram)
+		for d, h := range hist {
+			require.Equal(t, h, got.Groups[d].Histogram, d)
+			require.Equal(t, want.Groups[d].Count, got.Groups[d].Count, d)
+		}
+	})
+
 	t.Run("intersection_stats", func(t *testing.T) {
 		r := rows()
 		inC := map[int]bool{}
