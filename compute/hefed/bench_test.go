@@ -21,7 +21,7 @@ import (
 // masks + threshold release (2 of 3). It reports overhead-ratio = stats
 // time / bare PSI time (goal ≤ 1.05), both measured in the same run.
 func BenchmarkIntersectionStatsOverhead(b *testing.B) {
-	for _, n := range []int{1 << 14, 1 << 16} {
+	for _, n := range []int{1 << 14, 1 << 16, 1 << 18} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			rows := map[string][]int{"a.pay": rng(0, n), "b.pay": rng(n/2, n+n/2), "c.pay": rng(0, 10)}
 			f := nodetest.Start(b, rows, nil)
