@@ -397,7 +397,11 @@ func consentCmd() *cobra.Command {
 					if f == "" {
 						f = "(all rows)"
 					}
-					fmt.Fprintf(out, "  input %d: %s key %s filter %s\n", i, in.Dataset, in.Key, f)
+					key := ""
+					if in.Key != "" {
+						key = " key " + in.Key
+					}
+					fmt.Fprintf(out, "  input %d: %s%s filter %s\n", i, in.Dataset, key, f)
 				}
 				if j.Spec.Value != nil {
 					fmt.Fprintf(out, "  value: %s.%s\n", j.Spec.Value.Dataset, j.Spec.Value.Column)

@@ -91,6 +91,7 @@ func (s *Server) heInput(ctx context.Context, step nodeapi.Step, h nodeapi.Heade
 		return nil, policy.Input{}, nil, detail, s.refused(ctx, step, h.Job, nil, detail, refuse(http.StatusBadRequest, "bad_request", "input %d is not in the spec", input))
 	}
 	in := spec.Inputs[input]
+	columnsUsed(detail, spec, in)
 	if in.Filter != "" {
 		detail["filter_hmac"] = s.sealer.Seal(in.Filter)
 		if e, err := filter.Parse(in.Filter); err == nil {

@@ -347,9 +347,9 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 		"type":      string(req.Spec.Type),
 		"requester": req.Requester.User,
 		"req_dept":  req.Requester.Department,
-		"key":       in.Key,
 		"attempt":   fmt.Sprint(req.Attempt),
 	}
+	columnsUsed(detail, &req.Spec, in)
 	if in.Filter != "" {
 		// A filter can name a person (id_number = '…'): the log keeps its
 		// columns and a MAC of its text, never the text.
@@ -424,6 +424,21 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 }
 
 func sessionKey(h nodeapi.Header) string { return fmt.Sprintf("%s/%d", h.Job, h.Party) }
+
+// columnsUsed records, for lineage, which of the input's columns a job
+// uses as key, value and group (the filter's are recorded apart).
+func columnsUsed(detail map[string]string, spec *policy.Spec, in policy.Input) {
+	if in.Key != "" {
+		detail["key"] = in.Key
+	}
+	mine := func(r *policy.ColumnRef) bool { return r != nil && (r.Dataset == "" || r.Dataset == in.Dataset) }
+	if mine(spec.Value) {
+		detail["value"] = spec.Value.Column
+	}
+	if mine(spec.GroupBy) {
+		detail["group_by"] = spec.GroupBy.Column
+	}
+}
 
 func withReason(d map[string]string, reason string) map[string]string {
 	out := make(map[string]string, len(d)+1)

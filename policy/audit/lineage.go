@@ -1,6 +1,10 @@
 package audit
 
-import "sort"
+import (
+	"slices"
+	"sort"
+	"strings"
+)
 
 // LineageRow is one job that touched a dataset, as a node's own log tells it.
 type LineageRow struct {
@@ -37,8 +41,12 @@ func Lineage(entries []Entry, dataset string) []LineageRow {
 				*dst = v
 			}
 		}
-		if cols := joinNonEmpty(d["key"], d["filter_columns"], d["value"], d["group_by"]); cols != "" && r.Columns == "" {
-			r.Columns = cols
+		for _, cs := range []string{d["key"], d["filter_columns"], d["value"], d["group_by"]} {
+			for _, col := range strings.Split(cs, ",") {
+				if col != "" && !slices.Contains(strings.Split(r.Columns, ","), col) {
+					r.Columns = joinNonEmpty(r.Columns, col)
+				}
+			}
 		}
 		switch e.Action {
 		case "psi.refused", "he.refused":
