@@ -162,6 +162,7 @@ func CloneSpec(s policy.Spec) policy.Spec {
 	c := s
 	c.Inputs = slices.Clone(s.Inputs)
 	c.Stats = slices.Clone(s.Stats)
+	c.Bins = slices.Clone(s.Bins)
 	if s.Value != nil {
 		v := *s.Value
 		c.Value = &v

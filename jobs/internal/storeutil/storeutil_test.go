@@ -12,7 +12,7 @@ import (
 // types it embeds, so Clone is updated with it.
 func TestCloneCoversReferenceFields(t *testing.T) {
 	known := map[string]bool{
-		"Job.Spec.Inputs": true, "Job.Spec.Value": true, "Job.Spec.Stats": true, "Job.Spec.GroupBy": true,
+		"Job.Spec.Inputs": true, "Job.Spec.Value": true, "Job.Spec.Stats": true, "Job.Spec.GroupBy": true, "Job.Spec.Bins": true,
 		"Job.Decision": true, "Job.Decision.Violations": true, "Job.Decision.Versions": true, "Job.Decision.NeedsConsent": true, "Job.Decision.Epsilon": true,
 		"Job.Review": true, "Job.Result": true, "Job.History": true, "Job.Consents": true,
 	}
