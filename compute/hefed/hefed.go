@@ -46,7 +46,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -57,6 +56,7 @@ import (
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/he/envelope"
 	"github.com/unseen-data/unseen/compute/he/release"
+	"github.com/unseen-data/unseen/compute/internal/securefile"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 )
 
@@ -253,32 +253,6 @@ func decodeState(b []byte) (*epoch, error) {
 	return ep, nil
 }
 
-// writeState replaces the state file atomically, mode 0600 (it holds the
-// release secret keys).
-func writeState(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 func hashOf(b []byte) []byte {
 	h := sha256.Sum256(b)
 	return h[:]
@@ -431,7 +405,7 @@ func (c *Coordinator) Init(ctx context.Context, threshold int) (*Status, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := writeState(c.path, b); err != nil {
+	if err := securefile.Write(c.path, b); err != nil {
 		return nil, fmt.Errorf("hefed: saving state: %w", err)
 	}
 	c.mu.Lock()

@@ -44,6 +44,7 @@ import (
 	"github.com/unseen-data/unseen/compute/he/envelope"
 	"github.com/unseen-data/unseen/compute/he/ledger"
 	"github.com/unseen-data/unseen/compute/he/release"
+	"github.com/unseen-data/unseen/compute/internal/securefile"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 )
 
@@ -132,39 +133,6 @@ func (h *heState) keyFile(params string) string {
 }
 
 func (h *heState) ledgerFile() string { return filepath.Join(h.dir, h.dept+".ledger") }
-
-// writeSecret writes b to path with mode 0600, atomically (temporary file,
-// fsync, rename) so that a crash leaves the old keys or the new, never half.
-func writeSecret(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
-}
 
 // keysFor returns the node's keys for a parameter set.
 func (h *heState) keysFor(params string) (*ceremony.NodeKeys, error) {
@@ -534,7 +502,7 @@ func (s *Server) keysFinish(r *http.Request) (any, error) {
 		return nil, err
 	}
 	delete(hs.pending, req.Ceremony)
-	if err := writeSecret(hs.keyFile(ps.Name()), b); err != nil {
+	if err := securefile.Write(hs.keyFile(ps.Name()), b); err != nil {
 		s.log.Error("persisting key shares failed", "params", ps.Name(), "ceremony", req.Ceremony, "err", err)
 		return fail(fmt.Errorf("persisting key shares: %w", err))
 	}
