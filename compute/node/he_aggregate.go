@@ -19,7 +19,6 @@ import (
 	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/filter"
 )
 
 // maxRowBound bounds HEAggregateRequest.MaxRows (beyond it no value of any
@@ -79,25 +78,13 @@ func heColumn(ds *policy.Dataset, ref *policy.ColumnRef, u policy.Use) (string, 
 // returns the input's table and declaration with the audit detail. Refusals
 // are audited.
 func (s *Server) heInput(ctx context.Context, step nodeapi.Step, h nodeapi.Header, spec *policy.Spec, req policy.Requester, input int, typ policy.JobType) (*Table, policy.Input, *policy.Dataset, map[string]string, error) {
-	detail := map[string]string{
-		"purpose":   spec.Purpose,
-		"type":      string(spec.Type),
-		"requester": req.User,
-		"req_dept":  req.Department,
-		"attempt":   fmt.Sprint(h.Attempt),
-		"input":     fmt.Sprint(input),
-	}
+	detail := s.jobDetail(spec, req, h.Attempt)
+	detail["input"] = fmt.Sprint(input)
 	if input < 0 || input >= len(spec.Inputs) {
 		return nil, policy.Input{}, nil, detail, s.refused(ctx, step, h.Job, nil, detail, refuse(http.StatusBadRequest, "bad_request", "input %d is not in the spec", input))
 	}
 	in := spec.Inputs[input]
-	columnsUsed(detail, spec, in)
-	if in.Filter != "" {
-		detail["filter_hmac"] = s.sealer.Seal(in.Filter)
-		if e, err := filter.Parse(in.Filter); err == nil {
-			detail["filter_columns"] = strings.Join(filter.Columns(e), ",")
-		}
-	}
+	s.inputDetail(detail, spec, in)
 	ds := []string{in.Dataset}
 	tbl, ok := s.tables[in.Dataset]
 	if !ok {

@@ -342,22 +342,8 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 		return nil, refuse(http.StatusBadRequest, "bad_request", "input %d is not in the spec", req.Input)
 	}
 	in := req.Spec.Inputs[req.Input]
-	detail := map[string]string{
-		"purpose":   req.Spec.Purpose,
-		"type":      string(req.Spec.Type),
-		"requester": req.Requester.User,
-		"req_dept":  req.Requester.Department,
-		"attempt":   fmt.Sprint(req.Attempt),
-	}
-	columnsUsed(detail, &req.Spec, in)
-	if in.Filter != "" {
-		// A filter can name a person (id_number = '…'): the log keeps its
-		// columns and a MAC of its text, never the text.
-		detail["filter_hmac"] = s.sealer.Seal(in.Filter)
-		if e, err := filter.Parse(in.Filter); err == nil {
-			detail["filter_columns"] = strings.Join(filter.Columns(e), ",")
-		}
-	}
+	detail := s.jobDetail(&req.Spec, req.Requester, req.Attempt)
+	s.inputDetail(detail, &req.Spec, in)
 	ds := []string{in.Dataset}
 	tbl, ok := s.tables[in.Dataset]
 	if !ok {
@@ -424,6 +410,31 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 }
 
 func sessionKey(h nodeapi.Header) string { return fmt.Sprintf("%s/%d", h.Job, h.Party) }
+
+// jobDetail is what every audit entry of a job's step records: its purpose
+// (purpose limitation), type, requester and attempt.
+func (s *Server) jobDetail(spec *policy.Spec, req policy.Requester, attempt int) map[string]string {
+	return map[string]string{
+		"purpose":   spec.Purpose,
+		"type":      string(spec.Type),
+		"requester": req.User,
+		"req_dept":  req.Department,
+		"attempt":   fmt.Sprint(attempt),
+	}
+}
+
+// inputDetail adds which of the input's columns the job uses. A filter can
+// name a person (id_number = '…'): the log keeps its columns and a MAC of
+// its text, never the text.
+func (s *Server) inputDetail(detail map[string]string, spec *policy.Spec, in policy.Input) {
+	columnsUsed(detail, spec, in)
+	if in.Filter != "" {
+		detail["filter_hmac"] = s.sealer.Seal(in.Filter)
+		if e, err := filter.Parse(in.Filter); err == nil {
+			detail["filter_columns"] = strings.Join(filter.Columns(e), ",")
+		}
+	}
+}
 
 // columnsUsed records, for lineage, which of the input's columns a job
 // uses as key, value and group (the filter's are recorded apart).
