@@ -854,7 +854,7 @@ func TestRedisRestarts(t *testing.T) {
 		if os.Getenv(redistest.EnvVar) != "" {
 			t.Fatalf("%s is set but redis-server is not on PATH: this test restarts a Redis of its own", redistest.EnvVar)
 		}
-		t.Skipf("redis-server not on PATH (.ci/run installs it; set %s to make its absence a failure)", redistest.EnvVar)
+		t.Skip("redis-server not on PATH (.ci/run installs it; set UNSEEN_TEST_REDIS to make its absence a failure)")
 	}
 	total, restarts := 60, 3
 	if chaosLong() {

@@ -16,7 +16,7 @@ func TestStartServer(t *testing.T) {
 		if os.Getenv(EnvVar) != "" {
 			t.Fatalf("%s is set but there is no redis-server on PATH", EnvVar)
 		}
-		t.Skipf("no redis-server on PATH (set %s to require it)", EnvVar)
+		t.Skip("no redis-server on PATH (set UNSEEN_TEST_REDIS to require it)")
 	}
 	addr := StartServer(t, bin)
 	c := redis.NewClient(&redis.Options{Addr: addr})
