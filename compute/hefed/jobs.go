@@ -67,6 +67,9 @@ func (g GroupStats) Moments() he.Moments {
 
 type needs struct{ value, squares, hist bool }
 
+// releaseConcurrency bounds the result ciphertexts released at once.
+const releaseConcurrency = 4
+
 func statNeeds(spec *policy.Spec) (needs, error) {
 	var n needs
 	for _, st := range spec.Stats {
@@ -426,18 +429,38 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range results {
-			res, err := rel.decrypt(ctx, r.ks, r.ct)
-			if err != nil {
-				return nil, err
+		// Results are released concurrently (a few at a time): each is its
+		// own ciphertext with its own combiner, and the nodes' shares are
+		// independent, so only the round trips would add up otherwise.
+		totals := make([]int64, len(results))
+		errs := make([]error, len(results))
+		sem := make(chan struct{}, releaseConcurrency)
+		var wg sync.WaitGroup
+		for i, r := range results {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				res, err := rel.decrypt(ctx, r.ks, r.ct)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				totals[i] = res.Total()
+			}()
+		}
+		wg.Wait()
+		for i, r := range results {
+			if errs[i] != nil {
+				return nil, errs[i]
 			}
 			switch r.kind {
 			case 0:
-				per[r.g].Count = res.Total()
+				per[r.g].Count = totals[i]
 			case 1:
-				per[r.g].Sum = res.Total()
+				per[r.g].Sum = totals[i]
 			case 2:
-				*per[r.g].SumSq = res.Total()
+				*per[r.g].SumSq = totals[i]
 			}
 		}
 	}
