@@ -481,14 +481,39 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 	sets := [3]*keySet{sums, sums, squares}
 	var groups []string
 	total := -1
-	for offset := 0; total < 0 || offset < total; {
-		page := nodeapi.MaxValuesChunks
-		if c.pageChunks > 0 {
-			page = min(page, c.pageChunks)
+	page := nodeapi.MaxValuesChunks
+	if c.pageChunks > 0 {
+		page = min(page, c.pageChunks)
+	}
+	type fetched struct {
+		resp *nodeapi.HEValuesResponse
+		err  error
+	}
+	fetch := func(offset int) <-chan fetched {
+		ch := make(chan fetched, 1)
+		go func() {
+			resp, err := cl.HEValues(ctx, &nodeapi.HEValuesRequest{Header: value.Header, Offset: offset, Count: page, Squares: need.squares})
+			ch <- fetched{resp, err}
+		}()
+		return ch
+	}
+	// One page ahead: the node encrypts the next page while the
+	// coordinator masks this one. Memory stays bounded by two pages.
+	next := fetch(0)
+	defer func() {
+		if next != nil {
+			<-next // never leave a request running past the call
 		}
-		resp, err := cl.HEValues(ctx, &nodeapi.HEValuesRequest{Header: value.Header, Offset: offset, Count: page, Squares: need.squares})
+	}()
+	for offset := 0; total < 0 || offset < total; {
+		f := <-next
+		next = nil
+		resp, err := f.resp, f.err
 		if err != nil {
 			return acc, nil, err
+		}
+		if resp.Total > 0 && offset+len(resp.Chunks) < resp.Total && len(resp.Chunks) > 0 {
+			next = fetch(offset + len(resp.Chunks))
 		}
 		if total < 0 {
 			total, groups = resp.Total, resp.Groups
