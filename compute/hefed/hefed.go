@@ -268,30 +268,13 @@ func nodeIDs(names []string) []ceremony.NodeID {
 
 // ---- envelopes ------------------------------------------------------------
 
-func expect(ps *he.ParamSet, cer, label string, level int) (envelope.Expect, error) {
-	var size int
-	var err error
-	switch label {
-	case ceremony.LabelSealedShamirShare:
-		size, err = ceremony.SealedShareSize(ps)
-	case release.LabelShare:
-		size, err = release.ShareSize(ps, level)
-	default:
-		return ps.Expect(cer, label, level)
-	}
-	if err != nil {
-		return envelope.Expect{}, err
-	}
-	return envelope.Expect{Header: envelope.Header{ParamsHash: ps.Hash(), CeremonyID: cer, Label: label, Level: level}, Size: size}, nil
-}
-
 func seal(cl *nodeapi.Client, ps *he.ParamSet, cer, label string, level int, payload []byte) ([]byte, error) {
 	return envelope.Seal(cl.EnvelopeKey(), envelope.Header{ParamsHash: ps.Hash(), CeremonyID: cer, Label: label, Level: level}, payload)
 }
 
 // open checks an envelope from node cl before anything parses its payload.
 func open(cl *nodeapi.Client, ps *he.ParamSet, cer, label string, level int, msg []byte) ([]byte, error) {
-	want, err := expect(ps, cer, label, level)
+	want, err := release.Expect(ps, cer, label, level)
 	if err != nil {
 		return nil, err
 	}

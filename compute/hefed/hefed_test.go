@@ -16,6 +16,7 @@ import (
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/he/envelope"
+	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
@@ -168,7 +169,7 @@ func entries(t *testing.T, f *nodetest.Federation, dept, action, job string) []a
 
 func mustExpect(t *testing.T, ps *he.ParamSet, cer, label string, level int) envelope.Expect {
 	t.Helper()
-	e, err := expect(ps, cer, label, level)
+	e, err := release.Expect(ps, cer, label, level)
 	require.NoError(t, err)
 	return e
 }

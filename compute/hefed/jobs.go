@@ -11,6 +11,7 @@ import (
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/he/release"
+	"github.com/unseen-data/unseen/compute/internal/parallel"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 )
@@ -433,27 +434,17 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 		// own ciphertext with its own combiner, and the nodes' shares are
 		// independent, so only the round trips would add up otherwise.
 		totals := make([]int64, len(results))
-		errs := make([]error, len(results))
-		sem := make(chan struct{}, releaseConcurrency)
-		var wg sync.WaitGroup
-		for i, r := range results {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				res, err := rel.decrypt(ctx, r.ks, r.ct)
-				if err != nil {
-					errs[i] = err
-					return
-				}
+		err = parallel.Do(len(results), releaseConcurrency, func(i int) error {
+			res, err := rel.decrypt(ctx, results[i].ks, results[i].ct)
+			if err == nil {
 				totals[i] = res.Total()
-			}()
-		}
-		wg.Wait()
-		for i, r := range results {
-			if errs[i] != nil {
-				return nil, errs[i]
 			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range results {
 			switch r.kind {
 			case 0:
 				per[r.g].Count = totals[i]
@@ -537,7 +528,7 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 		for k := range masked {
 			masked[k] = make([]*he.Ciphertext, len(resp.Chunks))
 		}
-		err = parallel(len(resp.Chunks)*3, c.workers(), func(w int) error {
+		err = parallel.Do(len(resp.Chunks)*3, c.workers(), func(w int) error {
 			i, k := w/3, w%3
 			ch := &resp.Chunks[i]
 			if ch.Index != offset+i || ch.Group < 0 || ch.Group >= len(groups) {
@@ -593,23 +584,6 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 		offset += len(resp.Chunks)
 	}
 	return acc, groups, nil
-}
-
-// parallel runs fn(0..n-1) on up to workers goroutines; errors are joined.
-func parallel(n, workers int, fn func(i int) error) error {
-	errs := make([]error, n)
-	sem := make(chan struct{}, max(1, workers))
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = fn(i)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // zeroMasks asks every department for count zero-sum masks under ks.

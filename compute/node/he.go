@@ -165,24 +165,6 @@ func (h *heState) openLedger() (*ledger.File, error) {
 
 // ---- envelopes -----------------------------------------------------------
 
-// expect is the envelope expectation (header and exact size) for label.
-func expect(ps *he.ParamSet, cer, label string, level int) (envelope.Expect, error) {
-	var size int
-	var err error
-	switch label {
-	case ceremony.LabelSealedShamirShare:
-		size, err = ceremony.SealedShareSize(ps)
-	case release.LabelShare:
-		size, err = release.ShareSize(ps, level)
-	default:
-		return ps.Expect(cer, label, level)
-	}
-	if err != nil {
-		return envelope.Expect{}, err
-	}
-	return envelope.Expect{Header: envelope.Header{ParamsHash: ps.Hash(), CeremonyID: cer, Label: label, Level: level}, Size: size}, nil
-}
-
 func (h *heState) seal(ps *he.ParamSet, cer, label string, level int, payload []byte) ([]byte, error) {
 	return envelope.Seal(h.envKey, envelope.Header{ParamsHash: ps.Hash(), CeremonyID: cer, Label: label, Level: level}, payload)
 }
@@ -190,7 +172,7 @@ func (h *heState) seal(ps *he.ParamSet, cer, label string, level int, payload []
 // open authenticates and size-checks an envelope from the coordinator; only
 // its payload, of exactly the expected size, is ever handed to lattigo.
 func (h *heState) open(ps *he.ParamSet, cer, label string, level int, msg []byte, what string) ([]byte, error) {
-	want, err := expect(ps, cer, label, level)
+	want, err := release.Expect(ps, cer, label, level)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "bad_envelope", "%s: %v", what, err)
 	}

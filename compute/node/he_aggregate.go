@@ -11,12 +11,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/he/ledger"
 	"github.com/unseen-data/unseen/compute/he/release"
+	"github.com/unseen-data/unseen/compute/internal/parallel"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 )
@@ -159,23 +159,6 @@ func (t *Table) squares(ps *he.ParamSet, rows []int, xs []int64, maxTerms int, d
 	return out, t.checkRange(ps, rows, out, maxTerms, dataset, col+" (squared)")
 }
 
-// parallelDo runs fn(0..n-1) on up to GOMAXPROCS goroutines; the first error wins.
-func parallelDo(n int, fn func(i int) error) error {
-	errs := make([]error, n)
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = fn(i)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 // encryptSealed encrypts each vector under keys' collective key (each
 // goroutine with its own ShallowCopy of the encryptor) and envelopes it.
 // maxTerms is passed to Encrypt's own range check.
@@ -186,7 +169,7 @@ func (s *Server) encryptSealed(keys *ceremony.NodeKeys, vecs [][]int64, maxTerms
 	}
 	cer := keys.Setup().CeremonyID()
 	out := make([][]byte, len(vecs))
-	err = parallelDo(len(vecs), func(i int) error {
+	err = parallel.Do(len(vecs), runtime.GOMAXPROCS(0), func(i int) error {
 		if vecs[i] == nil {
 			return nil
 		}
@@ -669,7 +652,7 @@ func (s *Server) heZeroMask(r *http.Request) (any, error) {
 	}
 	cer := keys.Setup().CeremonyID()
 	out := nodeapi.HEZeroMaskResponse{Masks: make([][]byte, req.Count)}
-	err = parallelDo(req.Count, func(i int) error {
+	err = parallel.Do(req.Count, runtime.GOMAXPROCS(0), func(i int) error {
 		ct, err := enc.ShallowCopy().EncryptZeroSumMask(ps.Slots())
 		if err != nil {
 			return err

@@ -26,6 +26,7 @@ import (
 	"github.com/tuneinsight/lattigo/v5/ring"
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/compute/he/ceremony"
+	"github.com/unseen-data/unseen/compute/he/envelope"
 	"github.com/unseen-data/unseen/compute/he/ledger"
 )
 
@@ -399,4 +400,25 @@ func (c *Combiner) Decrypt() (*Result, error) {
 		return nil, err
 	}
 	return &Result{ps: ps, slots: slots}, nil
+}
+
+// Expect is the envelope expectation (header and exact payload size) of
+// any HE message of a ceremony, including the sealed Shamir shares and
+// decryption shares whose sizes only this layer and ceremony know. Both
+// ends of the wire check messages against it before parsing them.
+func Expect(ps *he.ParamSet, cer, label string, level int) (envelope.Expect, error) {
+	var size int
+	var err error
+	switch label {
+	case ceremony.LabelSealedShamirShare:
+		size, err = ceremony.SealedShareSize(ps)
+	case LabelShare:
+		size, err = ShareSize(ps, level)
+	default:
+		return ps.Expect(cer, label, level)
+	}
+	if err != nil {
+		return envelope.Expect{}, err
+	}
+	return envelope.Expect{Header: envelope.Header{ParamsHash: ps.Hash(), CeremonyID: cer, Label: label, Level: level}, Size: size}, nil
 }
