@@ -21,9 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/unseen-data/unseen/api/wire"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // CatalogSource gives the current catalog (the coordinator's mirror of what

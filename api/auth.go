@@ -8,38 +8,24 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/unseen-data/unseen/policy"
 )
 
-// Role is what a user may do (design section 1). Roles are disjoint: the
-// separation of duties (分确三权) rests on no user holding two.
-type Role string
+// Role and User are the people directory's types, declared in policy so that
+// the coordinator can read its configuration without importing the API.
+type (
+	Role = policy.Role
+	User = policy.User
+)
 
 const (
-	RoleAnalyst   Role = "analyst"
-	RoleReviewer  Role = "reviewer"
-	RoleAuditor   Role = "auditor"
-	RoleAdmin     Role = "admin"
-	RoleDataOwner Role = "data_owner"
+	RoleAnalyst   = policy.RoleAnalyst
+	RoleReviewer  = policy.RoleReviewer
+	RoleAuditor   = policy.RoleAuditor
+	RoleAdmin     = policy.RoleAdmin
+	RoleDataOwner = policy.RoleDataOwner
 )
-
-func (r Role) valid() bool {
-	switch r {
-	case RoleAnalyst, RoleReviewer, RoleAuditor, RoleAdmin, RoleDataOwner:
-		return true
-	}
-	return false
-}
-
-// User is a person known to the coordinator. Only the SHA-256 of the bearer
-// token is kept; PublicKey is the analyst's HPKE key that psi_members
-// results are sealed to (from `unseen keygen`).
-type User struct {
-	Name        string `json:"name" yaml:"name"`
-	Role        Role   `json:"role" yaml:"role"`
-	Department  string `json:"department" yaml:"department"`
-	TokenSHA256 string `json:"token_sha256" yaml:"token_sha256"`
-	PublicKey   string `json:"public_key,omitempty" yaml:"public_key"` // base64
-}
 
 type principal struct {
 	user *User
@@ -56,7 +42,7 @@ func newUsers(list []User) (*users, error) {
 	u := &users{byName: map[string]*User{}}
 	for i := range list {
 		usr := list[i]
-		if usr.Name == "" || !usr.Role.valid() {
+		if usr.Name == "" || !usr.Role.Valid() {
 			return nil, fmt.Errorf("api: user %q has an unknown role %q", usr.Name, usr.Role)
 		}
 		if _, dup := u.byName[usr.Name]; dup {

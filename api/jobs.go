@@ -7,9 +7,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/unseen-data/unseen/api/wire"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // MaxIdempotencyKey bounds the Idempotency-Key header.

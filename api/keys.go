@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/unseen-data/unseen/policy/audit"
+	"github.com/unseen-data/unseen/audit"
 )
 
 // keysInit runs a key ceremony with every node (admins). It is audited

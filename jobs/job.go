@@ -30,8 +30,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // State is a job's lifecycle state.

@@ -6,9 +6,9 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"runtime"
-	"sync"
 
 	"github.com/cloudflare/circl/dh/x25519"
+	"golang.org/x/sync/errgroup"
 )
 
 // MinSecretSize is the shortest node secret DeriveKey accepts.
@@ -113,20 +113,23 @@ func parallel(n int, fn func(i int) error) error {
 		}
 		return nil
 	}
+	// Each range reports its own first error; the lowest range's wins, so
+	// the index reported does not depend on scheduling.
 	errs := make([]error, workers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for w := range workers {
 		lo, hi := w*n/workers, (w+1)*n/workers
-		wg.Go(func() {
+		g.Go(func() error {
 			for i := lo; i < hi; i++ {
 				if err := fn(i); err != nil {
 					errs[w] = err
-					return
+					return nil
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	for _, err := range errs {
 		if err != nil {
 			return err

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/unseen-data/unseen/api/wire"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // Client talks to one coordinator as one user.

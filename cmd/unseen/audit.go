@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/unseen-data/unseen/policy/audit"
+	"github.com/unseen-data/unseen/audit"
 )
 
 func auditCmd() *cobra.Command {

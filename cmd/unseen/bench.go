@@ -18,12 +18,13 @@ import (
 	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/api/client"
 	"github.com/unseen-data/unseen/api/wire"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/idnum"
 	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/coordinator"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/memstore"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/audit"
 	"github.com/unseen-data/unseen/psi"
 )
 
@@ -116,7 +117,7 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// Half of every list is common to all parties; the rest is its own.
-	cfg := &CoordinatorConfig{Workers: 1}
+	cfg := &coordinator.Config{Workers: 1}
 	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "benchmark"}
 	for p := 0; p < parties; p++ {
 		dept := fmt.Sprintf("d%d", p)
@@ -139,7 +140,7 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 			return nil, err
 		}
 		defer stop()
-		cfg.Nodes = append(cfg.Nodes, NodeRef{Department: dept, URL: url, Token: tok})
+		cfg.Nodes = append(cfg.Nodes, coordinator.NodeRef{Department: dept, URL: url, Token: tok})
 		spec.Inputs = append(spec.Inputs, policy.Input{Dataset: d.Name, Key: "id_number"})
 	}
 	tok := randomToken()
@@ -183,8 +184,8 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 
 // reviewAsAdmin reads the count from the stored review directly (the bench
 // has no reviewer; it measures the protocol, not the review).
-func reviewAsAdmin(c *coordinator, id string) (int, error) {
-	j, err := c.store.Get(context.Background(), id)
+func reviewAsAdmin(c *coordinator.Coordinator, id string) (int, error) {
+	j, err := c.Store.Get(context.Background(), id)
 	if err != nil {
 		return 0, err
 	}

@@ -43,11 +43,12 @@ import (
 	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/api/client"
 	"github.com/unseen-data/unseen/api/wire"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
+	"github.com/unseen-data/unseen/coordinator"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/redisstore"
 	"github.com/unseen-data/unseen/jobs/redistest"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // chaosLong reports whether the full-size versions were asked for.
@@ -159,7 +160,7 @@ func rangeInts(lo, hi int) []int {
 // CoordinatorConfig type, so unknown fields would be refused) into dir.
 func writeChaosConfig(t *testing.T, dir, redisURL, prefix string, fed *nodetest.Federation) string {
 	t.Helper()
-	cfg := CoordinatorConfig{
+	cfg := coordinator.Config{
 		Listen:      "127.0.0.1:0", // every start passes --listen
 		Redis:       redisURL,
 		RedisPrefix: prefix,
@@ -177,7 +178,7 @@ func writeChaosConfig(t *testing.T, dir, redisURL, prefix string, fed *nodetest.
 	}
 	sort.Strings(depts)
 	for _, d := range depts {
-		cfg.Nodes = append(cfg.Nodes, NodeRef{Department: d, URL: fed.Clients[d].BaseURL, Token: nodetest.Token})
+		cfg.Nodes = append(cfg.Nodes, coordinator.NodeRef{Department: d, URL: fed.Clients[d].BaseURL, Token: nodetest.Token})
 	}
 	b, err := yaml.Marshal(&cfg)
 	require.NoError(t, err)

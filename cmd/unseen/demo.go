@@ -21,14 +21,15 @@ import (
 	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/api/client"
 	"github.com/unseen-data/unseen/api/wire"
-	"github.com/unseen-data/unseen/compute/hefed"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/idnum"
 	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/coordinator"
+	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/examples"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/memstore"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/audit"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
 
@@ -117,7 +118,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 	say("")
 
 	// 1. Nodes: each serves its own example dataset, from its own config.
-	cfg := &CoordinatorConfig{Workers: 2}
+	cfg := &coordinator.Config{Workers: 2}
 	var nodeServers []*node.Server
 	for _, dept := range demoDepartments {
 		nc, err := node.LoadConfigFS(examples.FS, "nodes/"+dept+".yaml")
@@ -141,7 +142,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		}
 		defer stop()
 		nodeServers = append(nodeServers, s)
-		cfg.Nodes = append(cfg.Nodes, NodeRef{Department: dept, URL: url, Token: tok})
+		cfg.Nodes = append(cfg.Nodes, coordinator.NodeRef{Department: dept, URL: url, Token: tok})
 		for _, d := range nc.Datasets {
 			say("node %-8s %s  serving %s at %s", dept, nc.Title, d.Name, strings.TrimPrefix(url, "http://"))
 		}

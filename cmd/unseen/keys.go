@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/unseen-data/unseen/compute/hefed"
+	"github.com/unseen-data/unseen/coordinator/hefed"
 )
 
 func keysCmd() *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/coordinator"
 	"github.com/unseen-data/unseen/jobs"
 )
 
@@ -25,17 +26,21 @@ func serveNode(s *node.Server) (url string, stop func(), err error) {
 
 // serveCoordinator runs a coordinator (API and workers) on a fresh loopback
 // port until ctx ends; wait returns once it has shut down.
-func serveCoordinator(ctx context.Context, cfg *CoordinatorConfig, store jobs.Store, log *slog.Logger, chunk int) (base string, c *coordinator, wait func(), err error) {
-	c, err = newCoordinator(cfg, store, log)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	c.runner.ChunkSize = chunk
+func serveCoordinator(ctx context.Context, cfg *coordinator.Config, store jobs.Store, log *slog.Logger, chunk int) (base string, c *coordinator.Coordinator, wait func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, nil, err
 	}
+	if cfg.Listen == "" {
+		cfg.Listen = ln.Addr().String()
+	}
+	c, run, err := startCoordinator(cfg, store, log, ln)
+	if err != nil {
+		ln.Close()
+		return "", nil, nil, err
+	}
+	c.Worker.ChunkSize = chunk
 	served := make(chan error, 1)
-	go func() { served <- c.serve(ctx, ln) }()
+	go func() { served <- run(ctx) }()
 	return "http://" + ln.Addr().String(), c, func() { <-served }, nil
 }

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"sync"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/heint"
+	"golang.org/x/sync/errgroup"
 )
 
 // Ciphertext is a BGV ciphertext of this package: degree 1, scale 1, NTT,
@@ -393,38 +393,34 @@ func Sum(ev *Evaluator, cts []*Ciphertext, workers int) (*Ciphertext, error) {
 		workers = len(cts)
 	}
 	partial := make([]*Ciphertext, workers)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	chunk := (len(cts) + workers - 1) / workers
 	for w := 0; w < workers; w++ {
 		lo, hi := w*chunk, min((w+1)*chunk, len(cts))
 		if lo >= hi {
 			continue
 		}
-		wg.Add(1)
-		go func(w int, part []*Ciphertext, e *Evaluator) {
-			defer wg.Done()
+		part, e := cts[lo:hi], ev.ShallowCopy()
+		g.Go(func() error {
 			acc := part[0]
 			if err := e.compatible(acc, acc); err != nil {
-				errs[w] = err
-				return
+				return err
 			}
 			for _, c := range part[1:] {
 				var err error
 				if acc, err = e.Add(acc, c); err != nil {
-					errs[w] = err
-					return
+					return err
 				}
 			}
 			partial[w] = acc
-		}(w, cts[lo:hi], ev.ShallowCopy())
+			return nil
+		})
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var acc *Ciphertext
 	for w := range partial {
-		if errs[w] != nil {
-			return nil, errs[w]
-		}
 		if partial[w] == nil {
 			continue
 		}

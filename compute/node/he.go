@@ -44,8 +44,8 @@ import (
 	"github.com/unseen-data/unseen/compute/he/envelope"
 	"github.com/unseen-data/unseen/compute/he/ledger"
 	"github.com/unseen-data/unseen/compute/he/release"
-	"github.com/unseen-data/unseen/compute/internal/securefile"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/internal/securefile"
 )
 
 // heParamSets are the parameter sets a node holds keys for (one ceremony each).

@@ -12,11 +12,12 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/he/ledger"
 	"github.com/unseen-data/unseen/compute/he/release"
-	"github.com/unseen-data/unseen/compute/internal/parallel"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 )
@@ -169,18 +170,22 @@ func (s *Server) encryptSealed(keys *ceremony.NodeKeys, vecs [][]int64, maxTerms
 	}
 	cer := keys.Setup().CeremonyID()
 	out := make([][]byte, len(vecs))
-	err = parallel.Do(len(vecs), runtime.GOMAXPROCS(0), func(i int) error {
+	g := new(errgroup.Group)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range vecs {
 		if vecs[i] == nil {
-			return nil
+			continue
 		}
-		ct, err := enc.ShallowCopy().Encrypt(vecs[i], maxTerms)
-		if err != nil {
+		g.Go(func() error {
+			ct, err := enc.ShallowCopy().Encrypt(vecs[i], maxTerms)
+			if err != nil {
+				return err
+			}
+			out[i], err = s.he.sealCiphertext(ct, cer)
 			return err
-		}
-		out[i], err = s.he.sealCiphertext(ct, cer)
-		return err
-	})
-	return out, err
+		})
+	}
+	return out, g.Wait()
 }
 
 // ---- aggregate ------------------------------------------------------------
@@ -652,15 +657,19 @@ func (s *Server) heZeroMask(r *http.Request) (any, error) {
 	}
 	cer := keys.Setup().CeremonyID()
 	out := nodeapi.HEZeroMaskResponse{Masks: make([][]byte, req.Count)}
-	err = parallel.Do(req.Count, runtime.GOMAXPROCS(0), func(i int) error {
-		ct, err := enc.ShallowCopy().EncryptZeroSumMask(ps.Slots())
-		if err != nil {
+	g := new(errgroup.Group)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range req.Count {
+		g.Go(func() error {
+			ct, err := enc.ShallowCopy().EncryptZeroSumMask(ps.Slots())
+			if err != nil {
+				return err
+			}
+			out.Masks[i], err = s.he.sealCiphertext(ct, cer)
 			return err
-		}
-		out.Masks[i], err = s.he.sealCiphertext(ct, cer)
-		return err
-	})
-	if err != nil {
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -30,9 +30,9 @@ import (
 
 	"golang.org/x/crypto/hkdf"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/audit"
 	"github.com/unseen-data/unseen/policy/filter"
 	"github.com/unseen-data/unseen/psi"
 	"github.com/unseen-data/unseen/psi/delivery"

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/unseen-data/unseen/policy"
 )
@@ -31,48 +34,29 @@ func NewCatalog(nodes map[string]*Client) *Catalog {
 // Refresh asks every node for its declarations now. It returns an error
 // naming the nodes that could not be reached or declared something wrong.
 func (c *Catalog) Refresh(ctx context.Context) error {
-	type res struct {
-		dept string
-		ds   []policy.Dataset
-		err  error
+	depts := make([]string, 0, len(c.Nodes))
+	for d := range c.Nodes {
+		depts = append(depts, d)
 	}
-	ch := make(chan res, len(c.Nodes))
-	for dept, cl := range c.Nodes {
-		go func() {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			r, err := cl.Datasets(ctx)
-			if err == nil && r.Department != dept {
-				err = fmt.Errorf("node at %s says it is department %q, not %q", cl.BaseURL, r.Department, dept)
-			}
-			if err == nil {
-				for i := range r.Datasets {
-					d := &r.Datasets[i]
-					if err = d.Validate(); err != nil {
-						break
-					}
-					if d.Department() != dept {
-						err = fmt.Errorf("node %s declared dataset %s of another department", dept, d.Name)
-						break
-					}
-				}
-			}
-			if err != nil {
-				ch <- res{dept: dept, err: err}
-				return
-			}
-			ch <- res{dept: dept, ds: r.Datasets}
-		}()
+	sort.Strings(depts)
+	// Every node is asked even if another fails: the errors name each one
+	// that could not be reached.
+	found := make([][]policy.Dataset, len(depts))
+	errs := make([]error, len(depts))
+	var g errgroup.Group
+	for i, dept := range depts {
+		cl := c.Nodes[dept]
+		g.Go(func() error {
+			found[i], errs[i] = c.fetch(ctx, dept, cl)
+			return nil
+		})
 	}
-	var errs []error
+	_ = g.Wait()
 	got := map[string][]policy.Dataset{}
-	for range c.Nodes {
-		r := <-ch
-		if r.err != nil {
-			errs = append(errs, r.err)
-			continue
+	for i, d := range depts {
+		if errs[i] == nil {
+			got[d] = found[i]
 		}
-		got[r.dept] = r.ds
 	}
 	c.mu.Lock()
 	for d, ds := range got {
@@ -81,6 +65,29 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 	c.fetched = time.Now()
 	c.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// fetch asks one node for its declarations and checks them.
+func (c *Catalog) fetch(ctx context.Context, dept string, cl *Client) ([]policy.Dataset, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := cl.Datasets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.Department != dept {
+		return nil, fmt.Errorf("node at %s says it is department %q, not %q", cl.BaseURL, r.Department, dept)
+	}
+	for i := range r.Datasets {
+		d := &r.Datasets[i]
+		if err := d.Validate(); err != nil {
+			return nil, err
+		}
+		if d.Department() != dept {
+			return nil, fmt.Errorf("node %s declared dataset %s of another department", dept, d.Name)
+		}
+	}
+	return r.Datasets, nil
 }
 
 // Catalog returns the current catalog, refreshing it if stale.

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // Harness describes a backend to the suite.

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // Run runs the conformance suite against the backend h describes. Every

@@ -18,9 +18,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/internal/storeutil"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // Store is the embedded backend. The zero value is not usable: call New.

@@ -3,9 +3,9 @@ package memstore
 import (
 	"testing"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/jobstest"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 func TestConformance(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/unseen-data/unseen/policy/audit"
+	"github.com/unseen-data/unseen/audit"
 )
 
 // AuditLog is the coordinator's audit chain in Redis: entries in the stream

@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // unavailablePrefixes are Redis error replies that mean "not now" rather

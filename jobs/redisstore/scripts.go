@@ -2,7 +2,7 @@ package redisstore
 
 import (
 	"github.com/redis/go-redis/v9"
-	"github.com/unseen-data/unseen/policy/audit"
+	"github.com/unseen-data/unseen/audit"
 )
 
 // Return codes shared by the scripts (the first element of the reply, or

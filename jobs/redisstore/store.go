@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/internal/storeutil"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 // Defaults for Options.
@@ -48,6 +48,8 @@ type Store struct {
 	// waitAOF: AOF is on and the server has WAITAOF (Redis ≥ 7.2), so a
 	// submission is acknowledged only once it is fsynced.
 	waitAOF bool
+	// owned is the client Open made, closed with the store.
+	owned *redis.Client
 }
 
 var _ jobs.Store = (*Store)(nil)
@@ -423,6 +425,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close marks the store closed: later calls return jobs.ErrUnavailable. It
 // does not close the client, which the caller owns.
 func (s *Store) Close() error {
-	s.closed.Store(true)
-	return nil
+	if s.closed.Swap(true) || s.owned == nil {
+		return nil
+	}
+	return s.owned.Close()
 }

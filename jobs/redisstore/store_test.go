@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/jobstest"
 	"github.com/unseen-data/unseen/jobs/redistest"
-	"github.com/unseen-data/unseen/policy/audit"
 )
 
 func newStore(t *testing.T, c redis.UniversalClient, clock jobs.Clock) *Store {

@@ -11,16 +11,10 @@ package delivery
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"strings"
 
-	"github.com/cloudflare/circl/hpke"
-)
-
-var (
-	suite  = hpke.NewSuite(hpke.KEM_X25519_HKDF_SHA256, hpke.KDF_HKDF_SHA256, hpke.AEAD_ChaCha20Poly1305)
-	scheme = hpke.KEM_X25519_HKDF_SHA256.Scheme()
+	"github.com/unseen-data/unseen/internal/hpke"
 )
 
 const info = "unseen/psi-members/v1"
@@ -34,23 +28,8 @@ var (
 // MaxMembers bounds a sealed list.
 const MaxMembers = 1 << 22
 
-// encSize is the length of the KEM's encapsulated key (an X25519 point).
-const encSize = 32
-
 // GenerateKey returns a fresh analyst key pair, both as raw bytes.
-func GenerateKey() (pub, priv []byte, err error) {
-	pk, sk, err := scheme.GenerateKeyPair()
-	if err != nil {
-		return nil, nil, err
-	}
-	if pub, err = pk.MarshalBinary(); err != nil {
-		return nil, nil, err
-	}
-	if priv, err = sk.MarshalBinary(); err != nil {
-		return nil, nil, err
-	}
-	return pub, priv, nil
-}
+func GenerateKey() (pub, priv []byte, err error) { return hpke.GenerateKey() }
 
 func infoFor(jobID string) []byte { return []byte(info + "\x00" + jobID) }
 
@@ -59,16 +38,7 @@ func Seal(pub []byte, jobID string, ids []string) ([]byte, error) {
 	if len(ids) > MaxMembers {
 		return nil, ErrTooLarge
 	}
-	pk, err := scheme.UnmarshalBinaryPublicKey(pub)
-	if err != nil {
-		return nil, ErrKey
-	}
-	sender, err := suite.NewSender(pk, infoFor(jobID))
-	if err != nil {
-		return nil, ErrKey
-	}
-	enc, sealer, err := sender.Setup(rand.Reader)
-	if err != nil {
+	if hpke.CheckPublicKey(pub) != nil {
 		return nil, ErrKey
 	}
 	for _, id := range ids {
@@ -76,31 +46,15 @@ func Seal(pub []byte, jobID string, ids []string) ([]byte, error) {
 			return nil, errors.New("delivery: id contains a newline")
 		}
 	}
-	ct, err := sealer.Seal([]byte(strings.Join(ids, "\n")), nil)
-	if err != nil {
-		return nil, err
-	}
-	return append(enc, ct...), nil
+	return hpke.Seal(pub, infoFor(jobID), nil, []byte(strings.Join(ids, "\n")))
 }
 
 // Open decrypts a sealed list with the analyst's private key.
 func Open(priv []byte, jobID string, sealed []byte) ([]string, error) {
-	sk, err := scheme.UnmarshalBinaryPrivateKey(priv)
-	if err != nil {
+	pt, err := hpke.Open(priv, infoFor(jobID), nil, sealed)
+	if errors.Is(err, hpke.ErrKey) {
 		return nil, ErrKey
 	}
-	if len(sealed) < encSize+16 {
-		return nil, ErrCiphertext
-	}
-	recv, err := suite.NewReceiver(sk, infoFor(jobID))
-	if err != nil {
-		return nil, ErrKey
-	}
-	opener, err := recv.Setup(sealed[:encSize])
-	if err != nil {
-		return nil, ErrCiphertext
-	}
-	pt, err := opener.Open(sealed[encSize:], nil)
 	if err != nil {
 		return nil, ErrCiphertext
 	}

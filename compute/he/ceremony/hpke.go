@@ -1,66 +1,50 @@
 package ceremony
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 
-	"github.com/cloudflare/circl/hpke"
-	"github.com/cloudflare/circl/kem"
 	"github.com/unseen-data/unseen/compute/he"
+	"github.com/unseen-data/unseen/internal/hpke"
 )
-
-var suite = hpke.NewSuite(hpke.KEM_X25519_HKDF_SHA256, hpke.KDF_HKDF_SHA256, hpke.AEAD_ChaCha20Poly1305)
 
 const (
 	hpkeInfo = "unseen/ceremony/shamir/v1"
 	// LabelSealedShamirShare is the envelope label of an HPKE-sealed Shamir share.
 	LabelSealedShamirShare = "ceremony/sealed-shamir-share/v1"
-	aeadOverhead           = 16
 )
-
-func kemScheme() kem.Scheme { return hpke.KEM_X25519_HKDF_SHA256.Scheme() }
 
 // HPKEKeyPair is a node's X25519 key pair for receiving Shamir shares.
 type HPKEKeyPair struct {
 	pub  []byte
-	priv kem.PrivateKey
+	priv []byte
 }
 
-// NewHPKEKeyPair generates a key pair.
+// NewHPKEKeyPair makes a fresh key pair.
 func NewHPKEKeyPair() (*HPKEKeyPair, error) {
-	pk, sk, err := kemScheme().GenerateKeyPair()
+	pub, priv, err := hpke.GenerateKey()
 	if err != nil {
 		return nil, err
 	}
-	pub, err := pk.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	return &HPKEKeyPair{pub: pub, priv: sk}, nil
+	return &HPKEKeyPair{pub: pub, priv: priv}, nil
 }
 
-// Public is the 32-byte public key to register in the Setup.
+// Public returns the encoded public key.
 func (k *HPKEKeyPair) Public() []byte { return append([]byte(nil), k.pub...) }
 
-// MarshalBinary is the private key (32 bytes). Keep it secret.
-func (k *HPKEKeyPair) MarshalBinary() ([]byte, error) { return k.priv.MarshalBinary() }
+// MarshalBinary encodes the private key.
+func (k *HPKEKeyPair) MarshalBinary() ([]byte, error) { return append([]byte(nil), k.priv...), nil }
 
-// UnmarshalHPKEKeyPair restores a key pair from MarshalBinary's output.
+// UnmarshalHPKEKeyPair decodes a private key.
 func UnmarshalHPKEKeyPair(b []byte) (*HPKEKeyPair, error) {
-	s := kemScheme()
-	if len(b) != s.PrivateKeySize() {
+	if len(b) != hpke.PrivateKeySize {
 		return nil, errors.New("he: HPKE private key length mismatch")
 	}
-	sk, err := s.UnmarshalBinaryPrivateKey(b)
+	pub, err := hpke.PublicOf(b)
 	if err != nil {
 		return nil, fmt.Errorf("he: HPKE private key: %w", err)
 	}
-	pub, err := sk.Public().MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	return &HPKEKeyPair{pub: pub, priv: sk}, nil
+	return &HPKEKeyPair{pub: pub, priv: append([]byte(nil), b...)}, nil
 }
 
 func shamirAAD(s *Setup, from, to NodeID) []byte {
@@ -81,7 +65,7 @@ func SealedShareSize(ps *he.ParamSet) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return kemScheme().CiphertextSize() + n + aeadOverhead, nil
+	return hpke.EncSize + n + hpke.Overhead, nil
 }
 
 func seal(s *Setup, from, to NodeID, plaintext []byte) ([]byte, error) {
@@ -89,23 +73,7 @@ func seal(s *Setup, from, to NodeID, plaintext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pk, err := kemScheme().UnmarshalBinaryPublicKey(pkb)
-	if err != nil {
-		return nil, err
-	}
-	snd, err := suite.NewSender(pk, []byte(hpkeInfo))
-	if err != nil {
-		return nil, err
-	}
-	enc, sealer, err := snd.Setup(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	ct, err := sealer.Seal(plaintext, shamirAAD(s, from, to))
-	if err != nil {
-		return nil, err
-	}
-	return append(enc, ct...), nil
+	return hpke.Seal(pkb, []byte(hpkeInfo), shamirAAD(s, from, to), plaintext)
 }
 
 // ErrSealed is returned when a sealed share does not open: wrong recipient,
@@ -120,16 +88,7 @@ func open(s *Setup, kp *HPKEKeyPair, from, to NodeID, sealed []byte) ([]byte, er
 	if len(sealed) != want {
 		return nil, fmt.Errorf("%w: length %d, want %d", ErrSealed, len(sealed), want)
 	}
-	encLen := kemScheme().CiphertextSize()
-	rcv, err := suite.NewReceiver(kp.priv, []byte(hpkeInfo))
-	if err != nil {
-		return nil, err
-	}
-	opener, err := rcv.Setup(sealed[:encLen])
-	if err != nil {
-		return nil, ErrSealed
-	}
-	pt, err := opener.Open(sealed[encLen:], shamirAAD(s, from, to))
+	pt, err := hpke.Open(kp.priv, []byte(hpkeInfo), shamirAAD(s, from, to), sealed)
 	if err != nil {
 		return nil, ErrSealed
 	}

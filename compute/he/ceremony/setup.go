@@ -29,7 +29,9 @@ import (
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/utils/sampling"
+
 	"github.com/unseen-data/unseen/compute/he"
+	"github.com/unseen-data/unseen/internal/hpke"
 )
 
 // NodeID names a node (a department), e.g. "hrss".
@@ -106,7 +108,7 @@ func NewSetup(ceremonyID string, ps *he.ParamSet, nodes []NodeID, threshold int,
 		if !ok {
 			return nil, fmt.Errorf("%w: no HPKE key for %q", ErrSetup, id)
 		}
-		if _, err := kemScheme().UnmarshalBinaryPublicKey(k); err != nil {
+		if err := hpke.CheckPublicKey(k); err != nil {
 			return nil, fmt.Errorf("%w: HPKE key of %q: %v", ErrSetup, id, err)
 		}
 		keys[id] = slices.Clone(k)

@@ -2,17 +2,18 @@ package hefed
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/he/release"
-	"github.com/unseen-data/unseen/compute/internal/parallel"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+
 	"github.com/unseen-data/unseen/policy"
 )
 
@@ -267,23 +268,22 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	return st, nil
 }
 
-// eachInput runs fn for every input of spec (party i) concurrently.
+// eachInput runs fn for every input of spec (party i) concurrently; the
+// first error cancels the rest and is the one returned.
 func (c *Coordinator) eachInput(ctx context.Context, spec *policy.Spec, fn func(ctx context.Context, i int, cl *nodeapi.Client) error) error {
-	errs := make([]error, len(spec.Inputs))
-	var wg sync.WaitGroup
+	cls := make([]*nodeapi.Client, len(spec.Inputs))
 	for i, in := range spec.Inputs {
 		cl, err := c.client(in.Dataset)
 		if err != nil {
 			return err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn(ctx, i, cl)
-		}()
+		cls[i] = cl
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	g, ctx := errgroup.WithContext(ctx)
+	for i, cl := range cls {
+		g.Go(func() error { return fn(ctx, i, cl) })
+	}
+	return g.Wait()
 }
 
 func zeroIf(b bool) *int64 {
@@ -434,14 +434,18 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 		// own ciphertext with its own combiner, and the nodes' shares are
 		// independent, so only the round trips would add up otherwise.
 		totals := make([]int64, len(results))
-		err = parallel.Do(len(results), releaseConcurrency, func(i int) error {
-			res, err := rel.decrypt(ctx, results[i].ks, results[i].ct)
-			if err == nil {
-				totals[i] = res.Total()
-			}
-			return err
-		})
-		if err != nil {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(releaseConcurrency)
+		for i := range results {
+			g.Go(func() error {
+				res, err := rel.decrypt(gctx, results[i].ks, results[i].ct)
+				if err == nil {
+					totals[i] = res.Total()
+				}
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return nil, err
 		}
 		for i, r := range results {
@@ -528,40 +532,44 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 		for k := range masked {
 			masked[k] = make([]*he.Ciphertext, len(resp.Chunks))
 		}
-		err = parallel.Do(len(resp.Chunks)*3, c.workers(), func(w int) error {
-			i, k := w/3, w%3
-			ch := &resp.Chunks[i]
-			if ch.Index != offset+i || ch.Group < 0 || ch.Group >= len(groups) {
-				return fmt.Errorf("node %s: chunk %d out of order or of an unknown group", cl.Department, ch.Index)
-			}
-			msg := [3][]byte{ch.Counts, ch.Values, ch.Squares}[k]
-			wanted := k == 0 || k == 1 && need.value || k == 2 && need.squares
-			if !wanted {
-				return nil
-			}
-			ks := sets[k]
-			if len(ch.Positions) > ks.ps.Slots() || len(ch.Positions) > sums.ps.Slots() {
-				return fmt.Errorf("node %s: chunk %d maps %d slots", cl.Department, ch.Index, len(ch.Positions))
-			}
-			bits := make([]bool, len(ch.Positions))
-			for s, p := range ch.Positions {
-				if p < -1 || p >= len(matched) {
-					return fmt.Errorf("node %s: chunk %d slot %d maps to position %d of a list of %d", cl.Department, ch.Index, s, p, len(matched))
+		g := new(errgroup.Group)
+		g.SetLimit(c.workers())
+		for w := range len(resp.Chunks) * 3 {
+			g.Go(func() error {
+				i, k := w/3, w%3
+				ch := &resp.Chunks[i]
+				if ch.Index != offset+i || ch.Group < 0 || ch.Group >= len(groups) {
+					return fmt.Errorf("node %s: chunk %d out of order or of an unknown group", cl.Department, ch.Index)
 				}
-				bits[s] = p >= 0 && matched[p]
-			}
-			ct, err := openCiphertext(cl, ks, msg)
-			if err != nil {
+				msg := [3][]byte{ch.Counts, ch.Values, ch.Squares}[k]
+				wanted := k == 0 || k == 1 && need.value || k == 2 && need.squares
+				if !wanted {
+					return nil
+				}
+				ks := sets[k]
+				if len(ch.Positions) > ks.ps.Slots() || len(ch.Positions) > sums.ps.Slots() {
+					return fmt.Errorf("node %s: chunk %d maps %d slots", cl.Department, ch.Index, len(ch.Positions))
+				}
+				bits := make([]bool, len(ch.Positions))
+				for s, p := range ch.Positions {
+					if p < -1 || p >= len(matched) {
+						return fmt.Errorf("node %s: chunk %d slot %d maps to position %d of a list of %d", cl.Department, ch.Index, s, p, len(matched))
+					}
+					bits[s] = p >= 0 && matched[p]
+				}
+				ct, err := openCiphertext(cl, ks, msg)
+				if err != nil {
+					return err
+				}
+				m, err := ks.ps.NewMask(bits, ct.Level())
+				if err != nil {
+					return err
+				}
+				masked[k][i], err = evs[k].ShallowCopy().MulMask(ct, m)
 				return err
-			}
-			m, err := ks.ps.NewMask(bits, ct.Level())
-			if err != nil {
-				return err
-			}
-			masked[k][i], err = evs[k].ShallowCopy().MulMask(ct, m)
-			return err
-		})
-		if err != nil {
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return acc, nil, err
 		}
 		// Add this page into the per-group sums.
@@ -632,21 +640,20 @@ type releaser struct {
 // departments first.
 func (c *Coordinator) newReleaser(ctx context.Context, ep *epoch, j JobRef, prefer []string) (*releaser, error) {
 	ok := make([]bool, len(ep.nodes))
-	var wg sync.WaitGroup
+	var g errgroup.Group // a probe that fails leaves its node out
 	for i, n := range ep.nodes {
 		cl, configured := c.nodes[n]
 		if !configured {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			pctx, cancel := context.WithTimeout(ctx, c.probeTimeout())
 			defer cancel()
 			ok[i], _ = holdsKeys(pctx, cl, ep)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	var first, rest []string
 	for i, n := range ep.nodes {
 		switch {

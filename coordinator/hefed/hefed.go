@@ -52,12 +52,14 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/he/envelope"
 	"github.com/unseen-data/unseen/compute/he/release"
-	"github.com/unseen-data/unseen/compute/internal/securefile"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/internal/securefile"
 )
 
 // paramSets are the parameter sets the ceremony runs for, in order.
@@ -303,24 +305,20 @@ func openCiphertext(cl *nodeapi.Client, ks *keySet, msg []byte) (*he.Ciphertext,
 
 // ---- fan-out --------------------------------------------------------------
 
-// each runs fn for every named node concurrently and joins the errors.
+// each runs fn for every named node concurrently; the first error cancels
+// the others' context and is the one returned (one cause, once).
 func (c *Coordinator) each(ctx context.Context, names []string, fn func(ctx context.Context, name string, cl *nodeapi.Client) error) error {
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	for i, n := range names {
-		cl, ok := c.nodes[n]
-		if !ok {
-			errs[i] = fmt.Errorf("hefed: node %s is not configured", n)
-			continue
+	for _, n := range names {
+		if _, ok := c.nodes[n]; !ok {
+			return fmt.Errorf("hefed: node %s is not configured", n)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn(ctx, n, cl)
-		}()
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	g, ctx := errgroup.WithContext(ctx)
+	for _, n := range names {
+		cl := c.nodes[n]
+		g.Go(func() error { return fn(ctx, n, cl) })
+	}
+	return g.Wait()
 }
 
 // ---- key ceremony ---------------------------------------------------------
@@ -532,7 +530,7 @@ func (c *Coordinator) Status(ctx context.Context) (*Status, error) {
 	}
 	sort.Strings(all)
 	st.Nodes = make([]NodeStatus, len(all))
-	var wg sync.WaitGroup
+	var g errgroup.Group // probes report in st.Nodes, never fail the status
 	for i, n := range all {
 		st.Nodes[i] = NodeStatus{Node: n, InRoster: ep != nil && slices.Contains(ep.nodes, n)}
 		cl, ok := c.nodes[n]
@@ -540,9 +538,7 @@ func (c *Coordinator) Status(ctx context.Context) (*Status, error) {
 			st.Nodes[i].Error = "not configured at the coordinator"
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			pctx, cancel := context.WithTimeout(ctx, c.probeTimeout())
 			defer cancel()
 			holds, err := holdsKeys(pctx, cl, ep)
@@ -552,9 +548,10 @@ func (c *Coordinator) Status(ctx context.Context) (*Status, error) {
 			if err != nil {
 				ns.Error = err.Error()
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	return st, nil
 }
 

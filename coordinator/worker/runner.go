@@ -8,7 +8,7 @@
 // Who learns what: the runner sees blinded points, the sizes of the filtered
 // lists and which positions match (so the intersection size); for
 // psi_members it stores only the list sealed to the analyst.
-package runner
+package worker
 
 import (
 	"context"
@@ -22,8 +22,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/unseen-data/unseen/compute/hefed"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/psi"

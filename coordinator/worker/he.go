@@ -1,12 +1,12 @@
-package runner
+package worker
 
 import (
 	"context"
 	"errors"
 	"slices"
 
-	"github.com/unseen-data/unseen/compute/hefed"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
 )

@@ -1,0 +1,162 @@
+package coordinator
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/unseen-data/unseen/compute/pki"
+	"github.com/unseen-data/unseen/policy"
+)
+
+// Config is the coordinator's configuration file.
+type Config struct {
+	Listen string `yaml:"listen"`
+	// Redis, if set, is the job store, queue and audit chain (redis://…);
+	// otherwise the embedded backend keeps them in one local file.
+	Redis string `yaml:"redis"`
+	// RedisPrefix namespaces every key (several federations, or tests, on
+	// one Redis); default "unseen".
+	RedisPrefix string `yaml:"redis_prefix"`
+	// AuditLog is the embedded backend's audit chain (a file).
+	AuditLog string `yaml:"audit_log"`
+	// HEState holds the key ceremony's public state and the coordinator's
+	// release key (mode 0600); default state/coordinator/he.json beside the
+	// config.
+	HEState string `yaml:"he_state"`
+	// HEMaxRowsPerNode bounds the rows a node may add to one aggregate
+	// (default 65536). Values are range-checked against it so no sum —
+	// of squares, for variances — can wrap: |x| ≤ 2^20 fen at the default.
+	HEMaxRowsPerNode int64 `yaml:"he_max_rows_per_node"`
+	Workers          int   `yaml:"workers"`
+	// LeaseIdle is how long a worker's lease may go without a heartbeat
+	// before another worker reclaims its job (default 30s).
+	LeaseIdle time.Duration `yaml:"lease_idle"`
+	Users     []policy.User `yaml:"users"`
+	Nodes     []NodeRef     `yaml:"nodes"`
+	// TLS is the coordinator's certificate for mutual TLS with the nodes
+	// (`unseen pki issue coordinator`); every node URL must then be https.
+	TLS *pki.Files `yaml:"tls"`
+
+	dir string
+}
+
+// NodeRef is how the coordinator reaches a department's node.
+type NodeRef struct {
+	Department string `yaml:"department"`
+	URL        string `yaml:"url"`
+	// Token is the bearer token the coordinator presents to the node (the
+	// node keeps only its hash).
+	Token string `yaml:"token"`
+}
+
+// LoadConfig reads a configuration file strictly (unknown keys are errors)
+// and resolves relative paths against the file's folder. It does not
+// validate: callers apply flag overrides first, then Validate.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.SetDir(filepath.Dir(path))
+	return &c, nil
+}
+
+// SetDir resolves the config's relative paths against dir (the folder of
+// the file it came from).
+func (c *Config) SetDir(dir string) {
+	c.dir = dir
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.AuditLog)
+	if c.HEState == "" {
+		c.HEState = "state/coordinator/he.json"
+	}
+	abs(&c.HEState)
+	if c.TLS != nil {
+		abs(&c.TLS.CA)
+		abs(&c.TLS.Cert)
+		abs(&c.TLS.Key)
+	}
+}
+
+// Validate checks the configuration for consistency.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("coordinator: listen is required")
+	}
+	if len(c.Nodes) == 0 {
+		return errors.New("coordinator: no nodes are configured")
+	}
+	seen := map[string]bool{}
+	for _, n := range c.Nodes {
+		if !policy.ValidColumnName(n.Department) {
+			return fmt.Errorf("coordinator: node department %q is not a simple name", n.Department)
+		}
+		if seen[n.Department] {
+			return fmt.Errorf("coordinator: node %s configured twice", n.Department)
+		}
+		seen[n.Department] = true
+		u, err := url.Parse(n.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("coordinator: node %s: url %q is not an http(s) URL", n.Department, n.URL)
+		}
+		if c.TLS != nil && u.Scheme != "https" {
+			return fmt.Errorf("coordinator: node %s: with tls configured every node URL must be https", n.Department)
+		}
+		if n.Token == "" {
+			return fmt.Errorf("coordinator: node %s: token is required", n.Department)
+		}
+	}
+	if c.Workers < 0 || c.LeaseIdle < 0 || c.HEMaxRowsPerNode < 0 {
+		return errors.New("coordinator: workers, lease_idle and he_max_rows_per_node must not be negative")
+	}
+	names := map[string]bool{}
+	for _, u := range c.Users {
+		if u.Name == "" || !u.Role.Valid() {
+			return fmt.Errorf("coordinator: user %q has an unknown role %q", u.Name, u.Role)
+		}
+		if names[u.Name] {
+			return fmt.Errorf("coordinator: user %q declared twice", u.Name)
+		}
+		names[u.Name] = true
+	}
+	return nil
+}
+
+// Backend names the store the configuration selects.
+func (c *Config) Backend() string {
+	if c.Redis != "" {
+		return "redis"
+	}
+	return "embedded"
+}
+
+func isLoopbackURL(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := pu.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}

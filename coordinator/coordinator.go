@@ -1,0 +1,218 @@
+// Package coordinator is the coordinator process put together: the job
+// store (embedded or Redis), the department nodes' clients and catalog, the
+// homomorphic side (package hefed) and the workers that drive jobs
+// (package worker). The people-facing HTTP API is package api; the binary
+// joins the two (api is the outermost layer, and nothing but the binary
+// imports it).
+//
+// Who learns what: see the README's threat model. In short, the coordinator
+// sees blinded points, list sizes, which positions match, ciphertexts, and
+// the decrypted aggregate results it hands to review — never a record.
+package coordinator
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/unseen-data/unseen/audit"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/coordinator/hefed"
+	"github.com/unseen-data/unseen/coordinator/worker"
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/jobs/redisstore"
+	"github.com/unseen-data/unseen/policy"
+)
+
+// Coordinator is the coordinator's parts, wired.
+type Coordinator struct {
+	cfg     *Config
+	Store   jobs.Store
+	Nodes   map[string]*nodeapi.Client // by department
+	Catalog *nodeapi.Catalog
+	HE      *hefed.Coordinator
+	Worker  *worker.Runner
+	log     *slog.Logger
+	// notifying counts outcome notifications to nodes still in flight;
+	// Serve waits for them before returning.
+	notifying sync.WaitGroup
+}
+
+// OpenStore opens the store the configuration names: Redis, or the
+// embedded backend.
+func OpenStore(ctx context.Context, cfg *Config) (jobs.Store, error) {
+	if cfg.Redis != "" {
+		return redisstore.Open(ctx, cfg.Redis, redisstore.Options{Prefix: cfg.RedisPrefix})
+	}
+	var log audit.Log = &audit.MemLog{}
+	if cfg.AuditLog != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.AuditLog), 0o700); err != nil {
+			return nil, err
+		}
+		fl, err := audit.OpenFile(cfg.AuditLog)
+		if err != nil {
+			return nil, err
+		}
+		log = fl
+	}
+	return memstore.New(log, jobs.SystemClock{}), nil
+}
+
+// New wires a coordinator over store (which the caller closes).
+func New(cfg *Config, store jobs.Store, log *slog.Logger) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	nodes := map[string]*nodeapi.Client{}
+	for _, n := range cfg.Nodes {
+		cl := nodeapi.NewClient(n.Department, n.URL, n.Token)
+		if cfg.TLS != nil {
+			if err := cl.UseTLS(*cfg.TLS); err != nil {
+				return nil, err
+			}
+		} else if !isLoopbackURL(n.URL) {
+			log.Warn("node reached over plain HTTP without mutual TLS; configure tls (unseen pki) for anything but a local trial", "node", n.Department, "url", n.URL)
+		}
+		nodes[n.Department] = cl
+	}
+	if cfg.HEState != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.HEState), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	hc, err := hefed.Open(cfg.HEState, nodes, log)
+	if err != nil {
+		return nil, err
+	}
+	hc.MaxRowsPerNode = cfg.HEMaxRowsPerNode
+	if hc.MaxRowsPerNode == 0 {
+		hc.MaxRowsPerNode = 1 << 16
+	}
+	keys := map[string][]byte{}
+	for _, u := range cfg.Users {
+		if u.PublicKey == "" {
+			continue
+		}
+		k, err := base64.StdEncoding.DecodeString(u.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: user %s: public_key is not base64: %w", u.Name, err)
+		}
+		keys[u.Name] = k
+	}
+	cat := nodeapi.NewCatalog(nodes)
+	c := &Coordinator{cfg: cfg, Store: store, Nodes: nodes, Catalog: cat, HE: hc, log: log}
+	c.Worker = &worker.Runner{
+		Store:   store,
+		Nodes:   nodes,
+		Catalog: cat,
+		RecipientKey: func(user string) ([]byte, error) {
+			k, ok := keys[user]
+			if !ok {
+				return nil, errors.New("no public key registered")
+			}
+			return k, nil
+		},
+		Logger:    log,
+		LeaseIdle: cfg.LeaseIdle,
+		HE:        hc,
+	}
+	return c, nil
+}
+
+// Users is the people directory from the configuration.
+func (c *Coordinator) Users() []policy.User { return c.cfg.Users }
+
+// Config is the configuration the coordinator runs with.
+func (c *Coordinator) Config() *Config { return c.cfg }
+
+// KeyAdmin adapts the key ceremony to the admin endpoints.
+func (c *Coordinator) KeyAdmin() KeyAdmin { return KeyAdmin{c.HE} }
+
+// KeyAdmin runs the federation's key ceremony for the admin endpoints.
+type KeyAdmin struct{ he *hefed.Coordinator }
+
+// Init runs a new key ceremony with threshold t.
+func (k KeyAdmin) Init(ctx context.Context, threshold int) (any, error) {
+	return k.he.Init(ctx, threshold)
+}
+
+// Status reports the current ceremony and every node's part in it.
+func (k KeyAdmin) Status(ctx context.Context) (any, error) { return k.he.Status(ctx) }
+
+// OnDecision tells every node whose data a job used how it ended at review
+// (released or rejected), in the background, so the node's own log shows
+// whether a result was released. Best effort: the coordinator's log already
+// holds the decision.
+func (c *Coordinator) OnDecision(j *jobs.Job) {
+	c.notifying.Add(1)
+	go func() {
+		defer c.notifying.Done()
+		c.notifyOutcome(j)
+	}()
+}
+
+func (c *Coordinator) notifyOutcome(j *jobs.Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	for _, ds := range j.Spec.Datasets() {
+		dept := policy.Department(ds)
+		cl, ok := c.Nodes[dept]
+		if !ok || seen[dept] {
+			continue
+		}
+		seen[dept] = true
+		err := cl.Outcome(ctx, &nodeapi.OutcomeRequest{Header: nodeapi.Header{Job: j.ID, Attempt: max(j.Attempt, 1)}, Outcome: string(j.State),
+			Purpose: j.Spec.Purpose, Datasets: j.Spec.Datasets(), Reviewer: j.Reviewer})
+		if err != nil {
+			c.log.Warn("telling a node how a job ended failed", "node", dept, "job", j.ID, "err", err)
+		}
+	}
+}
+
+// Serve serves srv (the people-facing API) on ln and runs the workers until
+// ctx ends, then shuts down gracefully: the HTTP server drains, running jobs
+// are handed back and outcome notifications finish.
+func (c *Coordinator) Serve(ctx context.Context, ln net.Listener, srv *http.Server) error {
+	if err := c.Catalog.Refresh(ctx); err != nil {
+		c.log.Warn("some nodes did not answer; their datasets appear once they do", "err", err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	workers := c.cfg.Workers
+	if workers <= 0 {
+		workers = 2
+	}
+	wctx, stopWorkers := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { c.Worker.Run(wctx, workers); close(done) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	c.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	stopWorkers()
+	<-done
+	c.notifying.Wait()
+	return err
+}
