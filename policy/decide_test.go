@@ -91,26 +91,50 @@ func TestDecodeSpec(t *testing.T) {
 	require.Equal(t, s, again)
 
 	bad := map[string]string{
-		"unknown field":     `{"type":"psi_cardinality","purpose":"p","inputs":[],"extra":1}`,
-		"trailing":          good + `{}`,
-		"unknown type":      `{"type":"nope","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}]}`,
-		"no purpose":        `{"type":"psi_cardinality","purpose":"  ","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}]}`,
-		"one input":         `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"}]}`,
-		"bad dataset":       `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"ab","key":"id"},{"dataset":"c.d","key":"id"}]}`,
-		"repeated dataset":  `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"a.b","key":"id"}]}`,
-		"psi with value":    `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"value":{"dataset":"a.b","column":"x"}}`,
-		"stats no value":    `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum"]}`,
-		"value elsewhere":   `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum"],"value":{"dataset":"x.y","column":"v"}}`,
-		"not json":          `{`,
-		"histogram no bins": `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"}}`,
-		"bins no histogram": `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["sum"],"value":{"dataset":"a.b","column":"v"},"bins":[1]}`,
-		"bins descending":   `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"},"bins":[5,1]}`,
-		"histogram of psi":  `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"},"bins":[1]}`,
-		"too large":         `{"type":"psi_cardinality","purpose":"` + strings.Repeat("x", MaxSpecBytes) + `"}`,
+		"unknown field":                  `{"type":"psi_cardinality","purpose":"p","inputs":[],"extra":1}`,
+		"trailing":                       good + `{}`,
+		"unknown type":                   `{"type":"nope","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}]}`,
+		"no purpose":                     `{"type":"psi_cardinality","purpose":"  ","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}]}`,
+		"one input":                      `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"}]}`,
+		"bad dataset":                    `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"ab","key":"id"},{"dataset":"c.d","key":"id"}]}`,
+		"repeated dataset":               `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"a.b","key":"id"}]}`,
+		"one department twice":           `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"},{"dataset":"a.e","key":"id"}]}`,
+		"aggregate one department twice": `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"},{"dataset":"a.c"}],"stats":["count"]}`,
+		"psi with value":                 `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"value":{"dataset":"a.b","column":"x"}}`,
+		"stats no value":                 `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum"]}`,
+		"value elsewhere":                `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum"],"value":{"dataset":"x.y","column":"v"}}`,
+		"not json":                       `{`,
+		"histogram no bins":              `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"}}`,
+		"bins no histogram":              `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["sum"],"value":{"dataset":"a.b","column":"v"},"bins":[1]}`,
+		"bins descending":                `{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"},"bins":[5,1]}`,
+		"histogram of psi":               `{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["histogram"],"value":{"dataset":"a.b","column":"v"},"bins":[1]}`,
+		"too large":                      `{"type":"psi_cardinality","purpose":"` + strings.Repeat("x", MaxSpecBytes) + `"}`,
 	}
 	for name, b := range bad {
 		_, err := DecodeSpec([]byte(b))
 		require.ErrorIs(t, err, ErrSpec, name)
+	}
+}
+
+// The spec hash is the job's identity at every node: any change to what a
+// job asks — a filter's text, a column, the purpose — changes it, and
+// re-encoding a decoded spec does not.
+func TestSpecHash(t *testing.T) {
+	base := `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id","filter":"x > 1"},{"dataset":"c.d","key":"id"}]}`
+	s, err := DecodeSpec([]byte(base))
+	require.NoError(t, err)
+	again, err := DecodeSpec(s.Encode())
+	require.NoError(t, err)
+	require.Equal(t, s.Hash(), again.Hash())
+	for _, variant := range []string{
+		`{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id","filter":"x > 1 AND x != 5"},{"dataset":"c.d","key":"id"}]}`,
+		`{"type":"psi_cardinality","purpose":"q","inputs":[{"dataset":"a.b","key":"id","filter":"x > 1"},{"dataset":"c.d","key":"id"}]}`,
+		`{"type":"psi_members","purpose":"p","inputs":[{"dataset":"a.b","key":"id","filter":"x > 1"},{"dataset":"c.d","key":"id"}]}`,
+		`{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"c.d","key":"id"},{"dataset":"a.b","key":"id","filter":"x > 1"}]}`,
+	} {
+		v, err := DecodeSpec([]byte(variant))
+		require.NoError(t, err)
+		require.NotEqual(t, s.Hash(), v.Hash(), variant)
 	}
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,13 +136,31 @@ func DecodeSpec(b []byte) (*Spec, error) {
 	return &s, nil
 }
 
-// Encode returns the canonical JSON encoding of the spec.
+// Encode returns the canonical JSON encoding of the spec: encoding/json of
+// the struct (fixed field order, no maps), so that every party that decodes
+// the same spec encodes the same bytes.
 func (s *Spec) Encode() []byte {
 	b, err := json.Marshal(s)
 	if err != nil { // only plain strings and slices: cannot fail
 		panic(err)
 	}
 	return b
+}
+
+// SpecHashSize is the size of a spec hash.
+const SpecHashSize = sha256.Size
+
+// Hash is the spec's identity: SHA-256("unseen/spec/v1" ‖ 0x00 ‖ Encode()).
+// Nodes bind every step of a job to it, consents and approvals are signed
+// over it, and per-job PSI keys derive from it, so a job is its spec: the
+// same job id with another spec is another job to every node.
+func (s *Spec) Hash() [SpecHashSize]byte {
+	h := sha256.New()
+	h.Write([]byte("unseen/spec/v1\x00"))
+	h.Write(s.Encode())
+	var out [SpecHashSize]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // Datasets returns the distinct datasets the spec touches, in input order.
@@ -220,6 +239,7 @@ func (s *Spec) Validate() error {
 		return specErr("%s needs at least %d inputs", s.Type, min)
 	}
 	seen := map[string]bool{}
+	depts := map[string]int{}
 	for i, in := range s.Inputs {
 		if !ValidDatasetName(in.Dataset) {
 			return specErr("inputs[%d].dataset %q is not of the form department.dataset", i, in.Dataset)
@@ -228,6 +248,13 @@ func (s *Spec) Validate() error {
 			return specErr("inputs[%d]: dataset %q appears twice", i, in.Dataset)
 		}
 		seen[in.Dataset] = true
+		// One party per department: a department's node holding two inputs
+		// of a PSI job would make the last hop of its own second list and of
+		// another department's, and so compute their intersection itself.
+		if j, dup := depts[Department(in.Dataset)]; dup {
+			return specErr("inputs[%d] (%s) and inputs[%d] (%s) belong to the same department %q: a job takes at most one input per department, since a node that held two could compute an intersection itself", j, s.Inputs[j].Dataset, i, in.Dataset, Department(in.Dataset))
+		}
+		depts[Department(in.Dataset)] = i
 		if s.Type == Aggregate {
 			if in.Key != "" {
 				return specErr("inputs[%d].key: aggregate jobs have no join key", i)

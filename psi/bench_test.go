@@ -83,7 +83,7 @@ func BenchmarkPSI(b *testing.B) {
 			for range b.N {
 				parties := make([]Party, c.parties)
 				for j := range parties {
-					p, err := NewLocalParty(secrets[j], "bench", j, sets[j])
+					p, err := NewLocalParty(secrets[j], "bench", testSpecHash, j, sets[j])
 					if err != nil {
 						b.Fatal(err)
 					}

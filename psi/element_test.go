@@ -104,7 +104,7 @@ func TestLowOrderRejected(t *testing.T) {
 // TestZeroResultRejected reaches the ladder's all-zero check, which
 // Blind's low-order filter normally shields.
 func TestZeroResultRejected(t *testing.T) {
-	k, err := DeriveKey(bytes.Repeat([]byte{1}, 32), "job")
+	k, err := DeriveKey(bytes.Repeat([]byte{1}, 32), "job", testSpecHash)
 	require.NoError(t, err)
 	for _, e := range lowOrderEncodings(t) {
 		var dst Element

@@ -46,7 +46,7 @@ func TestHashIDMatchesReference(t *testing.T) {
 // element. HashID's outputs, and everything blinded from them, are on the
 // curve.
 func TestHashIDOnCurve(t *testing.T) {
-	k, err := DeriveKey(bytes.Repeat([]byte{9}, 32), "job")
+	k, err := DeriveKey(bytes.Repeat([]byte{9}, 32), "job", testSpecHash)
 	require.NoError(t, err)
 	twist, twistKept := 0, 0
 	for i := range 200 {

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/cloudflare/circl/dh/x25519"
 	"golang.org/x/sync/errgroup"
@@ -27,24 +28,33 @@ func (k *Key) String() string { return "psi.Key(redacted)" }
 func (k *Key) GoString() string { return k.String() }
 
 // deriveBytes returns HKDF-SHA256(secret, salt = none,
-// info = domain ‖ "/" ‖ label ‖ 0x00 ‖ jobID), 32 bytes. Labels never contain
-// 0x00, so the info string is unambiguous.
-func deriveBytes(nodeSecret []byte, label, jobID string) ([]byte, error) {
+// info = domain ‖ "/" ‖ label ‖ 0x00 ‖ jobID ‖ 0x00 ‖ specHash), 32 bytes.
+// Labels and job ids never contain 0x00, so the info string is unambiguous.
+func deriveBytes(nodeSecret []byte, label, jobID string, specHash []byte) ([]byte, error) {
 	if len(nodeSecret) < MinSecretSize {
 		return nil, ErrShortSecret
 	}
-	if jobID == "" {
+	if jobID == "" || strings.IndexByte(jobID, 0) >= 0 {
 		return nil, ErrEmptyJobID
 	}
-	return hkdf.Key(sha256.New, nodeSecret, nil, domain+"/"+label+"\x00"+jobID, 32)
+	if len(specHash) != SpecHashSize {
+		return nil, ErrSpecHash
+	}
+	return hkdf.Key(sha256.New, nodeSecret, nil, domain+"/"+label+"\x00"+jobID+"\x00"+string(specHash), 32)
 }
 
-// DeriveKey returns the party's key for jobID:
-// HKDF-SHA256(nodeSecret, info = "unseen/psi/v1/key" ‖ 0x00 ‖ jobID). It is
-// deterministic, so a retried step blinds identically, and unrelated across
-// jobs. The node secret must have at least MinSecretSize bytes.
-func DeriveKey(nodeSecret []byte, jobID string) (*Key, error) {
-	b, err := deriveBytes(nodeSecret, "key", jobID)
+// SpecHashSize is the length of the job spec hash keys are bound to.
+const SpecHashSize = 32
+
+// DeriveKey returns the party's key for one job:
+// HKDF-SHA256(nodeSecret, info = "unseen/psi/v1/key" ‖ 0x00 ‖ jobID ‖ 0x00 ‖
+// specHash). It is deterministic, so a retried step blinds identically;
+// unrelated across jobs; and bound to the job's spec, so the same job id
+// with another spec (a filter narrowed by one person between attempts) is
+// blinded under an unrelated key. The node secret must have at least
+// MinSecretSize bytes.
+func DeriveKey(nodeSecret []byte, jobID string, specHash []byte) (*Key, error) {
+	b, err := deriveBytes(nodeSecret, "key", jobID, specHash)
 	if err != nil {
 		return nil, err
 	}

@@ -24,19 +24,19 @@ var _ Party = (*LocalParty)(nil)
 // NewLocalParty prepares party self's list for jobID from its normalised
 // IDs (which it copies). Duplicates are dropped, and the rest are ordered
 // by HMAC-SHA256(k', id), where k' = HKDF-SHA256(nodeSecret,
-// info = "unseen/psi/v1/order" ‖ 0x00 ‖ jobID): an order only the node
+// info = "unseen/psi/v1/order" ‖ 0x00 ‖ jobID ‖ 0x00 ‖ specHash): an order only the node
 // knows, that depends on the set of IDs but not on the order they were read
 // in, so a retried job (or one re-read from the database) gets the same
 // positions.
-func NewLocalParty(nodeSecret []byte, jobID string, self int, ids [][]byte) (*LocalParty, error) {
+func NewLocalParty(nodeSecret []byte, jobID string, specHash []byte, self int, ids [][]byte) (*LocalParty, error) {
 	if self < 0 {
 		return nil, fmt.Errorf("%w: party index %d", ErrRange, self)
 	}
-	key, err := DeriveKey(nodeSecret, jobID)
+	key, err := DeriveKey(nodeSecret, jobID, specHash)
 	if err != nil {
 		return nil, err
 	}
-	orderKey, err := deriveBytes(nodeSecret, "order", jobID)
+	orderKey, err := deriveBytes(nodeSecret, "order", jobID, specHash)
 	if err != nil {
 		return nil, err
 	}

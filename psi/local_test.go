@@ -19,28 +19,43 @@ func numberedIDs(n int) [][]byte {
 	return ids
 }
 
+// testSpecHash stands for a job's spec hash in tests.
+var testSpecHash = bytes.Repeat([]byte{7}, SpecHashSize)
+
 func TestDeriveKey(t *testing.T) {
 	secret := testSecret(0)
-	_, err := DeriveKey(secret[:31], "job")
+	_, err := DeriveKey(secret[:31], "job", testSpecHash)
 	require.ErrorIs(t, err, ErrShortSecret)
-	_, err = DeriveKey(nil, "job")
+	_, err = DeriveKey(nil, "job", testSpecHash)
 	require.ErrorIs(t, err, ErrShortSecret)
-	_, err = DeriveKey(secret, "")
+	_, err = DeriveKey(secret, "", testSpecHash)
 	require.ErrorIs(t, err, ErrEmptyJobID)
-	_, err = NewLocalParty(secret[:16], "job", 0, nil)
+	_, err = DeriveKey(secret, "a\x00b", testSpecHash)
+	require.ErrorIs(t, err, ErrEmptyJobID)
+	_, err = DeriveKey(secret, "job", testSpecHash[:31])
+	require.ErrorIs(t, err, ErrSpecHash)
+	_, err = NewLocalParty(secret[:16], "job", testSpecHash, 0, nil)
 	require.ErrorIs(t, err, ErrShortSecret)
 
-	a, err := DeriveKey(secret, "job")
+	a, err := DeriveKey(secret, "job", testSpecHash)
 	require.NoError(t, err)
-	b, err := DeriveKey(bytes.Clone(secret), "job")
+	b, err := DeriveKey(bytes.Clone(secret), "job", testSpecHash)
 	require.NoError(t, err)
 	require.Equal(t, a.s, b.s, "same secret and job: same key")
-	c, err := DeriveKey(secret, "job2")
+	c, err := DeriveKey(secret, "job2", testSpecHash)
 	require.NoError(t, err)
 	require.NotEqual(t, a.s, c.s, "different job: different key")
-	d, err := DeriveKey(testSecret(1), "job")
+	d, err := DeriveKey(testSecret(1), "job", testSpecHash)
 	require.NoError(t, err)
 	require.NotEqual(t, a.s, d.s, "different secret: different key")
+	// The attack the binding stops: a coordinator re-running a known job id
+	// with a narrower filter gets an unrelated key, so the two attempts'
+	// blinded lists cannot be compared.
+	other := bytes.Clone(testSpecHash)
+	other[0] ^= 1
+	e, err := DeriveKey(secret, "job", other)
+	require.NoError(t, err)
+	require.NotEqual(t, a.s, e.s, "different spec: different key")
 
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		require.Equal(t, "psi.Key(redacted)", fmt.Sprintf(verb, a), verb)
@@ -48,9 +63,9 @@ func TestDeriveKey(t *testing.T) {
 }
 
 func TestBlind(t *testing.T) {
-	ka, err := DeriveKey(testSecret(0), "job")
+	ka, err := DeriveKey(testSecret(0), "job", testSpecHash)
 	require.NoError(t, err)
-	kb, err := DeriveKey(testSecret(1), "job")
+	kb, err := DeriveKey(testSecret(1), "job", testSpecHash)
 	require.NoError(t, err)
 
 	src := make([]Element, 100) // enough to split across workers
@@ -77,7 +92,7 @@ func TestBlind(t *testing.T) {
 
 func TestLocalPartyRefusals(t *testing.T) {
 	ctx := context.Background()
-	p, err := NewLocalParty(testSecret(0), "job", 1, numberedIDs(5))
+	p, err := NewLocalParty(testSecret(0), "job", testSpecHash, 1, numberedIDs(5))
 	require.NoError(t, err)
 	own, err := p.Own(ctx, 0, 5)
 	require.NoError(t, err)
@@ -110,7 +125,7 @@ func TestLocalPartyRefusals(t *testing.T) {
 	require.Nil(t, p.IDAt(-1))
 	require.Nil(t, p.IDAt(5))
 
-	_, err = NewLocalParty(testSecret(0), "job", -1, nil)
+	_, err = NewLocalParty(testSecret(0), "job", testSpecHash, -1, nil)
 	require.ErrorIs(t, err, ErrRange)
 
 	cancelled, cancel := context.WithCancel(ctx)
@@ -128,9 +143,9 @@ func TestLocalPartyDeterministicOrder(t *testing.T) {
 	shuffled = append(shuffled, ids[3], ids[7], ids[3]) // duplicates
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 
-	a, err := NewLocalParty(testSecret(0), "job", 0, ids)
+	a, err := NewLocalParty(testSecret(0), "job", testSpecHash, 0, ids)
 	require.NoError(t, err)
-	b, err := NewLocalParty(testSecret(0), "job", 0, shuffled)
+	b, err := NewLocalParty(testSecret(0), "job", testSpecHash, 0, shuffled)
 	require.NoError(t, err)
 	la, _ := a.Len(ctx)
 	lb, _ := b.Len(ctx)
@@ -154,7 +169,7 @@ func TestLocalPartyDeterministicOrder(t *testing.T) {
 	require.NotEqual(t, sorted, order, "the order is not the input's")
 
 	orderOf := func(secret []byte, job string) []string {
-		p, err := NewLocalParty(secret, job, 0, ids)
+		p, err := NewLocalParty(secret, job, testSpecHash, 0, ids)
 		require.NoError(t, err)
 		var o []string
 		for i := range 30 {

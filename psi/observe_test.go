@@ -40,7 +40,7 @@ func newObserver(t *testing.T, jobID string, secrets [][]byte, ids [][][]byte) *
 	o := &observer{n: n, table: map[Element]elemTag{}}
 	keys := make([]*Key, n)
 	for j := range n {
-		k, err := DeriveKey(secrets[j], jobID)
+		k, err := DeriveKey(secrets[j], jobID, testSpecHash)
 		require.NoError(t, err)
 		keys[j] = k
 	}

@@ -37,7 +37,7 @@ func newFederation(t *testing.T, sets [][][]byte) *federation {
 	var secrets [][]byte
 	for j := range n {
 		secrets = append(secrets, testSecret(j))
-		lp, err := NewLocalParty(secrets[j], testJob, j, sets[j])
+		lp, err := NewLocalParty(secrets[j], testJob, testSpecHash, j, sets[j])
 		require.NoError(t, err)
 		f.locals = append(f.locals, lp)
 	}
@@ -361,7 +361,7 @@ func TestRunErrors(t *testing.T) {
 	fed := func() []Party {
 		var ps []Party
 		for j := range sets {
-			lp, err := NewLocalParty(testSecret(j), testJob, j, sets[j])
+			lp, err := NewLocalParty(testSecret(j), testJob, testSpecHash, j, sets[j])
 			require.NoError(t, err)
 			ps = append(ps, lp)
 		}

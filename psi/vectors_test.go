@@ -15,6 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// vectorSpec is the spec hash of every keyed vector: SHA-256("spec").
+var vectorSpec = func() []byte { h := sha256.Sum256([]byte("spec")); return h[:] }()
+
 var update = flag.Bool("update", false, "rewrite the package's own sections of testdata/vectors.json")
 
 const vectorsFile = "testdata/vectors.json"
@@ -45,12 +48,13 @@ type hashIDVector struct {
 	Element string `json:"element"`
 }
 
-// deriveBlindVector: Key = DeriveKey(Secret, Job), Blinded = H(ID)^Key,
-// Blinded2 = Blinded^DeriveKey(Secret2, Job) (a two-party full blinding).
+// deriveBlindVector: Key = DeriveKey(Secret, Job, Spec), Blinded = H(ID)^Key,
+// Blinded2 = Blinded^DeriveKey(Secret2, Job, Spec) (a two-party full blinding).
 type deriveBlindVector struct {
 	Secret   string `json:"secret"`
 	Secret2  string `json:"secret2"`
 	Job      string `json:"job"`
+	Spec     string `json:"spec_hash"`
 	Key      string `json:"key"`
 	ID       string `json:"id"`
 	Blinded  string `json:"blinded"`
@@ -102,13 +106,13 @@ func generateOwnVectors(t *testing.T, v *vectors) {
 		{"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f", "job-2", "440106199001011234"},
 		{"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff00", "5555555555555555555555555555555555555555555555555555555555555555", "job-1", "110101198001010011"},
 	} {
-		k, err := DeriveKey(mustHex(t, in.secret), in.job)
+		k, err := DeriveKey(mustHex(t, in.secret), in.job, vectorSpec)
 		require.NoError(t, err)
-		k2, err := DeriveKey(mustHex(t, in.secret2), in.job)
+		k2, err := DeriveKey(mustHex(t, in.secret2), in.job, vectorSpec)
 		require.NoError(t, err)
 		b := blindHex(t, k, HashID(in.job, []byte(in.id)))
 		v.DeriveBlind = append(v.DeriveBlind, deriveBlindVector{
-			Secret: in.secret, Secret2: in.secret2, Job: in.job, Key: hex.EncodeToString(k.s[:]), ID: in.id,
+			Secret: in.secret, Secret2: in.secret2, Job: in.job, Spec: hex.EncodeToString(vectorSpec), Key: hex.EncodeToString(k.s[:]), ID: in.id,
 			Blinded: hexOf(b), Blinded2: hexOf(blindHex(t, k2, b)),
 		})
 	}
@@ -126,7 +130,7 @@ func orderOf(t *testing.T, secretHex, job string, ids []string) []string {
 	for _, id := range ids {
 		in = append(in, []byte(id))
 	}
-	p, err := NewLocalParty(mustHex(t, secretHex), job, 0, in)
+	p, err := NewLocalParty(mustHex(t, secretHex), job, vectorSpec, 0, in)
 	require.NoError(t, err)
 	var out []string
 	for i := range len(p.ids) {
@@ -182,11 +186,12 @@ func TestVectors(t *testing.T) {
 	t.Run("DeriveBlind", func(t *testing.T) {
 		require.NotEmpty(t, v.DeriveBlind)
 		for _, c := range v.DeriveBlind {
-			k, err := DeriveKey(mustHex(t, c.Secret), c.Job)
+			spec := mustHex(t, c.Spec)
+			k, err := DeriveKey(mustHex(t, c.Secret), c.Job, spec)
 			require.NoError(t, err)
 			require.Equal(t, c.Key, hex.EncodeToString(k.s[:]))
-			require.Equal(t, c.Key, hex.EncodeToString(manualHKDF(mustHex(t, c.Secret), "unseen/psi/v1/key\x00"+c.Job)))
-			k2, err := DeriveKey(mustHex(t, c.Secret2), c.Job)
+			require.Equal(t, c.Key, hex.EncodeToString(manualHKDF(mustHex(t, c.Secret), "unseen/psi/v1/key\x00"+c.Job+"\x00"+string(spec))))
+			k2, err := DeriveKey(mustHex(t, c.Secret2), c.Job, spec)
 			require.NoError(t, err)
 			h := HashID(c.Job, []byte(c.ID))
 			b := blindHex(t, k, h)

@@ -394,7 +394,8 @@ func (s *Server) prepare(r *http.Request) (any, error) {
 		}
 		return nil, refuse(http.StatusBadRequest, "bad_input", "%v", err).audited()
 	}
-	party, err := psi.NewLocalParty(s.secret, req.Job, req.Party, ids)
+	specHash := req.Spec.Hash()
+	party, err := psi.NewLocalParty(s.secret, req.Job, specHash[:], req.Party, ids)
 	if err != nil {
 		return nil, err
 	}
