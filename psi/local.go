@@ -21,6 +21,20 @@ type LocalParty struct {
 
 var _ Party = (*LocalParty)(nil)
 
+// OwnElements returns H(x)^k for the IDs x at positions [offset, offset+n)
+// of the party's secret order.
+func (p *LocalParty) OwnElements(ctx context.Context, offset, n int) ([]Element, error) {
+	ch, err := p.Own(ctx, offset, n)
+	return ch.Elements, err
+}
+
+// ReblindElements raises each element of a chunk of party list's list to
+// this party's key (Reblind without proofs).
+func (p *LocalParty) ReblindElements(ctx context.Context, list int, in []Element) ([]Element, error) {
+	ch, err := p.Reblind(ctx, list, 0, Chunk{Elements: in})
+	return ch.Elements, err
+}
+
 // NewLocalParty prepares party self's list for jobID from its normalised
 // IDs (which it copies). Duplicates are dropped, and the rest are ordered
 // by HMAC-SHA256(k', id), where k' = HKDF-SHA256(nodeSecret,
@@ -95,12 +109,12 @@ func (p *LocalParty) Len(ctx context.Context) (int, error) { return len(p.ids), 
 
 // Own returns H(x)^k for the IDs x at positions [offset, offset+n) of the
 // party's secret order.
-func (p *LocalParty) Own(ctx context.Context, offset, n int) ([]Element, error) {
+func (p *LocalParty) Own(ctx context.Context, offset, n int) (Chunk, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return Chunk{}, err
 	}
 	if offset < 0 || n < 0 || offset > len(p.ids) || n > len(p.ids)-offset {
-		return nil, fmt.Errorf("%w: range [%d, %d+%d) of a list of %d", ErrRange, offset, offset, n, len(p.ids))
+		return Chunk{}, fmt.Errorf("%w: range [%d, %d+%d) of a list of %d", ErrRange, offset, offset, n, len(p.ids))
 	}
 	out := make([]Element, n)
 	err := parallel(n, func(i int) error {
@@ -112,33 +126,33 @@ func (p *LocalParty) Own(ctx context.Context, offset, n int) ([]Element, error) 
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return Chunk{}, err
 	}
-	return out, nil
+	return Chunk{Elements: out}, nil
 }
 
 // Reblind raises each element of a chunk of party list's list to this
 // party's key. It refuses its own list: blinding it again would hand the
 // party (or whoever it answers) its own list at a higher degree than the
 // protocol allows. Each element is validated as DecodeElements would.
-func (p *LocalParty) Reblind(ctx context.Context, list int, in []Element) ([]Element, error) {
+func (p *LocalParty) Reblind(ctx context.Context, list, offset int, in Chunk) (Chunk, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return Chunk{}, err
 	}
 	if list == p.self {
-		return nil, ErrOwnList
+		return Chunk{}, ErrOwnList
 	}
-	if list < 0 {
-		return nil, fmt.Errorf("%w: list %d", ErrRange, list)
+	if list < 0 || offset < 0 {
+		return Chunk{}, fmt.Errorf("%w: list %d at %d", ErrRange, list, offset)
 	}
-	if err := validateAll(in); err != nil {
-		return nil, err
+	if err := validateAll(in.Elements); err != nil {
+		return Chunk{}, err
 	}
-	out := make([]Element, len(in))
-	if err := p.key.Blind(out, in); err != nil {
-		return nil, err
+	out := make([]Element, len(in.Elements))
+	if err := p.key.Blind(out, in.Elements); err != nil {
+		return Chunk{}, err
 	}
-	return out, nil
+	return Chunk{Elements: out}, nil
 }
 
 // IDAt returns (a copy of) the ID at position in the party's secret order,

@@ -94,31 +94,31 @@ func TestLocalPartyRefusals(t *testing.T) {
 	ctx := context.Background()
 	p, err := NewLocalParty(testSecret(0), "job", testSpecHash, 1, numberedIDs(5))
 	require.NoError(t, err)
-	own, err := p.Own(ctx, 0, 5)
+	own, err := p.OwnElements(ctx, 0, 5)
 	require.NoError(t, err)
 
-	_, err = p.Reblind(ctx, 1, own)
+	_, err = p.ReblindElements(ctx, 1, own)
 	require.ErrorIs(t, err, ErrOwnList)
-	_, err = p.Reblind(ctx, -1, own)
+	_, err = p.ReblindElements(ctx, -1, own)
 	require.ErrorIs(t, err, ErrRange)
-	_, err = p.Reblind(ctx, 0, []Element{own[0], {1}})
+	_, err = p.ReblindElements(ctx, 0, []Element{own[0], {1}})
 	require.ErrorIs(t, err, ErrInvalidPoint)
 	bad := own[0]
 	bad[31] |= 0x80
-	_, err = p.Reblind(ctx, 0, []Element{bad})
+	_, err = p.ReblindElements(ctx, 0, []Element{bad})
 	require.ErrorIs(t, err, ErrNonCanonical)
-	out, err := p.Reblind(ctx, 0, own)
+	out, err := p.ReblindElements(ctx, 0, own)
 	require.NoError(t, err)
 	require.Len(t, out, 5)
 
 	for _, r := range [][2]int{{-1, 1}, {0, -1}, {0, 6}, {5, 1}, {6, 0}, {1, math.MaxInt}, {math.MaxInt, 1}, {math.MinInt, 0}} {
-		_, err := p.Own(ctx, r[0], r[1])
+		_, err := p.OwnElements(ctx, r[0], r[1])
 		require.ErrorIs(t, err, ErrRange, "offset %d n %d", r[0], r[1])
 	}
-	got, err := p.Own(ctx, 5, 0)
+	got, err := p.OwnElements(ctx, 5, 0)
 	require.NoError(t, err)
 	require.Empty(t, got)
-	got, err = p.Own(ctx, 2, 3)
+	got, err = p.OwnElements(ctx, 2, 3)
 	require.NoError(t, err)
 	require.Equal(t, own[2:], got, "chunks agree with the whole list")
 
@@ -130,9 +130,9 @@ func TestLocalPartyRefusals(t *testing.T) {
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = p.Own(cancelled, 0, 1)
+	_, err = p.OwnElements(cancelled, 0, 1)
 	require.ErrorIs(t, err, context.Canceled)
-	_, err = p.Reblind(cancelled, 0, own)
+	_, err = p.ReblindElements(cancelled, 0, own)
 	require.ErrorIs(t, err, context.Canceled)
 }
 
@@ -156,9 +156,9 @@ func TestLocalPartyDeterministicOrder(t *testing.T) {
 		require.Equal(t, a.IDAt(i), b.IDAt(i), "same secret and job: same order")
 		order = append(order, string(a.IDAt(i)))
 	}
-	oa, err := a.Own(ctx, 0, la)
+	oa, err := a.OwnElements(ctx, 0, la)
 	require.NoError(t, err)
-	ob, err := b.Own(ctx, 0, lb)
+	ob, err := b.OwnElements(ctx, 0, lb)
 	require.NoError(t, err)
 	require.Equal(t, oa, ob, "a retried Own gives the same answer")
 

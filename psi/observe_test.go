@@ -131,25 +131,26 @@ type observedParty struct {
 	o *observer
 }
 
-func (p observedParty) Own(ctx context.Context, offset, n int) ([]Element, error) {
-	out, err := p.LocalParty.Own(ctx, offset, n)
+func (p observedParty) Own(ctx context.Context, offset, n int) (Chunk, error) {
+	ch, err := p.LocalParty.Own(ctx, offset, n)
 	me := p.Self()
-	for _, e := range out {
+	for _, e := range ch.Elements {
 		if tg, ok := p.o.tag(me, me, "returned (own)", e); ok && tg.keys != 1<<me {
 			p.o.violate("party %d returned own element blinded by %b, want only its own key", me, tg.keys)
 		}
 	}
-	return out, err
+	return ch, err
 }
 
-func (p observedParty) Reblind(ctx context.Context, list int, in []Element) ([]Element, error) {
+func (p observedParty) Reblind(ctx context.Context, list, offset int, inc Chunk) (Chunk, error) {
+	in := inc.Elements
 	me := p.Self()
 	if list == me {
 		p.o.violate("party %d asked to reblind its own list", me)
 	}
 	if list < 0 || list >= p.o.n {
 		p.o.violate("party %d asked to reblind list %d", me, list)
-		return p.LocalParty.Reblind(ctx, list, in)
+		return p.LocalParty.Reblind(ctx, list, offset, inc)
 	}
 	inTags := make([]elemTag, len(in))
 	for i, e := range in {
@@ -165,7 +166,8 @@ func (p observedParty) Reblind(ctx context.Context, list int, in []Element) ([]E
 			p.o.sawFull(me, list)
 		}
 	}
-	out, err := p.LocalParty.Reblind(ctx, list, in)
+	outc, err := p.LocalParty.Reblind(ctx, list, offset, inc)
+	out := outc.Elements
 	for i, e := range out {
 		tg, ok := p.o.tag(me, list, "returned", e)
 		if !ok {
@@ -178,5 +180,5 @@ func (p observedParty) Reblind(ctx context.Context, list int, in []Element) ([]E
 			p.o.sawFull(me, list)
 		}
 	}
-	return out, err
+	return outc, err
 }

@@ -13,6 +13,15 @@ import (
 // TokenSize bytes per element).
 const MaxListLen = 1 << 30
 
+// Chunk is a piece of one list in transit: its elements and the proof the
+// party that produced them attached (in Unseen a node's signature over the
+// job, spec, attempt, list, hop, offset and elements). Run carries proofs
+// from hop to hop without reading them; the next party checks them.
+type Chunk struct {
+	Elements []Element
+	Proof    []byte
+}
+
 // Party is one department's node as the coordinator sees it. The transport
 // (HTTP, elsewhere) implements it; LocalParty is the in-process node side.
 // Calls may be concurrent. Implementations must return fresh slices and
@@ -23,10 +32,11 @@ type Party interface {
 	Len(ctx context.Context) (int, error)
 	// Own returns elements [offset, offset+n) of the party's own list,
 	// blinded once, by itself.
-	Own(ctx context.Context, offset, n int) ([]Element, error)
-	// Reblind raises every element of a chunk of party list's list to the
-	// party's key, keeping their order. A party refuses its own list.
-	Reblind(ctx context.Context, list int, in []Element) ([]Element, error)
+	Own(ctx context.Context, offset, n int) (Chunk, error)
+	// Reblind raises every element of the chunk of party list's list that
+	// starts at offset to the party's key, keeping their order. A party
+	// refuses its own list.
+	Reblind(ctx context.Context, list, offset int, in Chunk) (Chunk, error)
 }
 
 // Result is what the coordinator learns from a run.
@@ -165,26 +175,26 @@ func runChunk(ctx context.Context, parties []Party, c chunk, dst []Token, step f
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	es, err := parties[c.list].Own(ctx, c.offset, c.n)
+	ch, err := parties[c.list].Own(ctx, c.offset, c.n)
 	if err == nil {
-		err = checkReply(es, c.n)
+		err = checkReply(ch.Elements, c.n)
 	}
 	if err != nil {
 		return fmt.Errorf("psi: party %d: own list at %d: %w", c.list, c.offset, err)
 	}
 	step()
 	for _, h := range Route(len(parties), c.list) {
-		es, err = parties[h].Reblind(ctx, c.list, es)
+		ch, err = parties[h].Reblind(ctx, c.list, c.offset, ch)
 		if err == nil {
-			err = checkReply(es, c.n)
+			err = checkReply(ch.Elements, c.n)
 		}
 		if err != nil {
 			return fmt.Errorf("psi: party %d: reblind list %d at %d: %w", h, c.list, c.offset, err)
 		}
 		step()
 	}
-	for i := range es {
-		dst[c.offset+i] = es[i].Token()
+	for i := range ch.Elements {
+		dst[c.offset+i] = ch.Elements[i].Token()
 	}
 	return nil
 }

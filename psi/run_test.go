@@ -239,16 +239,16 @@ func TestObserverCatchesMisrouting(t *testing.T) {
 		f := newFederation(t, sets)
 		l0, err := f.parties[0].Own(ctx, 0, 3)
 		require.NoError(t, err)
-		l0, err = f.parties[1].Reblind(ctx, 0, l0)
+		l0, err = f.parties[1].Reblind(ctx, 0, 0, l0)
 		require.NoError(t, err)
-		_, err = f.parties[2].Reblind(ctx, 0, l0) // list 0 full at party 2: allowed
+		_, err = f.parties[2].Reblind(ctx, 0, 0, l0) // list 0 full at party 2: allowed
 		require.NoError(t, err)
 		require.Empty(t, f.obs.check())
 		l1, err := f.parties[1].Own(ctx, 0, 3)
 		require.NoError(t, err)
-		l1, err = f.parties[0].Reblind(ctx, 1, l1)
+		l1, err = f.parties[0].Reblind(ctx, 1, 0, l1)
 		require.NoError(t, err)
-		_, err = f.parties[2].Reblind(ctx, 1, l1) // and list 1 too: not allowed
+		_, err = f.parties[2].Reblind(ctx, 1, 0, l1) // and list 1 too: not allowed
 		require.NoError(t, err)
 		require.Contains(t, fmt.Sprint(f.obs.check()), "party 2 handled 2 fully blinded lists")
 	})
@@ -256,7 +256,7 @@ func TestObserverCatchesMisrouting(t *testing.T) {
 		f := newFederation(t, sets)
 		l1, err := f.parties[1].Own(ctx, 0, 3)
 		require.NoError(t, err)
-		_, err = f.parties[1].Reblind(ctx, 1, l1)
+		_, err = f.parties[1].Reblind(ctx, 1, 0, l1)
 		require.ErrorIs(t, err, ErrOwnList)
 		require.Contains(t, fmt.Sprint(f.obs.check()), "party 1 asked to reblind its own list")
 	})
@@ -265,23 +265,23 @@ func TestObserverCatchesMisrouting(t *testing.T) {
 		f := newFederation(t, sets)
 		l0, err := f.parties[0].Own(ctx, 0, 3)
 		require.NoError(t, err)
-		l0, err = f.parties[1].Reblind(ctx, 0, l0)
+		l0, err = f.parties[1].Reblind(ctx, 0, 0, l0)
 		require.NoError(t, err)
-		l0, err = f.parties[2].Reblind(ctx, 0, l0)
+		l0, err = f.parties[2].Reblind(ctx, 0, 0, l0)
 		require.NoError(t, err)
-		_, _ = f.parties[0].Reblind(ctx, 2, l0)
+		_, _ = f.parties[0].Reblind(ctx, 2, 0, l0)
 		require.Contains(t, fmt.Sprint(f.obs.check()), "not in that list")
 	})
 	t.Run("unblinded H(id)", func(t *testing.T) {
 		f := newFederation(t, sets)
-		_, _ = f.parties[1].Reblind(ctx, 0, []Element{HashID(testJob, []byte("a"))})
+		_, _ = f.parties[1].Reblind(ctx, 0, 0, Chunk{Elements: []Element{HashID(testJob, []byte("a"))}})
 		require.Contains(t, fmt.Sprint(f.obs.check()), `unblinded H("a")`)
 	})
 	t.Run("raw ID", func(t *testing.T) {
 		f := newFederation(t, sets)
 		var raw Element
 		copy(raw[:], "a")
-		_, _ = f.parties[1].Reblind(ctx, 0, []Element{raw})
+		_, _ = f.parties[1].Reblind(ctx, 0, 0, Chunk{Elements: []Element{raw}})
 		require.Contains(t, fmt.Sprint(f.obs.check()), "unknown element")
 	})
 }
@@ -327,30 +327,30 @@ func (p *faultyParty) Len(ctx context.Context) (int, error) {
 	return p.Party.Len(ctx)
 }
 
-func (p *faultyParty) Own(ctx context.Context, off, n int) ([]Element, error) {
+func (p *faultyParty) Own(ctx context.Context, off, n int) (Chunk, error) {
 	if p.ownErr != nil {
-		return nil, p.ownErr
+		return Chunk{}, p.ownErr
 	}
 	return p.Party.Own(ctx, off, n)
 }
 
-func (p *faultyParty) Reblind(ctx context.Context, list int, in []Element) ([]Element, error) {
+func (p *faultyParty) Reblind(ctx context.Context, list, off int, in Chunk) (Chunk, error) {
 	if p.block {
 		<-ctx.Done()
-		return nil, ctx.Err()
+		return Chunk{}, ctx.Err()
 	}
 	if p.reblindErr != nil {
-		return nil, p.reblindErr
+		return Chunk{}, p.reblindErr
 	}
-	out, err := p.Party.Reblind(ctx, list, in)
+	out, err := p.Party.Reblind(ctx, list, off, in)
 	if err != nil {
-		return nil, err
+		return Chunk{}, err
 	}
 	if p.short {
-		out = out[:len(out)-1]
+		out.Elements = out.Elements[:len(out.Elements)-1]
 	}
 	if p.lowOrder {
-		out[0] = Element{1}
+		out.Elements[0] = Element{1}
 	}
 	return out, nil
 }

@@ -477,7 +477,7 @@ func (s *Server) own(r *http.Request) (any, error) {
 	if _, err := s.record(r.Context(), string(nodeapi.StepOwn), req.Job, []string{ss.dataset}, map[string]string{"offset": fmt.Sprint(req.Offset), "n": fmt.Sprint(req.N), "attempt": fmt.Sprint(req.Attempt), "purpose": ss.spec.Purpose}); err != nil {
 		return nil, err
 	}
-	els, err := ss.party.Own(r.Context(), req.Offset, req.N)
+	els, err := ss.party.OwnElements(r.Context(), req.Offset, req.N)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "bad_range", "%v", err)
 	}
@@ -503,7 +503,7 @@ func (s *Server) reblind(r *http.Request) (any, error) {
 	if _, err := s.record(r.Context(), string(nodeapi.StepReblind), req.Job, []string{ss.dataset}, map[string]string{"list": fmt.Sprint(req.List), "n": fmt.Sprint(len(els)), "attempt": fmt.Sprint(req.Attempt), "purpose": ss.spec.Purpose}); err != nil {
 		return nil, err
 	}
-	out, err := ss.party.Reblind(r.Context(), req.List, els)
+	out, err := ss.party.ReblindElements(r.Context(), req.List, els)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "invalid_elements", "%v", err)
 	}

@@ -20,21 +20,23 @@ var _ psi.Party = (*Party)(nil)
 func (p *Party) Len(ctx context.Context) (int, error) { return p.N, nil }
 
 // Own fetches a chunk of the node's own list and checks every element.
-func (p *Party) Own(ctx context.Context, offset, n int) ([]psi.Element, error) {
+func (p *Party) Own(ctx context.Context, offset, n int) (psi.Chunk, error) {
 	b, err := p.Client.Own(ctx, &OwnRequest{Header: p.Header, Offset: offset, N: n})
 	if err != nil {
-		return nil, err
+		return psi.Chunk{}, err
 	}
-	return decodeExactly(b, n)
+	es, err := decodeExactly(b, n)
+	return psi.Chunk{Elements: es}, err
 }
 
 // Reblind sends a chunk of another list through the node.
-func (p *Party) Reblind(ctx context.Context, list int, in []psi.Element) ([]psi.Element, error) {
-	b, err := p.Client.Reblind(ctx, &ReblindRequest{Header: p.Header, List: list, Elements: psi.EncodeElements(in)})
+func (p *Party) Reblind(ctx context.Context, list, offset int, in psi.Chunk) (psi.Chunk, error) {
+	b, err := p.Client.Reblind(ctx, &ReblindRequest{Header: p.Header, List: list, Elements: psi.EncodeElements(in.Elements)})
 	if err != nil {
-		return nil, err
+		return psi.Chunk{}, err
 	}
-	return decodeExactly(b, len(in))
+	es, err := decodeExactly(b, len(in.Elements))
+	return psi.Chunk{Elements: es}, err
 }
 
 func decodeExactly(b []byte, n int) ([]psi.Element, error) {
