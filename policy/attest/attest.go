@@ -75,11 +75,11 @@ func Ref(job string, spec *policy.Spec, req policy.Requester) JobRef {
 	return JobRef{Job: job, SpecHash: spec.Hash(), Requester: req}
 }
 
-func (r JobRef) append(m *message) {
-	m.str(r.Job)
-	m.bytes(r.SpecHash[:])
-	m.str(r.Requester.User)
-	m.str(r.Requester.Department)
+func (r JobRef) append(m *Message) {
+	m.Str(r.Job)
+	m.Bytes(r.SpecHash[:])
+	m.Str(r.Requester.User)
+	m.Str(r.Requester.Department)
 }
 
 // Check reports whether r names job with this spec and requester.
@@ -90,36 +90,59 @@ func (r JobRef) Check(job string, spec *policy.Spec, req policy.Requester) error
 	return nil
 }
 
-// message is a domain-separated, length-prefixed encoding.
-type message struct{ b bytes.Buffer }
+// Message is a domain-separated, length-prefixed encoding of a statement's
+// fields: every field is a 4-byte big-endian length and its bytes, the
+// first being the domain, so no two different field lists encode alike.
+// Other packages' signed statements (nodes' PSI chunks, contributions,
+// audit heads) are built with it too.
+type Message struct{ b bytes.Buffer }
 
-func newMessage(domain string) *message {
-	m := &message{}
-	m.str(domain)
+// NewMessage starts a message for domain (e.g. "unseen/psi/chunk/v1").
+func NewMessage(domain string) *Message {
+	m := &Message{}
+	m.Str(domain)
 	return m
 }
 
-func (m *message) bytes(p []byte) {
+// Bytes appends a byte-string field.
+func (m *Message) Bytes(p []byte) *Message {
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(p)))
 	m.b.Write(n[:])
 	m.b.Write(p)
+	return m
 }
 
-func (m *message) str(s string) { m.bytes([]byte(s)) }
+// Str appends a string field.
+func (m *Message) Str(s string) *Message { return m.Bytes([]byte(s)) }
 
-func (m *message) bool(v bool) {
-	if v {
-		m.bytes([]byte{1})
-	} else {
-		m.bytes([]byte{0})
-	}
-}
-
-func (m *message) time(t time.Time) {
+// Int appends an integer field (8 bytes, big-endian two's complement).
+func (m *Message) Int(v int64) *Message {
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(t.Unix()))
-	m.bytes(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(v))
+	return m.Bytes(b[:])
+}
+
+// Bool appends a boolean field.
+func (m *Message) Bool(v bool) *Message {
+	if v {
+		return m.Bytes([]byte{1})
+	}
+	return m.Bytes([]byte{0})
+}
+
+// Time appends a time field, in whole seconds since 1970.
+func (m *Message) Time(t time.Time) *Message { return m.Int(t.Unix()) }
+
+// Encoded returns the encoding so far.
+func (m *Message) Encoded() []byte { return m.b.Bytes() }
+
+// Sign signs a message with priv.
+func Sign(priv ed25519.PrivateKey, m *Message) []byte { return ed25519.Sign(priv, m.Encoded()) }
+
+// Verify checks sig over m by signer, one of k.
+func (k Keyring) Verify(signer string, m *Message, sig []byte) error {
+	return k.verify(signer, m.Encoded(), sig)
 }
 
 // Consent is a data owner's answer for one conditional dataset of theirs,
@@ -137,14 +160,14 @@ const consentDomain = "unseen/attest/consent/v1"
 
 // Message is the byte string an owner signs.
 func (c *Consent) Message() []byte {
-	m := newMessage(consentDomain)
+	m := NewMessage(consentDomain)
 	c.JobRef.append(m)
-	m.str(c.Dataset)
-	m.bool(c.Approve)
-	m.str(c.Reason)
-	m.time(c.Until)
-	m.str(c.Owner)
-	return m.b.Bytes()
+	m.Str(c.Dataset)
+	m.Bool(c.Approve)
+	m.Str(c.Reason)
+	m.Time(c.Until)
+	m.Str(c.Owner)
+	return m.Encoded()
 }
 
 // Approval is a reviewer's decision to release one job's result: the
@@ -162,13 +185,13 @@ const approvalDomain = "unseen/attest/approval/v1"
 
 // Message is the byte string a reviewer signs.
 func (a *Approval) Message() []byte {
-	m := newMessage(approvalDomain)
+	m := NewMessage(approvalDomain)
 	a.JobRef.append(m)
-	m.bytes(a.Result[:])
-	m.bytes(a.Recipient[:])
-	m.str(a.Reviewer)
-	m.time(a.At)
-	return m.b.Bytes()
+	m.Bytes(a.Result[:])
+	m.Bytes(a.Recipient[:])
+	m.Str(a.Reviewer)
+	m.Time(a.At)
+	return m.Encoded()
 }
 
 // Signed is a statement with its signer's signature.
