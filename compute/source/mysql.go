@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +15,7 @@ import (
 // MySQL is a dataset in a MySQL or MariaDB table or view.
 type MySQL struct {
 	db      *sql.DB
+	conn    driver.Connector
 	cfg     SQLConfig
 	schema  Schema
 	opts    Options
@@ -63,7 +65,7 @@ func OpenMySQL(ctx context.Context, cfg SQLConfig, s Schema, opts Options) (*MyS
 	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
 	db.SetMaxOpenConns(cfg.MaxConns)
 	db.SetMaxIdleConns(cfg.MaxConns)
-	m := &MySQL{db: db, cfg: cfg, schema: s, opts: opts.withDefaults()}
+	m := &MySQL{db: db, conn: conn, cfg: cfg, schema: s, opts: opts.withDefaults()}
 	if len(name) == 1 {
 		var cur sql.NullString
 		if err := db.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&cur); err != nil {
@@ -248,6 +250,18 @@ func (m *MySQL) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Report
 		return sc.rep, m.dbError(ctx, err)
 	}
 	defer conn.Close()
+	// The driver drops the connection when the context ends, but the
+	// server goes on with the statement until it next writes to it (while
+	// holding its locks), so a scan that ends early also kills its
+	// statement, from a connection of its own.
+	var id int64
+	if err := conn.QueryRowContext(sctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+		return sc.rep, m.dbError(ctx, err)
+	}
+	// Deferred last, so it runs first: a scan that ends normally
+	// unregisters the kill before its context is cancelled.
+	stopKill := context.AfterFunc(sctx, func() { m.kill(id) })
+	defer stopKill()
 	var set string
 	if m.mariadb {
 		set = fmt.Sprintf("SET SESSION max_statement_time = %.3f", m.cfg.StatementTimeout.Seconds())
@@ -300,6 +314,22 @@ func (m *MySQL) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Report
 		return sc.rep, m.dbError(ctx, err)
 	}
 	return sc.done()
+}
+
+// kill stops connection id's statement. The connection is one the driver
+// has already dropped (the scan's context ended), so its id names no other
+// statement.
+func (m *MySQL) kill(id int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := m.conn.Connect(ctx)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	if ex, ok := c.(driver.ExecerContext); ok {
+		_, _ = ex.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id), nil)
+	}
 }
 
 // Error numbers whose messages quote no data.

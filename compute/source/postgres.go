@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -48,6 +49,13 @@ func OpenPostgres(ctx context.Context, cfg SQLConfig, s Schema, opts Options) (*
 	pc.MaxConns = int32(cfg.MaxConns)
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	// On cancellation, ask the server to stop the statement (rather than
+	// only dropping the connection, which a busy backend may not notice
+	// until its statement ends), and drop the connection if it has not
+	// answered within 5s.
+	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 5 * time.Second}
 	}
 	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
 		pc.ConnConfig.RuntimeParams["application_name"] = "unseen-node"

@@ -91,7 +91,9 @@ func randAtom(r *rand.Rand, ids float64) filter.Expr {
 	switch {
 	case r.Float64() < ids:
 		col = "id"
-		lit = func() filter.Value { return filter.StringValue(strings.TrimSpace(strings.ToUpper(idPool[r.IntN(len(idPool))]))) }
+		lit = func() filter.Value {
+			return filter.StringValue(strings.TrimSpace(strings.ToUpper(idPool[r.IntN(len(idPool))])))
+		}
 	case r.IntN(2) == 0:
 		col = []string{"s1", "s2", "s3"}[r.IntN(3)]
 		lit = func() filter.Value { return filter.StringValue(strPool[r.IntN(len(strPool))]) }
