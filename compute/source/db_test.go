@@ -258,7 +258,7 @@ func testRandomFilters(t *testing.T, d dialect) {
 				for _, k := range symDiff(gotKeys, want) {
 					diff = append(diff, fmt.Sprintf("rk %s %q", k, inserted[k]))
 				}
-				t.Fatalf("%s selects differently from filter.Eval\nfilter: %s\nSQL: %s %q\ngot %d rows, want %d; differing rows:\n%s",
+				t.Fatalf("%s selects differently from filter.Eval\nfilter: %s\nSQL: %s %v\ngot %d rows, want %d; differing rows:\n%s",
 					db.name(), e, pl.sql, pl.args, len(gotKeys), len(want), strings.Join(diff, "\n"))
 			}
 			cases++
