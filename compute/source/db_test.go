@@ -416,8 +416,19 @@ func TestDBSchemaChecks(t *testing.T) {
 			t.Errorf("missing row key: %v", err)
 		}
 		src := db.mustOpen(t, db.config(t, "owners"), good, Options{})
-		if err := src.Validate(context.Background()); err != nil {
-			t.Errorf("Validate: %v", err)
+		// Scans and a Validate may run at once (go test -race).
+		errs := make(chan error, 5)
+		for range 4 {
+			go func() {
+				_, err := src.Scan(context.Background(), Query{Columns: []string{"note"}, Filter: mustParse(t, "note = 'x'")}, func(*Row) error { return nil })
+				errs <- err
+			}()
+		}
+		errs <- src.Validate(context.Background())
+		for range 5 {
+			if err := <-errs; err != nil {
+				t.Errorf("concurrent use: %v", err)
+			}
 		}
 		// A column dropped after the open is found by Validate.
 		db.exec(t, "ALTER TABLE "+db.table("owners")+" DROP COLUMN note")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	mysqldrv "github.com/go-sql-driver/mysql"
@@ -19,8 +20,9 @@ type MySQL struct {
 	cfg     SQLConfig
 	schema  Schema
 	opts    Options
-	name    []string // database and table, unquoted
-	table   string   // quoted
+	name    []string     // database and table, unquoted
+	table   string       // quoted
+	mu      sync.RWMutex // guards cols and key, which Validate renews
 	cols    []dbColumn
 	key     string
 	mariadb bool
@@ -160,12 +162,14 @@ func (m *MySQL) Validate(ctx context.Context) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("source: MySQL %s: %s", strings.Join(m.name, "."), strings.Join(problems, "; "))
 	}
+	m.mu.Lock()
 	m.cols, m.key = cols, key
+	m.mu.Unlock()
 	all := Query{}
 	for _, c := range m.schema.Columns {
 		all.Columns = append(all.Columns, c.Name)
 	}
-	pl, err := buildPlan(mysql, m.table, m.schema, m.cols, m.key, all)
+	pl, err := buildPlan(mysql, m.table, m.schema, cols, key, all)
 	if err != nil {
 		return err
 	}
@@ -228,7 +232,10 @@ func (m *MySQL) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Report
 	if err := m.schema.check(q); err != nil {
 		return nil, err
 	}
-	pl, err := buildPlan(mysql, m.table, m.schema, m.cols, m.key, q)
+	m.mu.RLock()
+	cols, key := m.cols, m.key
+	m.mu.RUnlock()
+	pl, err := buildPlan(mysql, m.table, m.schema, cols, key, q)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +245,7 @@ func (m *MySQL) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Report
 	sc.row.keyCol = m.cfg.RowKey
 	decs := make([]decoding, len(pl.read))
 	for i, c := range pl.read {
-		decs[i] = m.cols[c].dec
+		decs[i] = cols[c].dec
 	}
 
 	// Cancelling the scan's context makes the driver drop the connection,
@@ -287,7 +294,7 @@ func (m *MySQL) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Report
 	for i := range dest {
 		dest[i] = &raw[i]
 	}
-	if m.key != "" {
+	if key != "" {
 		dest = append(dest, &raw[n])
 	}
 	for rows.Next() {
@@ -299,7 +306,7 @@ func (m *MySQL) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Report
 			v, bad, inv := decodeDB(raw[i], raw[i] == nil, sc.cols[i], decs[i], m.opts)
 			sc.set(i, v, bad, inv)
 		}
-		if m.key != "" {
+		if key != "" {
 			sc.row.keyRaw, sc.row.keyNull = raw[n], raw[n] == nil
 		}
 		if err := sc.finish(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,8 +21,9 @@ type Postgres struct {
 	cfg    SQLConfig
 	schema Schema
 	opts   Options
-	name   []string // the table's parts, unquoted
-	table  string   // quoted
+	name   []string     // the table's parts, unquoted
+	table  string       // quoted
+	mu     sync.RWMutex // guards cols and key, which Validate renews
 	cols   []dbColumn
 	key    string // the row key's SELECT expression, or ""
 }
@@ -165,13 +167,15 @@ func (p *Postgres) Validate(ctx context.Context) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("source: PostgreSQL %s: %s", strings.Join(p.name, "."), strings.Join(problems, "; "))
 	}
+	p.mu.Lock()
 	p.cols, p.key = cols, key
+	p.mu.Unlock()
 	// Reading nothing still checks the privilege to read.
 	all := Query{}
 	for _, c := range p.schema.Columns {
 		all.Columns = append(all.Columns, c.Name)
 	}
-	pl, err := buildPlan(postgres, p.table, p.schema, p.cols, p.key, all)
+	pl, err := buildPlan(postgres, p.table, p.schema, cols, key, all)
 	if err != nil {
 		return err
 	}
@@ -239,7 +243,10 @@ func (p *Postgres) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Rep
 	if err := p.schema.check(q); err != nil {
 		return nil, err
 	}
-	pl, err := buildPlan(postgres, p.table, p.schema, p.cols, p.key, q)
+	p.mu.RLock()
+	cols, key := p.cols, p.key
+	p.mu.RUnlock()
+	pl, err := buildPlan(postgres, p.table, p.schema, cols, key, q)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +256,7 @@ func (p *Postgres) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Rep
 	sc.row.keyCol = p.cfg.RowKey
 	decs := make([]decoding, len(pl.read))
 	for i, c := range pl.read {
-		decs[i] = p.cols[c].dec
+		decs[i] = cols[c].dec
 	}
 
 	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
@@ -283,7 +290,7 @@ func (p *Postgres) Scan(ctx context.Context, q Query, fn func(*Row) error) (*Rep
 				v, bad, inv := decodeDB(raw[i], raw[i] == nil, sc.cols[i], decs[i], p.opts)
 				sc.set(i, v, bad, inv)
 			}
-			if p.key != "" {
+			if key != "" {
 				sc.row.keyRaw, sc.row.keyNull = raw[n], raw[n] == nil
 			}
 			if err := sc.finish(); err != nil {
