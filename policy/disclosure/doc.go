@@ -1,0 +1,2 @@
+// Package disclosure is Unseen's disclosure control, as pure functions.
+package disclosure
