@@ -1,6 +1,7 @@
 package noise
 
 import (
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math"
@@ -226,4 +227,27 @@ func TestReaderFailure(t *testing.T) {
 	require.ErrorIs(t, err, ErrScale)
 	_, err = Scale(big.NewInt(0), epsilon(1))
 	require.ErrorIs(t, err, ErrScale)
+}
+
+// BenchmarkLaplace draws with crypto/rand at a count's and a large sum's
+// scale; "read32" (32 bytes from crypto/rand) is the baseline to divide by.
+func BenchmarkLaplace(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		scale *big.Rat
+	}{{"count-eps0.5", big.NewRat(2, 1)}, {"sum-1e12-eps0.25", big.NewRat(4e12, 1)}, {"sumsq-2^100", new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), 100))}} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				if _, err := Laplace(crand.Reader, c.scale); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("read32", func(b *testing.B) {
+		var buf [32]byte
+		for range b.N {
+			_, _ = crand.Read(buf[:])
+		}
+	})
 }
