@@ -1,8 +1,9 @@
-package node
+package nodehttp_test
 
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/unseen-data/unseen/audit"
+	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/compute/node/nodehttp"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 )
@@ -33,22 +36,7 @@ func FuzzProtocolMessages(f *testing.F) {
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))
 	}
-	dir := f.TempDir()
-	cfg := &Config{Department: "hrss", Listen: "127.0.0.1:0", SecretFile: filepath.Join(dir, "s"), AuditLog: filepath.Join(dir, "a"),
-		CoordinatorTokenSHA256: "1f1ff1b7f9a1d4e0e1b0c53c9c7bc8f0a4e93b6f4b7c6e6ee3e7d7a8c1c5e0f2"}
-	csv := filepath.Join(dir, "b.csv")
-	if err := writeFile(csv, "id_number,district\n440106199001011236,天河区\n"); err != nil {
-		f.Fatal(err)
-	}
-	cfg.Datasets = []DatasetConfig{{Dataset: policy.Dataset{Name: "hrss.b", Classification: "general", Sharing: "open",
-		JobTypes: []policy.JobType{policy.PSICardinality, policy.PSIMembers},
-		Columns:  []policy.Column{{Name: "id_number", Kind: policy.KindID, Uses: []policy.Use{policy.UseKey}}, {Name: "district", Kind: policy.KindString, Uses: []policy.Use{policy.UseFilter}}}}, File: csv}}
-	s, err := New(cfg, Options{Audit: &audit.MemLog{}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	s.tokenSum = sum("fuzz")
-	h := s.Handler()
+	h := fuzzNode(f)
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		path := paths[int(which)%len(paths)]
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
@@ -64,9 +52,22 @@ func FuzzProtocolMessages(f *testing.F) {
 	})
 }
 
-func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
-
-func sum(token string) []byte {
-	h := sha256.Sum256([]byte(token))
-	return h[:]
+// fuzzNode is a node holding one small dataset, accepting token "fuzz".
+func fuzzNode(f *testing.F) http.Handler {
+	dir := f.TempDir()
+	sum := sha256.Sum256([]byte("fuzz"))
+	cfg := &node.Config{Department: "hrss", Listen: "127.0.0.1:0", SecretFile: filepath.Join(dir, "s"), AuditLog: filepath.Join(dir, "a"),
+		CoordinatorTokenSHA256: hex.EncodeToString(sum[:])}
+	csv := filepath.Join(dir, "b.csv")
+	if err := os.WriteFile(csv, []byte("id_number,district\n440106199001011236,天河区\n"), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	cfg.Datasets = []node.DatasetConfig{{Dataset: policy.Dataset{Name: "hrss.b", Classification: "general", Sharing: "open",
+		JobTypes: []policy.JobType{policy.PSICardinality, policy.PSIMembers},
+		Columns:  []policy.Column{{Name: "id_number", Kind: policy.KindID, Uses: []policy.Use{policy.UseKey}}, {Name: "district", Kind: policy.KindString, Uses: []policy.Use{policy.UseFilter}}}}, File: csv}}
+	s, err := node.New(cfg, node.Options{Audit: &audit.MemLog{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return nodehttp.New(s, nodehttp.Options{})
 }
