@@ -168,12 +168,17 @@ func metric(t *testing.T, text, series string) float64 {
 	t.Helper()
 	for _, line := range strings.Split(text, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			require.NoError(t, err)
-			return f
+			return metricValue(t, v)
 		}
 	}
 	return 0
+}
+
+func metricValue(t *testing.T, v string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(v, 64)
+	require.NoError(t, err)
+	return f
 }
 
 func entries(t *testing.T, f *nodetest.Federation, dept, action string) []audit.Entry {
