@@ -9,7 +9,10 @@
 // typed method per protocol step (Prepare, Own, …, HERelease), taking the
 // nodeapi request and returning the nodeapi response or an *Error (a Kind
 // and a stable code). Package nodehttp serves it over HTTP; tests call it
-// directly. The files go by concern:
+// directly. The transport is a package of its own, not files beside the
+// logic, so that nothing here can reach for a request or a status: a check
+// added to a step holds however the step arrives (TestServiceHasNoTransport
+// keeps net/http out). The files go by concern:
 //
 //	service.go      the Service: datasets, secret, audit log; authentication
 //	errors.go       Error and Kind
@@ -19,7 +22,8 @@
 //	he_keys.go      homomorphic key shares, envelopes, the decryption ledger
 //	ceremony.go     the t-of-N key ceremony
 //	he_layout.go    which columns and stats, range checks, the slot layout
-//	he_aggregate.go he/groups, he/aggregate, he/values
+//	he_aggregate.go he/groups, he/aggregate
+//	he_values.go    he/values
 //	he_release.go   he/zeromask, he/release
 //
 // Who learns what:

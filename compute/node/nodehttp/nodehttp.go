@@ -7,7 +7,7 @@
 // It uses net/http's ServeMux, while the coordinator's people-facing API
 // uses gin, because the node is a different kind of server: it serves one
 // caller (the coordinator, behind mutual TLS at the listener), a fixed
-// protocol of a dozen routes without path parameters, each with its own
+// protocol of under twenty routes without path parameters, each with its own
 // body limit and a decoder that refuses unknown fields and trailing data —
 // things a framework's binding would have to be bypassed for, not helped
 // with. And a department reviews what runs next to its data: the fewer
