@@ -111,6 +111,7 @@ func New(svc *node.Service, opts Options) *Handler {
 	return h
 }
 
+// ServeHTTP serves the node's routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // Server wraps the handler in an http.Server with explicit timeouts.
