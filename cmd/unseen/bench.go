@@ -135,7 +135,7 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 		if err != nil {
 			return nil, err
 		}
-		url, stop, err := serveNode(s)
+		url, stop, err := serveNode(s, log)
 		if err != nil {
 			return nil, err
 		}

@@ -119,7 +119,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 
 	// 1. Nodes: each serves its own example dataset, from its own config.
 	cfg := &coordinator.Config{Workers: 2}
-	var nodeServers []*node.Server
+	var nodeServers []*node.Service
 	for _, dept := range demoDepartments {
 		nc, err := node.LoadConfigFS(examples.FS, "nodes/"+dept+".yaml")
 		if err != nil {
@@ -136,7 +136,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		if err != nil {
 			return nil, err
 		}
-		url, stop, err := serveNode(s)
+		url, stop, err := serveNode(s, log)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/compute/node/nodehttp"
 	"github.com/unseen-data/unseen/coordinator"
 	"github.com/unseen-data/unseen/jobs"
 )
@@ -14,12 +15,12 @@ import (
 // server on its own loopback port.
 
 // serveNode serves a node on a fresh loopback port; stop closes it.
-func serveNode(s *node.Server) (url string, stop func(), err error) {
+func serveNode(s *node.Service, log *slog.Logger) (url string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	srv := s.HTTPServer()
+	srv := nodehttp.New(s, nodehttp.Options{Logger: log}).Server("")
 	go srv.Serve(ln)
 	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/compute/node/nodehttp"
 )
 
 func nodeCmd() *cobra.Command {
@@ -47,7 +48,7 @@ func nodeCmd() *cobra.Command {
 				ln = tls.NewListener(ln, tlsCfg)
 				mode = "mutual TLS (only the coordinator's certificate is accepted)"
 			}
-			srv := s.HTTPServer()
+			srv := nodehttp.New(s, nodehttp.Options{Logger: log}).Server(cfg.Listen)
 			log.Info("node listening", "department", cfg.Department, "addr", ln.Addr().String(), "transport", mode)
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()

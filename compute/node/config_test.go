@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,11 +116,10 @@ func TestConfigInvalidIDsCounted(t *testing.T) {
 	// Through a running node with its own file audit log.
 	s, err := node.New(cfg, node.Options{})
 	require.NoError(t, err)
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(ts.Close)
-	cl := nodeapi.NewClient("hrss", ts.URL, nodetest.Token)
+	c, err := s.Authenticate(nodetest.Token, "test")
+	require.NoError(t, err)
 	sp := policy.Spec{Type: policy.PSICardinality, Purpose: "p", Inputs: []policy.Input{{Dataset: "hrss.benefits", Key: "id_number"}, {Dataset: "housing.owners", Key: "id_number"}}}
-	resp, err := cl.Prepare(context.Background(), &nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j1", Attempt: 1}, Spec: sp, Requester: alice, Parties: 2})
+	resp, err := s.Prepare(context.Background(), c, &nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j1", Step: nodeapi.StepPrepare, Attempt: 1}, Spec: sp, Requester: alice, Parties: 2})
 	require.NoError(t, err)
 	require.Equal(t, nodeapi.PrepareResponse{Len: 7, InvalidIDs: 3}, *resp)
 

@@ -1,72 +1,82 @@
-package node
+package node_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/unseen-data/unseen/audit"
-	"github.com/unseen-data/unseen/compute/nodeapi"
-	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/compute/node/nodetest"
 )
 
-// FuzzProtocolMessages sends arbitrary bodies to every protocol endpoint of
-// a real node: it must never panic or answer 5xx (other than 503 for an
-// audit failure, which cannot happen here), and every answer is JSON.
-func FuzzProtocolMessages(f *testing.F) {
-	paths := []string{nodeapi.PathPrepare, nodeapi.PathOwn, nodeapi.PathReblind, nodeapi.PathMembers, nodeapi.PathFinish, nodeapi.PathOutcome,
-		nodeapi.PathKeysBegin, nodeapi.PathKeysShares, nodeapi.PathKeysFinish, nodeapi.PathHEGroups, nodeapi.PathHEAggregate,
-		nodeapi.PathHEValues, nodeapi.PathHEZeroMask, nodeapi.PathHERelease}
-	seeds := []string{
-		`{"job":"j1","step":"psi.prepare","attempt":1,"party":0,"spec":{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"hrss.b","key":"id_number"},{"dataset":"x.y","key":"id_number"}]},"requester":{"user":"a","department":"hrss"},"input":0,"parties":2}`,
+// FuzzServiceMessages hands arbitrary messages, decoded as the transport
+// decodes them, to every protocol step of the Service directly (no HTTP):
+// it must never panic, and every error must be a typed refusal, never an
+// internal failure or an audit outage. Its inputs have the shape of
+// nodehttp's FuzzProtocolMessages (the steps in the same order), whose
+// corpus seeds this one.
+func FuzzServiceMessages(f *testing.F) {
+	for i, s := range []string{
+		`{"job":"j1","step":"psi.prepare","attempt":1,"party":0,"spec":{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"hrss.benefits","key":"id_number"},{"dataset":"x.y","key":"id_number"}]},"requester":{"user":"a","department":"hrss"},"input":0,"parties":2}`,
 		`{"job":"j1","step":"psi.own","attempt":1,"party":0,"offset":0,"n":5}`,
 		`{"job":"j1","step":"psi.reblind","attempt":1,"party":0,"list":1,"elements":"AAAA"}`,
 		`{"job":"j1","step":"psi.members","attempt":1,"party":0,"positions":[0,1],"recipient":"a","recipient_key":""}`,
 		`{"job":"j1","step":"job.finish","attempt":1,"party":0,"outcome":"ok"}`,
+		`{"job":"j1","step":"job.outcome","attempt":1,"party":0,"outcome":"released","datasets":["hrss.benefits"]}`,
+		`{"ceremony":"c1","step":"keys.begin","params":"sums","nodes":["hrss","b"],"threshold":2}`,
+		`{"ceremony":"c1","step":"keys.shares","params":"sums","nodes":["hrss","b"],"threshold":2,"hpke_public_keys":{"hrss":"AAAA"}}`,
+		`{"ceremony":"c1","step":"keys.finish","params":"sums","public_key_shares":{"hrss":"AAAA"}}`,
+		`{"job":"j1","step":"he.groups","attempt":1,"party":0,"spec":{"type":"aggregate","purpose":"p","inputs":[{"dataset":"hrss.benefits"}],"group_by":{"dataset":"hrss.benefits","column":"district"},"stats":["count"]},"requester":{"user":"a","department":"hrss"},"input":0}`,
+		`{"job":"j1","step":"he.aggregate","attempt":1,"party":0,"spec":{"type":"aggregate","purpose":"p","inputs":[{"dataset":"hrss.benefits"}],"stats":["count"]},"requester":{"user":"a","department":"hrss"},"input":0,"max_rows":10}`,
+		`{"job":"j1","step":"he.values","attempt":1,"party":0,"offset":0,"count":1}`,
+		`{"job":"j1","step":"he.zeromask","attempt":1,"party":0,"params":"sums","count":1}`,
 		`{"job":"j1","step":"he.release","attempt":1}`,
-		`{}`, `[]`, `null`, `{"job":`,
-	}
-	for i, s := range seeds {
+	} {
 		f.Add(uint8(i), []byte(s))
 	}
-	dir := f.TempDir()
-	cfg := &Config{Department: "hrss", Listen: "127.0.0.1:0", SecretFile: filepath.Join(dir, "s"), AuditLog: filepath.Join(dir, "a"),
-		CoordinatorTokenSHA256: "1f1ff1b7f9a1d4e0e1b0c53c9c7bc8f0a4e93b6f4b7c6e6ee3e7d7a8c1c5e0f2"}
-	csv := filepath.Join(dir, "b.csv")
-	if err := writeFile(csv, "id_number,district\n440106199001011236,天河区\n"); err != nil {
-		f.Fatal(err)
-	}
-	cfg.Datasets = []DatasetConfig{{Dataset: policy.Dataset{Name: "hrss.b", Classification: "general", Sharing: "open",
-		JobTypes: []policy.JobType{policy.PSICardinality, policy.PSIMembers},
-		Columns:  []policy.Column{{Name: "id_number", Kind: policy.KindID, Uses: []policy.Use{policy.UseKey}}, {Name: "district", Kind: policy.KindString, Uses: []policy.Use{policy.UseFilter}}}}, File: csv}}
-	s, err := New(cfg, Options{Audit: &audit.MemLog{}})
+	cfgs, _ := nodetest.Configs(f, map[string][]int{"hrss.benefits": rng(0, 5)}, nil)
+	s, err := node.New(cfgs["hrss"], node.Options{Audit: &audit.MemLog{}})
 	if err != nil {
 		f.Fatal(err)
 	}
-	s.tokenSum = sum("fuzz")
-	h := s.Handler()
+	c, err := s.Authenticate(nodetest.Token, "fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	steps := []func([]byte) error{
+		step(c, s.Prepare), step(c, s.Own), step(c, s.Reblind), step(c, s.Members), step(c, s.Finish), step(c, s.Outcome),
+		step(c, s.KeysBegin), step(c, s.KeysShares), step(c, s.KeysFinish), step(c, s.HEGroups), step(c, s.HEAggregate),
+		step(c, s.HEValues), step(c, s.HEZeroMask), step(c, s.HERelease),
+	}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		path := paths[int(which)%len(paths)]
-		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer fuzz")
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code >= 500 {
-			t.Fatalf("%s answered %d: %s", path, rec.Code, rec.Body.String())
+		err := steps[int(which)%len(steps)](body)
+		if err == nil {
+			return
 		}
-		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
-			t.Fatalf("%s answered content type %q", path, ct)
+		var e *node.Error
+		if !errors.As(err, &e) {
+			t.Fatalf("untyped error %T: %v", err, err)
+		}
+		if e.Kind == node.KindInternal || e.Kind == node.KindUnavailable {
+			t.Fatalf("%v (%s): %v", e.Kind, e.Code, e)
 		}
 	})
 }
 
-func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
-
-func sum(token string) []byte {
-	h := sha256.Sum256([]byte(token))
-	return h[:]
+// step decodes a body strictly into the method's request (a body the
+// transport would refuse is skipped) and calls the method.
+func step[Req, Resp any](c node.Caller, method func(context.Context, node.Caller, *Req) (*Resp, error)) func([]byte) error {
+	return func(body []byte) error {
+		var req Req
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if dec.Decode(&req) != nil {
+			return nil
+		}
+		_, err := method(context.Background(), c, &req)
+		return err
+	}
 }

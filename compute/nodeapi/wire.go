@@ -132,6 +132,12 @@ type OutcomeRequest struct {
 	Reviewer string   `json:"reviewer"`
 }
 
+// OKResponse is the answer to a step that returns nothing else (finish,
+// outcome).
+type OKResponse struct {
+	OK bool `json:"ok"`
+}
+
 // Error is the body of every non-2xx node response.
 type Error struct {
 	Error struct {

@@ -1,5 +1,6 @@
 // Package nodetest starts real department nodes (real HTTP servers on
-// loopback, real CSV files) for other packages' tests.
+// loopback, real CSV files) for other packages' tests: each a node.Service
+// served by nodehttp, as the binary runs them.
 package nodetest
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/idnum"
 	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/compute/node/nodehttp"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 )
@@ -28,11 +30,11 @@ var Districts = []string{"天河区", "越秀区", "海珠区"}
 
 // Federation is a set of running nodes.
 type Federation struct {
-	Servers map[string]*node.Server    // by department
-	Clients map[string]*nodeapi.Client // by department, as the coordinator holds them
-	Audits  map[string]*audit.MemLog
-	Catalog policy.Catalog
-	Configs map[string]*node.Config // by department (KeysPath: its key shares)
+	Services map[string]*node.Service   // by department
+	Clients  map[string]*nodeapi.Client // by department, as the coordinator holds them
+	Audits   map[string]*audit.MemLog
+	Catalog  policy.Catalog
+	Configs  map[string]*node.Config // by department (KeysPath: its key shares)
 
 	handlers map[string]*swapHandler
 	wrap     func(dept string, h http.Handler) http.Handler
@@ -46,7 +48,7 @@ type Options struct {
 	Wrap func(dept string, h http.Handler) http.Handler
 }
 
-// swapHandler serves the current node.Server, so that a restarted node
+// swapHandler serves the current node, so that a restarted node
 // keeps its URL.
 type swapHandler struct{ h atomic.Pointer[http.Handler] }
 
@@ -95,14 +97,39 @@ func Start(t testing.TB, rows map[string][]int, customise func(*policy.Dataset))
 // own folder (Configs[dept].KeysDir).
 func StartWith(t testing.TB, rows map[string][]int, opts Options) *Federation {
 	t.Helper()
-	customise := opts.Customise
+	cfgs, cat := Configs(t, rows, opts.Customise)
+	f := &Federation{Services: map[string]*node.Service{}, Clients: map[string]*nodeapi.Client{}, Audits: map[string]*audit.MemLog{}, Catalog: cat,
+		Configs: cfgs, handlers: map[string]*swapHandler{}, wrap: opts.Wrap}
+	for dept, cfg := range cfgs {
+		log := &audit.MemLog{}
+		s, err := node.New(cfg, node.Options{Audit: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh := &swapHandler{}
+		sh.set(f.handler(dept, s))
+		ts := httptest.NewServer(sh)
+		t.Cleanup(ts.Close)
+		f.Services[dept] = s
+		f.Audits[dept] = log
+		f.handlers[dept] = sh
+		f.Clients[dept] = nodeapi.NewClient(dept, ts.URL, Token)
+	}
+	return f
+}
+
+// Configs writes the datasets' CSV files into a test folder and returns one
+// validated configuration per department (accepting Token), and the
+// catalog of their declarations, without starting anything: a test of the
+// node's logic alone passes them to node.New.
+func Configs(t testing.TB, rows map[string][]int, customise func(*policy.Dataset)) (map[string]*node.Config, policy.Catalog) {
+	t.Helper()
 	dir := t.TempDir()
 	byDept := map[string][]string{}
 	for name := range rows {
 		byDept[policy.Department(name)] = append(byDept[policy.Department(name)], name)
 	}
-	f := &Federation{Servers: map[string]*node.Server{}, Clients: map[string]*nodeapi.Client{}, Audits: map[string]*audit.MemLog{}, Catalog: policy.Catalog{},
-		Configs: map[string]*node.Config{}, handlers: map[string]*swapHandler{}, wrap: opts.Wrap}
+	cfgs, cat := map[string]*node.Config{}, policy.Catalog{}
 	for dept, names := range byDept {
 		sort.Strings(names)
 		cfg := &node.Config{
@@ -122,47 +149,35 @@ func StartWith(t testing.TB, rows map[string][]int, opts Options) *Federation {
 			}
 			cfg.Datasets = append(cfg.Datasets, node.DatasetConfig{Dataset: d, File: file})
 			dd := d
-			f.Catalog[name] = &dd
+			cat[name] = &dd
 		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		log := &audit.MemLog{}
-		s, err := node.New(cfg, node.Options{Audit: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sh := &swapHandler{}
-		sh.set(f.handler(dept, s))
-		ts := httptest.NewServer(sh)
-		t.Cleanup(ts.Close)
-		f.Servers[dept] = s
-		f.Audits[dept] = log
-		f.Configs[dept] = cfg
-		f.handlers[dept] = sh
-		f.Clients[dept] = nodeapi.NewClient(dept, ts.URL, Token)
+		cfgs[dept] = cfg
 	}
-	return f
+	return cfgs, cat
 }
 
-func (f *Federation) handler(dept string, s *node.Server) http.Handler {
+func (f *Federation) handler(dept string, s *node.Service) http.Handler {
+	var h http.Handler = nodehttp.New(s, nodehttp.Options{})
 	if f.wrap != nil {
-		return f.wrap(dept, s.Handler())
+		return f.wrap(dept, h)
 	}
-	return s.Handler()
+	return h
 }
 
-// Restart replaces a department's node by a new node.Server over the same
+// Restart replaces a department's node by a new node.Service over the same
 // configuration, files and audit log (as after a process restart); the URL
 // stays the same. In-memory state (PSI sessions, ceremonies in progress) is
 // lost; what the node persisted is reloaded.
-func (f *Federation) Restart(t testing.TB, dept string) *node.Server {
+func (f *Federation) Restart(t testing.TB, dept string) *node.Service {
 	t.Helper()
 	s, err := node.New(f.Configs[dept], node.Options{Audit: f.Audits[dept]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Servers[dept] = s
+	f.Services[dept] = s
 	f.handlers[dept].set(f.handler(dept, s))
 	return s
 }

@@ -1,0 +1,51 @@
+// Package node is a department's compute endpoint. It holds the
+// department's datasets and secret, answers the coordinator's protocol steps
+// and nothing else, checks every job against its own copy of its own policy
+// (it never trusts the coordinator's check), and writes every request it
+// serves — and every authenticated one it refuses — to its own hash-chained
+// audit log.
+//
+// The package is the node's logic, with no transport: a Service with one
+// typed method per protocol step (Prepare, Own, …, HERelease), taking the
+// nodeapi request and returning the nodeapi response or an *Error (a Kind
+// and a stable code). Package nodehttp serves it over HTTP; tests call it
+// directly. The transport is a package of its own, not files beside the
+// logic, so that nothing here can reach for a request or a status: a check
+// added to a step holds however the step arrives (TestServiceHasNoTransport
+// keeps net/http out). The files go by concern:
+//
+//	service.go      the Service: datasets, secret, audit log; authentication
+//	errors.go       Error and Kind
+//	audit.go        what each audit entry records, and refusals
+//	session.go      per-job state: a prepared PSI list and its attempt
+//	psi.go          the PSI steps: prepare, own, reblind, members, finish, outcome
+//	he_keys.go      homomorphic key shares, envelopes, the decryption ledger
+//	ceremony.go     the t-of-N key ceremony
+//	he_layout.go    which columns and stats, range checks, the slot layout
+//	he_aggregate.go he/groups, he/aggregate
+//	he_values.go    he/values
+//	he_release.go   he/zeromask, he/release
+//
+// Who learns what:
+//   - PSI: the node learns the job spec and the sizes of the other parties'
+//     filtered lists (it reblinds them), never another party's IDs; the
+//     coordinator learns the size of the node's filtered list and blinded
+//     points. psi/members seals the matching IDs to the analyst's key: the
+//     coordinator relays a ciphertext it cannot open.
+//   - Key ceremony: the coordinator relays the nodes' HPKE public keys,
+//     their public-key-generation shares (public), and Shamir shares
+//     HPKE-sealed node-to-node, which it cannot open. A node's secret-key
+//     share and threshold share never leave it; they are kept in the keys
+//     directory (files 0600) and reloaded at start.
+//   - he/groups tells the coordinator which labels of the group-by column
+//     occur in this node's filtered rows (not how often): the price of a
+//     common slot layout for aggregate.
+//   - he/aggregate and he/zeromask return ciphertexts under the collective
+//     key only; he/values additionally returns, per slot, the position in
+//     this node's PSI list whose rows the slot holds, so the coordinator
+//     learns each PSI position's group (and how many groups a key has rows
+//     in), but no value or count.
+//   - he/release returns a decryption share flooded with noise; the node
+//     records the ciphertext in its ledger first and never helps decrypt the
+//     same ciphertext twice.
+package node

@@ -1,0 +1,276 @@
+package node
+
+// What a homomorphic job may read at this node and how its values are laid
+// out in slots: which stats need which vectors, the columns the node's own
+// policy allows, range checks that keep every total from wrapping modulo
+// the plaintext modulus, and the value node's slot layout for
+// intersection_stats.
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/unseen-data/unseen/compute/he"
+	"github.com/unseen-data/unseen/policy"
+)
+
+// maxRowBound bounds HEAggregateRequest.MaxRows (beyond it no value of any
+// size could be summed safely anyway).
+const maxRowBound = 1 << 40
+
+// maxGroups is the most groups one aggregate can have: counts and sums of
+// every group share one Sums ciphertext, two slots per group.
+func maxGroups() int { return he.Sums().Slots() / 2 }
+
+// heNeeds says which vectors a job's stats need.
+type heNeeds struct{ value, squares, hist bool }
+
+// statNeeds is the node's reading of a job's stats (the coordinator has its
+// own, in coordinator/hefed; the node trusts only this one).
+func statNeeds(spec *policy.Spec) (heNeeds, error) {
+	var n heNeeds
+	for _, st := range spec.Stats {
+		switch st {
+		case "count":
+		case "sum", "mean":
+			n.value = true
+		case "variance":
+			n.value, n.squares = true, true
+		case "histogram":
+			n.value, n.hist = true, spec.Type == policy.Aggregate
+		default:
+			return n, refuse(KindBadRequest, "unsupported", "stat %q is not computed homomorphically", st)
+		}
+	}
+	return n, nil
+}
+
+// heColumn checks that ref names a column of this node's dataset ds that its
+// owner allows for use u, whatever the coordinator checked: a value must be
+// an int column; a group-by column must not be an id column, since group
+// labels leave the node.
+func heColumn(ds *policy.Dataset, ref *policy.ColumnRef, u policy.Use) (string, error) {
+	if ref.Dataset != "" && ref.Dataset != ds.Name {
+		return "", refuse(KindBadRequest, "bad_request", "the %s column belongs to %s, not to this node's input %s", u, ref.Dataset, ds.Name)
+	}
+	c, ok := ds.Column(ref.Column)
+	if !ok {
+		return "", refuse(KindForbidden, "policy_violation", "dataset %s has no column %s", ds.Name, ref.Column)
+	}
+	if !c.Allows(u) {
+		return "", refuse(KindForbidden, "policy_violation", "column %s of %s may not be used as %s", c.Name, ds.Name, u)
+	}
+	if u == policy.UseValue && c.Kind != policy.KindInt {
+		return "", refuse(KindForbidden, "policy_violation", "column %s of %s is not an int column and cannot be a value", c.Name, ds.Name)
+	}
+	if u == policy.UseGroupBy && c.Kind == policy.KindID {
+		return "", refuse(KindForbidden, "policy_violation", "column %s of %s holds ID numbers and cannot be a group: group labels leave the node", c.Name, ds.Name)
+	}
+	return c.Name, nil
+}
+
+// ---- range checks ---------------------------------------------------------
+
+// checkRange refuses a value that could wrap modulo T once up to maxTerms
+// such values are summed (he.CheckRange), naming the dataset, the column
+// and the CSV line — never the value, which is a record.
+func (t *Table) checkRange(ps *he.ParamSet, rows []int, vals []int64, maxTerms int, dataset, col string) error {
+	slots := ps.Slots()
+	for off := 0; off < len(vals); off += slots {
+		err := ps.CheckRange(vals[off:min(off+slots, len(vals))], maxTerms)
+		var re *he.RangeError
+		if errors.As(err, &re) {
+			return refuse(KindBadRequest, "out_of_range",
+				"dataset %s, column %s, line %d: value out of range: |x| must be at most %d so that a sum over up to %d rows cannot wrap modulo the plaintext modulus; the column cannot be aggregated as it stands",
+				dataset, col, t.t.Line(rows[off+re.Index]), re.Limit, maxTerms)
+		}
+		if err != nil {
+			return refuse(KindBadRequest, "out_of_range", "dataset %s, column %s: %v", dataset, col, err)
+		}
+	}
+	return nil
+}
+
+func isqrt(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	r := int64(math.Sqrt(float64(n))) // n ≤ 2^62 here: no overflow below
+	for r*r > n {
+		r--
+	}
+	for (r+1)*(r+1) <= n {
+		r++
+	}
+	return r
+}
+
+// squares returns x² for the variance, refusing (before squaring, so that
+// nothing overflows int64) any x whose square could wrap modulo T of ps in a
+// sum over maxTerms rows.
+func (t *Table) squares(ps *he.ParamSet, rows []int, xs []int64, maxTerms int, dataset, col string) ([]int64, error) {
+	lim, err := ps.InputLimit(maxTerms)
+	if err != nil {
+		return nil, err
+	}
+	root := isqrt(lim)
+	out := make([]int64, len(xs))
+	for i, x := range xs {
+		if x > root || x < -root {
+			return nil, refuse(KindBadRequest, "out_of_range",
+				"dataset %s, column %s, line %d: value out of range for the variance: |x| must be at most %d so that a sum of squares over up to %d rows cannot wrap modulo the plaintext modulus; the column cannot be aggregated as it stands",
+				dataset, col, t.t.Line(rows[i]), root, maxTerms)
+		}
+		out[i] = x * x
+	}
+	return out, t.checkRange(ps, rows, out, maxTerms, dataset, col+" (squared)")
+}
+
+func distinctSorted(v []string) []string {
+	out := slices.Clone(v)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ---- intersection_stats: the value node's layout --------------------------
+
+// heUnit is one slot: the rows of one key (one PSI position) in one group.
+type heUnit struct {
+	pos        int
+	n, sum, sq int64
+}
+
+type heChunk struct {
+	group int
+	units []heUnit
+}
+
+// heLayout is the value node's slot layout: group-major, each group filling
+// whole ciphertexts, keys in PSI-list order within a group.
+type heLayout struct {
+	groups  []string
+	chunks  []heChunk
+	squares bool // whether units carry Σx²
+}
+
+// maxLayouts bounds the cached he/values layouts (a new PSI session, e.g. a
+// new attempt, gets its own entry; old ones are evicted).
+const maxLayouts = 8
+
+// layout returns the cached layout of a session, or computes and caches it.
+func (s *Service) layout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol string, squares bool) (*heLayout, error) {
+	h := s.he
+	h.mu.Lock()
+	l, ok := h.layouts[ss]
+	h.mu.Unlock()
+	if ok && l.squares == squares {
+		return l, nil
+	}
+	l, err := valueLayout(ss, tbl, ds, valueCol, groupCol, squares)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k := range h.layouts {
+		if len(h.layouts) < maxLayouts {
+			break
+		}
+		delete(h.layouts, k)
+	}
+	h.layouts[ss] = l
+	return l, nil
+}
+
+// valueLayout derives the layout of an intersection_stats job from the
+// prepared PSI list and the input's rows. It is a function of the data and
+// the list order only, so every page of a request sees the same layout.
+func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol string, squares bool) (*heLayout, error) {
+	in := ss.spec.Inputs[ss.input]
+	rows, err := tbl.Select(in.Filter)
+	if err != nil {
+		return nil, refuse(KindBadRequest, "bad_input", "%v", err)
+	}
+	n, _ := ss.party.Len(context.Background())
+	posOf := make(map[string]int, n)
+	for p := range n {
+		posOf[string(ss.party.IDAt(p))] = p
+	}
+	used := make([]int, 0, len(rows))
+	pos := make([]int, 0, len(rows))
+	for _, i := range rows {
+		v, err := tbl.t.Value(i, in.Key)
+		if err != nil {
+			return nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
+		}
+		if v.IsNull() { // not in the PSI list either
+			continue
+		}
+		p, ok := posOf[v.Str()]
+		if !ok {
+			return nil, errors.New("node: a filtered row's key is missing from the prepared PSI list")
+		}
+		used = append(used, i)
+		pos = append(pos, p)
+	}
+	// The value node alone contributes, so the exact row count bounds every
+	// total (count, Σx, Σx² over any subset of rows).
+	maxTerms := max(1, len(used))
+	var xs, xx []int64
+	if valueCol != "" {
+		if xs, err = tbl.t.Ints(used, valueCol); err != nil {
+			return nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
+		}
+		if err := tbl.checkRange(he.Sums(), used, xs, maxTerms, ds.Name, valueCol); err != nil {
+			return nil, err
+		}
+		if squares {
+			if xx, err = tbl.squares(he.Squares(), used, xs, maxTerms, ds.Name, valueCol); err != nil {
+				return nil, err
+			}
+		}
+	}
+	labels := make([]string, len(used))
+	if groupCol != "" {
+		if labels, err = tbl.t.Strings(used, groupCol); err != nil {
+			return nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
+		}
+	}
+	groups := distinctSorted(labels)
+	if len(groups) == 0 {
+		groups = []string{""}
+	}
+	type key struct{ g, pos int }
+	idx := map[key]int{}
+	units := make([][]heUnit, len(groups))
+	for k := range used {
+		g, _ := slices.BinarySearch(groups, labels[k])
+		kk := key{g, pos[k]}
+		j, ok := idx[kk]
+		if !ok {
+			j = len(units[g])
+			idx[kk] = j
+			units[g] = append(units[g], heUnit{pos: pos[k]})
+		}
+		u := &units[g][j]
+		u.n++
+		if xs != nil {
+			u.sum += xs[k]
+		}
+		if xx != nil {
+			u.sq += xx[k]
+		}
+	}
+	slots := he.Sums().Slots()
+	l := &heLayout{groups: groups, squares: squares}
+	for g, us := range units {
+		sort.Slice(us, func(a, b int) bool { return us[a].pos < us[b].pos })
+		for off := 0; off < len(us); off += slots {
+			l.chunks = append(l.chunks, heChunk{group: g, units: us[off:min(off+slots, len(us))]})
+		}
+	}
+	return l, nil
+}

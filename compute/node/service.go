@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/hkdf"
+
+	"github.com/unseen-data/unseen/audit"
+	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/policy"
+)
+
+// Service is a running node's logic: its datasets, secret, audit log,
+// PSI sessions and homomorphic keys. Its methods are safe for concurrent use.
+type Service struct {
+	cfg      *Config
+	catalog  policy.Catalog
+	tables   map[string]*Table
+	secret   []byte
+	audit    audit.Log
+	sealer   *audit.Sealer
+	tokenSum []byte
+	clock    func() time.Time
+	log      *slog.Logger
+
+	he *heState // homomorphic keys and ledger (he_keys.go)
+
+	mu       sync.Mutex
+	sessions map[string]*session // by sessionKey (session.go)
+}
+
+// Options are a node's dependencies; zero values get defaults.
+type Options struct {
+	Audit  audit.Log        // default: the file in the config
+	Clock  func() time.Time // default: time.Now
+	Logger *slog.Logger
+	// FS, if set, is where dataset files are read from (the demo's embedded
+	// examples); otherwise the operating system's files.
+	FS fs.FS
+}
+
+// Caller is who a request comes from, as the transport authenticated it
+// (Authenticate). Both are written to the audit log.
+type Caller struct {
+	Actor  string // the authenticated party: "coordinator"
+	Remote string // the transport's address of the peer, e.g. "10.0.0.7:51234"
+}
+
+// ActorCoordinator is the actor of every request the coordinator's token
+// authenticates (the only caller a node serves).
+const ActorCoordinator = "coordinator"
+
+// New loads the node's datasets, secret and key shares and returns its
+// service.
+func New(cfg *Config, opts Options) (*Service, error) {
+	s := &Service{cfg: cfg, catalog: policy.Catalog{}, tables: map[string]*Table{}, sessions: map[string]*session{}, clock: opts.Clock, log: opts.Logger, audit: opts.Audit}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("node", cfg.Department)
+	var err error
+	if s.secret, err = LoadOrCreateSecret(cfg.Path(cfg.SecretFile)); err != nil {
+		return nil, err
+	}
+	if s.tokenSum, err = hex.DecodeString(cfg.CoordinatorTokenSHA256); err != nil || len(s.tokenSum) != sha256.Size {
+		return nil, fmt.Errorf("node: coordinator_token_sha256 must be 64 hex characters")
+	}
+	if s.he, err = newHEState(cfg, s.tokenSum, s.log); err != nil {
+		return nil, err
+	}
+	sealKey := make([]byte, 32)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, s.secret, nil, []byte("unseen/node/audit-hmac/v1")), sealKey); err != nil {
+		return nil, err
+	}
+	if s.sealer, err = audit.NewSealer(sealKey); err != nil {
+		return nil, err
+	}
+	if s.audit == nil {
+		// Like the secret's folder (and the coordinator's audit folder), the
+		// log's folder is created if missing.
+		if err := os.MkdirAll(filepath.Dir(cfg.Path(cfg.AuditLog)), 0o700); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		fl, err := audit.OpenFile(cfg.Path(cfg.AuditLog))
+		if err != nil {
+			return nil, err
+		}
+		s.audit = fl
+	}
+	for i := range cfg.Datasets {
+		dc := &cfg.Datasets[i]
+		path := cfg.Path(dc.File)
+		if opts.FS != nil {
+			path = cfg.FSPath(dc.File)
+		}
+		t, err := LoadTable(dc, path, opts.FS)
+		if err != nil {
+			return nil, err
+		}
+		s.tables[dc.Name] = t
+		d := dc.Dataset
+		s.catalog[d.Name] = &d
+		s.log.Info("dataset loaded", "dataset", d.Name, "rows", t.Len(), "invalid_ids", t.InvalidIDs())
+	}
+	return s, nil
+}
+
+// Department is the node's department.
+func (s *Service) Department() string { return s.cfg.Department }
+
+// Audit is the node's audit log.
+func (s *Service) Audit() audit.Log { return s.audit }
+
+// Authenticate checks the coordinator's bearer token (in constant time,
+// against its configured SHA-256; an empty token never passes) and names
+// the caller. A refusal is not
+// audited: anyone can send one, and a flood must not fill the disk with
+// fsynced entries; the transport counts and samples them instead.
+func (s *Service) Authenticate(token, remote string) (Caller, error) {
+	sum := sha256.Sum256([]byte(token))
+	if token == "" || subtle.ConstantTimeCompare(sum[:], s.tokenSum) != 1 {
+		return Caller{}, refuse(KindUnauthenticated, "unauthenticated", "a valid coordinator token is required")
+	}
+	return Caller{Actor: ActorCoordinator, Remote: remote}, nil
+}
+
+// Datasets lists the node's declared datasets (metadata only; not audited).
+func (s *Service) Datasets(ctx context.Context, c Caller) (*nodeapi.DatasetsResponse, error) {
+	out := &nodeapi.DatasetsResponse{Department: s.cfg.Department}
+	for _, n := range s.catalog.Names() {
+		out.Datasets = append(out.Datasets, *s.catalog[n])
+	}
+	return out, nil
+}
