@@ -305,15 +305,17 @@ func openCiphertext(cl *nodeapi.Client, ks *keySet, msg []byte) (*he.Ciphertext,
 
 // ---- fan-out --------------------------------------------------------------
 
-// each runs fn for every named node concurrently; the first error cancels
-// the others' context and is the one returned (one cause, once).
+// each runs fn for every named node concurrently and returns the first
+// error (one cause, once). The others run to their end rather than being
+// cancelled: what a node did (a share burnt in its ledger) must not depend
+// on how fast another node failed.
 func (c *Coordinator) each(ctx context.Context, names []string, fn func(ctx context.Context, name string, cl *nodeapi.Client) error) error {
 	for _, n := range names {
 		if _, ok := c.nodes[n]; !ok {
 			return fmt.Errorf("hefed: node %s is not configured", n)
 		}
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	for _, n := range names {
 		cl := c.nodes[n]
 		g.Go(func() error { return fn(ctx, n, cl) })

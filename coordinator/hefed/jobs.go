@@ -268,8 +268,8 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	return st, nil
 }
 
-// eachInput runs fn for every input of spec (party i) concurrently; the
-// first error cancels the rest and is the one returned.
+// eachInput runs fn for every input of spec (party i) concurrently and
+// returns the first error; the others run to their end (see each).
 func (c *Coordinator) eachInput(ctx context.Context, spec *policy.Spec, fn func(ctx context.Context, i int, cl *nodeapi.Client) error) error {
 	cls := make([]*nodeapi.Client, len(spec.Inputs))
 	for i, in := range spec.Inputs {
@@ -279,7 +279,7 @@ func (c *Coordinator) eachInput(ctx context.Context, spec *policy.Spec, fn func(
 		}
 		cls[i] = cl
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	for i, cl := range cls {
 		g.Go(func() error { return fn(ctx, i, cl) })
 	}
