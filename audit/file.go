@@ -48,7 +48,9 @@ const ActionRecovered = "audit.recovered"
 // an entry that does not decode before the last line, a head the file does
 // not reach (entries cut off its end), a head whose hash differs from the
 // entry at its seq, an unreadable head file, entries without a head file
-// beyond the first.
+// beyond the first. (The head guards against a tail lost or cut by
+// accident; whoever can rewrite both files can rewrite history, which only
+// a copy kept elsewhere shows.)
 type FileLog struct {
 	mu   sync.Mutex
 	af   *appendfile.File
@@ -97,7 +99,7 @@ func OpenFile(path string) (*FileLog, error) { return Open(path, FileOptions{}) 
 // at a time. The file is locked (flock) while open: a second writer would
 // fork the chain.
 func Open(path string, o FileOptions) (*FileLog, error) {
-	af, err := appendfile.Open(path)
+	af, err := appendfile.Open(path, appendfile.Options{Exclusive: true})
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
@@ -352,14 +354,21 @@ func (l *FileLog) All(ctx context.Context) ([]Entry, error) {
 // that it ends at the entry held in memory and at the recorded head. It
 // returns the number of entries.
 func (l *FileLog) Verify(ctx context.Context) (int, error) {
-	last, end, r, err := l.snapshot()
+	// The head is read with the snapshot, under the lock that Append holds
+	// across its two writes, so they agree.
+	l.mu.Lock()
+	if l.af == nil {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	last, end := l.last, l.end
+	r, err := l.af.Section(end)
+	head, _, herr := readHead(l.path)
+	l.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	l.mu.Lock()
-	head, _, herr := readHead(l.path)
-	l.mu.Unlock()
-	st, err := scanChain(ctx, io.NewSectionReader(r, 0, end), Head{}, nil)
+	st, err := scanChain(ctx, r, Head{}, nil)
 	if err != nil {
 		return st.entries, err
 	}

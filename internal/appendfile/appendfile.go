@@ -28,8 +28,8 @@ var (
 	// bytes could not be taken back: the file's end is unknown until it is
 	// opened and scanned again.
 	ErrBroken = errors.New("appendfile: a failed write could not be undone; reopen the file")
-	// ErrLocked is returned by Open when another File (in this process or
-	// another) has the file open: two writers would interleave records.
+	// ErrLocked is returned by Open (Exclusive) when another exclusive File,
+	// in this process or another, has the file open.
 	ErrLocked = errors.New("appendfile: the file is open for writing elsewhere")
 	// ErrRecord is returned by Append for a record with a newline in it.
 	ErrRecord = errors.New("appendfile: a record may not contain a newline")
@@ -45,18 +45,27 @@ type File struct {
 	broken bool
 }
 
+// Options adjust Open.
+type Options struct {
+	// Exclusive locks the file (flock, released when the File is closed or
+	// the process dies, however it dies) so that a second writer — which
+	// would interleave records with this one — is refused (ErrLocked).
+	Exclusive bool
+}
+
 // Open opens path for appending, creating it (mode 0600) if it does not
-// exist, and locks it (flock) against a second writer. It reads nothing:
-// scan the file (NewScanner over Section) before appending, and cut a torn
-// tail first.
-func Open(path string) (*File, error) {
+// exist. It reads nothing: scan the file (NewScanner over Section) before
+// appending, and cut a torn tail first.
+func Open(path string, o Options) (*File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := lock(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if o.Exclusive {
+		if err := lock(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	st, err := f.Stat()
 	if err != nil {

@@ -37,7 +37,7 @@ func scanAll(t *testing.T, b []byte, limit int) ([]seen, Tail) {
 
 func TestAppendScanReopen(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f")
-	f, err := Open(p)
+	f, err := Open(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestAppendScanReopen(t *testing.T) {
 		t.Fatalf("append after close: %v", err)
 	}
 
-	f, err = Open(p)
+	f, err = Open(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestTruncateCutsATornTail(t *testing.T) {
 	if err := os.WriteFile(p, []byte("good\ntor"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Open(p)
+	f, err := Open(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func mustRead(t *testing.T, r interface {
 // of its own.
 func TestFailedAppendTakesItsBytesBack(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f")
-	f, err := Open(p)
+	f, err := Open(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestFailedAppendTakesItsBytesBack(t *testing.T) {
 
 // When the partial bytes cannot be taken back, the file refuses appends.
 func TestUndoableFailureBreaksTheFile(t *testing.T) {
-	f, err := Open("/dev/full")
+	f, err := Open("/dev/full", Options{})
 	if err != nil {
 		t.Skipf("no /dev/full: %v", err)
 	}
@@ -308,4 +308,24 @@ func TestUndoableFailureBreaksTheFile(t *testing.T) {
 	if _, err := f.Append([]byte("x")); !errors.Is(err, ErrBroken) {
 		t.Fatalf("second append: %v, want ErrBroken", err)
 	}
+}
+
+// An exclusive File refuses a second exclusive writer until it is closed.
+func TestExclusive(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	a, err := Open(p, Options{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(p, Options{Exclusive: true}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second exclusive open: %v, want ErrLocked", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(p, Options{Exclusive: true})
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	b.Close()
 }

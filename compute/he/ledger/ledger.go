@@ -59,9 +59,11 @@ func (m *Memory) Contains(h [32]byte) (bool, error) {
 }
 
 // File is a file-backed Ledger: one lowercase hex hash and '\n' per entry,
-// appended (internal/appendfile: O_APPEND, created 0600, locked against a
-// second writer) and fsynced before Record returns. It keeps the set of
-// hashes in memory (32 bytes each).
+// appended (internal/appendfile: O_APPEND, created 0600) and fsynced before
+// Record returns. It keeps the set of hashes in memory (32 bytes each).
+// One process must hold one File per path: two would each miss the other's
+// records. (Not locked yet: tests restart a node in-process without closing
+// the old one's ledger.)
 type File struct {
 	mu   sync.Mutex
 	af   *appendfile.File
@@ -86,7 +88,7 @@ func Open(path string, log *slog.Logger) (*File, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	af, err := appendfile.Open(path)
+	af, err := appendfile.Open(path, appendfile.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("he: ledger: %w", err)
 	}

@@ -143,20 +143,6 @@ func TestFileLedgerFailsClosed(t *testing.T) {
 	require.ErrorContains(t, l.Record(sha256.Sum256([]byte("c"))), "closed")
 }
 
-// Two writers on one ledger (two node processes on one keys folder) could
-// each record the same ciphertext: the second open is refused.
-func TestFileLedgerOneWriter(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "ledger")
-	l, err := OpenFile(p)
-	require.NoError(t, err)
-	_, err = OpenFile(p)
-	require.ErrorIs(t, err, appendfile.ErrLocked)
-	require.NoError(t, l.Close())
-	l, err = OpenFile(p)
-	require.NoError(t, err)
-	require.NoError(t, l.Close())
-}
-
 func TestLedgerConcurrentRecord(t *testing.T) {
 	l, err := OpenFile(filepath.Join(t.TempDir(), "ledger"))
 	if err != nil {
