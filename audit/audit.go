@@ -4,8 +4,14 @@
 // The coordinator and every node keep one. Sensitive values are HMAC'd with
 // a key only the log's owner holds (Sealer), never written in the clear.
 //
-// The package imports nothing else of Unseen; storage backends implement
-// Log (a file here; Redis in package jobs).
+// The package imports nothing else of Unseen but internal/appendfile;
+// storage backends implement Log (a file here, FileLog, which survives
+// crashes; Redis in package jobs).
+//
+// Who learns what: whoever can read a log learns who did what and when,
+// with sensitive values only as MACs under the owner's key; the chain lets
+// anyone holding the file (and its head) check that nothing was changed,
+// removed or reordered.
 package audit
 
 import (
@@ -133,22 +139,30 @@ func Verify(entries []Entry) error {
 
 // VerifyFrom checks entries that follow prev (nil: from the start).
 func VerifyFrom(prev *Entry, entries []Entry) error {
+	for i := range entries {
+		if why := link(prev, &entries[i]); why != "" {
+			return &VerifyError{i, entries[i].Seq, why}
+		}
+		prev = &entries[i]
+	}
+	return nil
+}
+
+// link says why e does not follow prev (nil: e should be the first), or "".
+func link(prev, e *Entry) string {
 	wantSeq, wantPrev := uint64(1), GenesisHash
 	if prev != nil {
 		wantSeq, wantPrev = prev.Seq+1, prev.Hash
 	}
-	for i, e := range entries {
-		switch {
-		case e.Seq != wantSeq:
-			return &VerifyError{i, e.Seq, fmt.Sprintf("sequence %d, want %d", e.Seq, wantSeq)}
-		case e.PrevHash != wantPrev:
-			return &VerifyError{i, e.Seq, "prev_hash does not match the previous entry"}
-		case e.ComputeHash() != e.Hash:
-			return &VerifyError{i, e.Seq, "hash does not match the entry's contents"}
-		}
-		wantSeq, wantPrev = e.Seq+1, e.Hash
+	switch {
+	case e.Seq != wantSeq:
+		return fmt.Sprintf("sequence %d, want %d", e.Seq, wantSeq)
+	case e.PrevHash != wantPrev:
+		return "prev_hash does not match the previous entry"
+	case e.ComputeHash() != e.Hash:
+		return "hash does not match the entry's contents"
 	}
-	return nil
+	return ""
 }
 
 // Head is a chain's last sequence number and hash, kept apart from the
@@ -184,8 +198,18 @@ type HeadReader interface {
 	Head(ctx context.Context) (Head, error)
 }
 
+// Verifier is a Log that checks its own chain without loading it whole.
+type Verifier interface {
+	// Verify checks the whole chain (and its head, if kept apart) and
+	// returns its number of entries.
+	Verify(ctx context.Context) (int, error)
+}
+
 // VerifyLog checks a log's whole chain, and its head if it keeps one.
 func VerifyLog(ctx context.Context, l Log) (int, error) {
+	if v, ok := l.(Verifier); ok {
+		return v.Verify(ctx)
+	}
 	es, err := l.All(ctx)
 	if err != nil {
 		return 0, err

@@ -144,16 +144,43 @@ func TestFileLogPersistsAndRefusesBrokenChain(t *testing.T) {
 	require.Error(t, err)
 }
 
+// An entry whose head cannot be written is taken back: Append fails, the
+// chain is as before, and the next Append continues it.
 func TestFileLogFailsClosed(t *testing.T) {
+	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, err := OpenFile(p)
 	require.NoError(t, err)
-	// Close the file under the log: the write fails and nothing is recorded.
-	require.NoError(t, l.f.Close())
-	_, err = l.Append(context.Background(), Entry{Actor: "n", Action: "x"})
+	defer l.Close()
+	_, err = l.Append(ctx, Entry{Actor: "n", Action: "first"})
+	require.NoError(t, err)
+	before, err := os.ReadFile(p)
+	require.NoError(t, err)
+	// A folder where the head's temporary file goes: the head write fails.
+	require.NoError(t, os.Mkdir(p+".head.tmp", 0o700))
+	_, err = l.Append(ctx, Entry{Actor: "n", Action: "second"})
 	require.Error(t, err)
-	all, _ := l.All(context.Background())
-	require.Empty(t, all)
+	after, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.Equal(t, string(before), string(after), "the entry stayed in the file")
+	all, err := l.All(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+
+	require.NoError(t, os.Remove(p+".head.tmp"))
+	e, err := l.Append(ctx, Entry{Actor: "n", Action: "third"})
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), e.Seq)
+	n, err := VerifyFile(p)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	// Closed: nothing is appended.
+	require.NoError(t, l.Close())
+	_, err = l.Append(ctx, Entry{Actor: "n", Action: "x"})
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = l.Entries(ctx, Filter{})
+	require.ErrorIs(t, err, ErrClosed)
 }
 
 func TestSealer(t *testing.T) {

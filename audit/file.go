@@ -1,146 +1,208 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"strconv"
 	"sync"
+	"time"
+
+	"github.com/unseen-data/unseen/internal/appendfile"
 )
 
-// FileLog keeps a chain as JSON lines in one file, fsynced per append. It is
-// the log of every node and of the coordinator's embedded backend.
+// ActionRecovered is the action of the entry Open appends after repairing
+// what a crash left (see FileLog).
+const ActionRecovered = "audit.recovered"
+
+// FileLog keeps a chain as JSON lines in one file (internal/appendfile:
+// O_APPEND, 0600, fsynced per entry), with its head in a sidecar file
+// (path + ".head", replaced atomically after each entry). It is the log of
+// every node and of the coordinator's embedded backend.
+//
+// Memory: a FileLog holds only the chain's last entry, whatever the
+// chain's length. Entries and All read the file (see their costs).
+//
+// Crash recovery. Append writes and fsyncs the entry, then the head, so a
+// crash can leave (a) the last entry written but not the head, or (b) the
+// last entry written in part. At open, and only in these two shapes:
+//
+//   - a complete, correctly chained entry just past the recorded head is
+//     adopted: the head is rewritten to it. At most one: appends are
+//     serialised and each writes its head before the next begins, so more
+//     than one entry past the head is not a crash but a replaced head file.
+//   - a torn final line (no newline, or one that does not decode as an
+//     entry) is cut off. It was never acknowledged: Append returns only
+//     after the head is written, and the head check below still stands, so
+//     cutting can never hide an acknowledged entry.
+//
+// Either repair is logged and then audited: an entry with action
+// ActionRecovered says what was adopted (seq, hash, the recorded head) and
+// what was cut (offset, length, SHA-256 of the bytes). Everything else is
+// refused, and a refusal changes nothing on disk: a chain broken anywhere,
+// an entry that does not decode before the last line, a head the file does
+// not reach (entries cut off its end), a head whose hash differs from the
+// entry at its seq, an unreadable head file, entries without a head file
+// beyond the first. (The head guards against a tail lost or cut by
+// accident; whoever can rewrite both files can rewrite history, which only
+// a copy kept elsewhere shows.)
 type FileLog struct {
 	mu   sync.Mutex
-	f    *os.File
+	af   *appendfile.File
 	path string
-	last *Entry
-	all  []Entry // kept in memory: logs of one process are small next to RAM
+	last *Entry // nil: the chain is empty
+	end  int64  // the file's length through last
+	rec  *Recovery
 }
 
-// OpenFile opens (or creates, mode 0600) the log at path and verifies the
-// chain already in it against its head (the sidecar file path+".head"); a
-// broken or truncated chain is an error, not something to append to.
-func OpenFile(path string) (*FileLog, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+// FileOptions adjust Open.
+type FileOptions struct {
+	// Logger receives recoveries (default slog.Default()).
+	Logger *slog.Logger
+	// Now stamps the recovery entry (default time.Now).
+	Now func() time.Time
+}
+
+// Recovery is what Open repaired.
+type Recovery struct {
+	// RecordedHead is the head file's content before the repair.
+	RecordedHead Head
+	// Adopted is the number of entries past RecordedHead taken into the
+	// chain (0 or 1); Head is the chain's head after the repair.
+	Adopted int
+	Head    Head
+	// Torn is the final line cut off, if any.
+	Torn *Torn
+	// Entry is the ActionRecovered entry appended.
+	Entry Entry
+}
+
+// Torn is a final line cut off a log: where it began, its length and the
+// SHA-256 of its bytes (to match against a copy, if someone kept one).
+type Torn struct {
+	Offset int64  `json:"offset"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// OpenFile is Open with default options.
+func OpenFile(path string) (*FileLog, error) { return Open(path, FileOptions{}) }
+
+// Open opens (or creates, mode 0600) the log at path, checks its chain
+// against its head file, repairs what a crash leaves (see FileLog) and
+// refuses anything else. It reads the whole file once, holding one entry
+// at a time. The file is locked (flock) while open: a second writer would
+// fork the chain.
+func Open(path string, o FileOptions) (*FileLog, error) {
+	af, err := appendfile.Open(path, appendfile.Options{Exclusive: true})
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
-	entries, err := readEntries(f)
-	if err == nil {
-		var h Head
-		if h, err = readHead(path); err == nil {
-			err = VerifyHead(entries, h)
+	st, err := inspect(path, func() (*io.SectionReader, error) { return af.Section(af.Size()) }, nil)
+	if err != nil {
+		af.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	l := &FileLog{af: af, path: path, last: st.last, end: st.end}
+	if st.torn != nil || st.pastHead > 0 {
+		if err := l.recover(st, o); err != nil {
+			af.Close()
+			return nil, fmt.Errorf("audit: %s: recovering after a crash: %w", path, err)
 		}
 	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("audit: %s: %w", path, err)
-	}
-	l := &FileLog{f: f, path: path, all: entries}
-	if n := len(entries); n > 0 {
-		l.last = &l.all[n-1]
-	}
 	return l, nil
+}
+
+// recover applies the repairs inspect allowed, then audits them.
+func (l *FileLog) recover(st *fileState, o FileOptions) error {
+	log, now := o.Logger, o.Now
+	if log == nil {
+		log = slog.Default()
+	}
+	if now == nil {
+		now = time.Now
+	}
+	rec := &Recovery{RecordedHead: st.head, Adopted: st.pastHead, Head: HeadOf(lastSlice(st.last))}
+	d := map[string]string{"recorded_head_seq": strconv.FormatUint(st.head.Seq, 10)}
+	if st.torn != nil {
+		// Cut first: nothing may be appended after a partial line.
+		if err := l.af.Truncate(st.torn.Offset); err != nil {
+			return err
+		}
+		rec.Torn = st.torn
+		d["torn_offset"] = strconv.FormatInt(st.torn.Offset, 10)
+		d["torn_bytes"] = strconv.FormatInt(st.torn.Bytes, 10)
+		d["torn_sha256"] = st.torn.SHA256
+		log.Warn("audit: cut a final line written in part by a crash", "file", l.path, "offset", st.torn.Offset, "bytes", st.torn.Bytes, "sha256", st.torn.SHA256)
+	}
+	if st.pastHead > 0 {
+		// The head first, then the entry that records it: a crash between
+		// the two leaves again one entry past the head, which is adopted.
+		if err := writeHead(l.path, rec.Head); err != nil {
+			return err
+		}
+		d["adopted"] = strconv.Itoa(st.pastHead)
+		d["adopted_seq"] = strconv.FormatUint(st.last.Seq, 10)
+		d["adopted_hash"] = st.last.Hash
+		log.Warn("audit: adopted an entry written just before a crash, past the recorded head", "file", l.path, "seq", st.last.Seq, "recorded_head_seq", st.head.Seq)
+	}
+	e, err := l.appendLocked(Entry{Time: now(), Actor: "audit", Role: "system", Action: ActionRecovered, Detail: d})
+	if err != nil {
+		return err
+	}
+	rec.Entry = e
+	l.rec = rec
+	return nil
+}
+
+func lastSlice(e *Entry) []Entry {
+	if e == nil {
+		return nil
+	}
+	return []Entry{*e}
+}
+
+// Recovery reports what Open repaired (nil if the log was intact).
+func (l *FileLog) Recovery() *Recovery {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec
 }
 
 // headPath is the sidecar that records the chain's head.
 func headPath(path string) string { return path + ".head" }
 
-// readHead reads the sidecar; a missing one means an empty chain.
-func readHead(path string) (Head, error) {
+// readHead reads the sidecar; ok is false if there is none.
+func readHead(path string) (h Head, ok bool, err error) {
 	b, err := os.ReadFile(headPath(path))
 	if errors.Is(err, os.ErrNotExist) {
-		return Head{}, nil
+		return Head{}, false, nil
 	}
 	if err != nil {
-		return Head{}, fmt.Errorf("audit: %w", err)
+		return Head{}, false, fmt.Errorf("audit: %w", err)
 	}
-	var h Head
-	if err := json.Unmarshal(bytes.TrimSpace(b), &h); err != nil {
-		return Head{}, fmt.Errorf("%w: head file %s: %v", ErrDecode, headPath(path), err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return Head{}, false, fmt.Errorf("%w: head file %s: %v (it is replaced atomically, so a crash cannot tear it: the file was changed by something else)", ErrDecode, headPath(path), err)
 	}
-	return h, nil
+	if _, err := dec.Token(); err != io.EOF {
+		return Head{}, false, fmt.Errorf("%w: head file %s: trailing data", ErrDecode, headPath(path))
+	}
+	if (h.Seq == 0) != (h.Hash == "") {
+		return Head{}, false, fmt.Errorf("%w: head file %s: seq %d with hash %q", ErrDecode, headPath(path), h.Seq, h.Hash)
+	}
+	return h, true, nil
 }
 
-// VerifyFile checks a log file's chain against its head file.
-func VerifyFile(path string) (int, error) {
-	es, err := ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	h, err := readHead(path)
-	if err != nil {
-		return len(es), err
-	}
-	return len(es), VerifyHead(es, h)
-}
-
-// ReadFile reads every entry of a log file without opening it for writing
-// (for `unseen audit verify`).
-func ReadFile(path string) ([]Entry, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	defer f.Close()
-	return readEntries(f)
-}
-
-func readEntries(f *os.File) ([]Entry, error) {
-	var out []Entry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), MaxEntryBytes+1)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		e, err := Decode(b)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: line %d: %v", ErrDecode, line+1, err)
-	}
-	return out, nil
-}
-
-// Append seals e after the last entry, writes and fsyncs it. On any error
-// nothing is recorded in memory, so the caller's change must not happen.
-func (l *FileLog) Append(ctx context.Context, e Entry) (Entry, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
-		return Entry{}, ErrClosed
-	}
-	e.Seal(l.last)
-	b := append(e.Encode(), '\n')
-	if len(b) > MaxEntryBytes {
-		return Entry{}, fmt.Errorf("audit: entry larger than %d bytes", MaxEntryBytes)
-	}
-	if _, err := l.f.Write(b); err != nil {
-		return Entry{}, fmt.Errorf("audit: write %s: %w", l.path, err)
-	}
-	if err := l.f.Sync(); err != nil {
-		return Entry{}, fmt.Errorf("audit: sync %s: %w", l.path, err)
-	}
-	if err := writeHead(l.path, Head{Seq: e.Seq, Hash: e.Hash}); err != nil {
-		return Entry{}, err
-	}
-	l.all = append(l.all, e)
-	l.last = &l.all[len(l.all)-1]
-	return e, nil
-}
-
-// writeHead replaces the sidecar atomically (write, fsync, rename).
+// writeHead replaces the sidecar atomically (write, fsync, rename). The
+// folder is not fsynced: a rename lost to a power cut leaves the previous
+// head, one entry behind, which Open adopts.
 func writeHead(path string, h Head) error {
 	b, _ := json.Marshal(h)
 	tmp := headPath(path) + ".tmp"
@@ -165,36 +227,175 @@ func writeHead(path string, h Head) error {
 	return nil
 }
 
-// Head is the chain's recorded head.
+// Append seals e after the last entry, writes and fsyncs it, then its
+// head. On any error the entry is not in the chain (a written entry whose
+// head could not follow is cut off again), so the caller's change must not
+// happen.
+func (l *FileLog) Append(ctx context.Context, e Entry) (Entry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.appendLocked(e)
+}
+
+func (l *FileLog) appendLocked(e Entry) (Entry, error) {
+	if l.af == nil {
+		return Entry{}, ErrClosed
+	}
+	e.Seal(l.last)
+	b := e.Encode()
+	if len(b) > MaxEntryBytes {
+		return Entry{}, fmt.Errorf("audit: entry larger than %d bytes", MaxEntryBytes)
+	}
+	off, err := l.af.Append(b)
+	if err != nil {
+		return Entry{}, fmt.Errorf("audit: %w", err)
+	}
+	if err := writeHead(l.path, Head{Seq: e.Seq, Hash: e.Hash}); err != nil {
+		if terr := l.af.Truncate(off); terr != nil {
+			// The entry stays, past its head: the next Open adopts it.
+			// Until then the file refuses appends (appendfile.ErrBroken).
+			return Entry{}, fmt.Errorf("%w (and taking the entry back failed: %v)", err, terr)
+		}
+		return Entry{}, err
+	}
+	l.last = &e
+	l.end = l.af.Size()
+	return e, nil
+}
+
+// Head is the chain's recorded head, as its head file says.
 func (l *FileLog) Head(ctx context.Context) (Head, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return readHead(l.path)
+	h, _, err := readHead(l.path)
+	return h, err
 }
 
-// Entries returns the entries matching f, oldest first.
+// snapshot is the chain as of now: its last entry and where it ends. The
+// file is append-only, so its first end bytes stay what they are while
+// later appends run.
+func (l *FileLog) snapshot() (*Entry, int64, io.ReaderAt, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.af == nil {
+		return nil, 0, nil, ErrClosed
+	}
+	r, err := l.af.Section(l.end)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return l.last, l.end, r, nil
+}
+
+// Entries returns the entries matching f, oldest first. It reads the file
+// backwards from its end, checking each entry's hash and its link to the
+// one after it, anchored at the last entry held in memory — so what it
+// returns is what the chain says, even if the file was edited since Open.
+// Cost: it reads back until it has f.Limit matches, so the newest entries
+// are cheap and a rare filter (or Limit 0: every match) reads the whole
+// file; memory is f.Limit entries (Limit 0: every match). It does not
+// block appends.
 func (l *FileLog) Entries(ctx context.Context, f Filter) ([]Entry, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return filterEntries(l.all, f), nil
+	last, end, r, err := l.snapshot()
+	if err != nil || last == nil {
+		return nil, err
+	}
+	var out []Entry
+	wantSeq, wantHash := last.Seq, last.Hash
+	n := 0
+	err = appendfile.ScanBack(r, end, MaxEntryBytes, func(rec appendfile.Record) (bool, error) {
+		b := bytes.TrimSpace(rec.Data)
+		if len(b) == 0 {
+			return false, nil
+		}
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return true, ctx.Err()
+		}
+		e, err := Decode(b)
+		if err != nil {
+			return true, fmt.Errorf("audit: %s: offset %d: %w", l.path, rec.Off, err)
+		}
+		switch {
+		case e.Seq != wantSeq:
+			return true, &VerifyError{int(wantSeq) - 1, e.Seq, fmt.Sprintf("at offset %d: sequence %d, want %d (the file changed after it was opened)", rec.Off, e.Seq, wantSeq)}
+		case e.Hash != wantHash:
+			return true, &VerifyError{int(wantSeq) - 1, e.Seq, fmt.Sprintf("at offset %d: hash is not the one the next entry links to (the file changed after it was opened)", rec.Off)}
+		case e.ComputeHash() != e.Hash:
+			return true, &VerifyError{int(wantSeq) - 1, e.Seq, "hash does not match the entry's contents"}
+		case e.Seq == 1 && e.PrevHash != GenesisHash:
+			return true, &VerifyError{0, 1, "the first entry does not start from the genesis hash"}
+		}
+		wantSeq, wantHash = e.Seq-1, e.PrevHash
+		if f.Match(&e) {
+			out = append(out, e)
+		}
+		return (f.Limit > 0 && len(out) == f.Limit) || e.Seq == 1, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if wantSeq != 0 && (f.Limit == 0 || len(out) < f.Limit) {
+		return nil, &VerifyError{0, wantSeq, "the file ends before the chain's first entry (the file changed after it was opened)"}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
 }
 
-// All returns a copy of the chain.
+// All returns the whole chain, checked (Entries with an empty filter):
+// memory grows with the chain, so prefer Verify or Entries with a Limit on
+// a long-lived log.
 func (l *FileLog) All(ctx context.Context) ([]Entry, error) {
+	return l.Entries(ctx, Filter{})
+}
+
+// Verify checks the whole chain front to back, one entry at a time, and
+// that it ends at the entry held in memory and at the recorded head. It
+// returns the number of entries.
+func (l *FileLog) Verify(ctx context.Context) (int, error) {
+	// The head is read with the snapshot, under the lock that Append holds
+	// across its two writes, so they agree.
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]Entry(nil), l.all...), nil
+	if l.af == nil {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	last, end := l.last, l.end
+	r, err := l.af.Section(end)
+	head, _, herr := readHead(l.path)
+	l.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	st, err := scanChain(ctx, r, Head{}, nil)
+	if err != nil {
+		return st.entries, err
+	}
+	if st.torn != nil {
+		return st.entries, &VerifyError{st.entries, 0, fmt.Sprintf("a line at offset %d does not decode", st.torn.Offset)}
+	}
+	if HeadOf(lastSlice(st.last)) != HeadOf(lastSlice(last)) {
+		return st.entries, &VerifyError{st.entries, st.lastSeq(), "the file does not end at the chain's last entry (the file changed after it was opened)"}
+	}
+	if herr != nil {
+		return st.entries, herr
+	}
+	if got := HeadOf(lastSlice(last)); got != head {
+		return st.entries, &VerifyError{st.entries, got.Seq, fmt.Sprintf("chain ends at seq %d, but its recorded head is seq %d: entries were removed or added", got.Seq, head.Seq)}
+	}
+	return st.entries, nil
 }
 
 // Close closes the file.
 func (l *FileLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.af == nil {
 		return nil
 	}
-	err := l.f.Close()
-	l.f = nil
+	err := l.af.Close()
+	l.af = nil
 	return err
 }
 
@@ -209,49 +410,4 @@ func filterEntries(all []Entry, f Filter) []Entry {
 		out = out[len(out)-f.Limit:]
 	}
 	return out
-}
-
-// MemLog is an in-memory chain, for tests and the demo's throwaway runs.
-type MemLog struct {
-	mu  sync.Mutex
-	all []Entry
-	// Fail, when set, makes Append fail: a test's stand-in for a full disk.
-	Fail error
-}
-
-// Append seals and stores e.
-func (l *MemLog) Append(ctx context.Context, e Entry) (Entry, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.Fail != nil {
-		return Entry{}, l.Fail
-	}
-	var prev *Entry
-	if n := len(l.all); n > 0 {
-		prev = &l.all[n-1]
-	}
-	e.Seal(prev)
-	l.all = append(l.all, e)
-	return e, nil
-}
-
-// Entries returns the entries matching f.
-func (l *MemLog) Entries(ctx context.Context, f Filter) ([]Entry, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return filterEntries(l.all, f), nil
-}
-
-// Head is the last entry's sequence number and hash.
-func (l *MemLog) Head(ctx context.Context) (Head, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return HeadOf(l.all), nil
-}
-
-// All returns a copy of the chain.
-func (l *MemLog) All(ctx context.Context) ([]Entry, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]Entry(nil), l.all...), nil
 }

@@ -18,11 +18,24 @@ func auditCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" {
-				n, err := audit.VerifyFile(file)
+				c, err := audit.ScanFile(file, nil)
 				if err != nil {
 					return &exitError{2, err}
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d entries, chain and head intact\n", file, n)
+				if c.PastHead == 0 && c.Torn == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d entries, chain and head intact\n", file, c.Entries)
+					return nil
+				}
+				// What a crash (or a write in progress) leaves: the log's
+				// owner repairs it when it next opens the log.
+				fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d entries, chain intact, head at seq %d", file, c.Entries, c.Head.Seq)
+				if c.PastHead > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "; %d entry past the head (written just before a crash, or being written): adopted at the next open", c.PastHead)
+				}
+				if c.Torn != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "; a final line of %d bytes at offset %d written in part: cut at the next open", c.Torn.Bytes, c.Torn.Offset)
+				}
+				fmt.Fprintln(cmd.OutOrStdout())
 				return nil
 			}
 			c, err := apiClient()

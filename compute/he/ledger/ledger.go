@@ -8,13 +8,13 @@
 package ledger
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
+	"log/slog"
 	"sync"
+
+	"github.com/unseen-data/unseen/internal/appendfile"
 )
 
 // ErrAlreadyDecrypted is returned by Record for a hash already recorded.
@@ -59,75 +59,101 @@ func (m *Memory) Contains(h [32]byte) (bool, error) {
 }
 
 // File is a file-backed Ledger: one lowercase hex hash and '\n' per entry,
-// appended with O_APPEND and fsynced before Record returns. The file is
-// created 0600.
+// appended (internal/appendfile: O_APPEND, created 0600) and fsynced before
+// Record returns. It keeps the set of hashes in memory (32 bytes each).
+// One process must hold one File per path: two would each miss the other's
+// records. (Not locked yet: tests restart a node in-process without closing
+// the old one's ledger.)
 type File struct {
 	mu   sync.Mutex
-	f    *os.File
+	af   *appendfile.File
 	seen map[[32]byte]struct{}
+	cut  *appendfile.Tail
 }
 
-const lineLen = 2*32 + 1
+const recordLen = 2 * 32
 
-// OpenFile opens (creating if needed) the ledger at path and loads it. A
-// malformed or partially written entry is an error: the node must not run
-// on a ledger it cannot fully read.
-func OpenFile(path string) (*File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+// OpenFile opens (creating if needed) the ledger at path and loads it,
+// logging to slog.Default().
+//
+// A final line without its newline is a Record that a crash interrupted:
+// Record had not returned, so no share was made, and the line is cut off
+// (and logged). Any other malformed line — including a complete last line
+// — is an error: without a head to prove it was never acknowledged, the
+// node must not run on a ledger it cannot fully read (fail closed).
+func OpenFile(path string) (*File, error) { return Open(path, nil) }
+
+// Open is OpenFile with a logger (nil: slog.Default()).
+func Open(path string, log *slog.Logger) (*File, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	af, err := appendfile.Open(path, appendfile.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("he: ledger: %w", err)
 	}
-	l := &File{f: f, seen: map[[32]byte]struct{}{}}
-	if err := l.load(); err != nil {
-		f.Close()
+	l := &File{af: af, seen: map[[32]byte]struct{}{}}
+	if err := l.load(log); err != nil {
+		af.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
-func (l *File) load() error {
-	if _, err := l.f.Seek(0, 0); err != nil {
+func (l *File) load(log *slog.Logger) error {
+	r, err := l.af.Section(l.af.Size())
+	if err != nil {
 		return fmt.Errorf("he: ledger: %w", err)
 	}
-	r := bufio.NewReader(l.f)
-	for n := 1; ; n++ {
-		line, err := r.ReadBytes('\n')
-		if len(line) == 0 && err != nil {
-			break
-		}
-		if len(line) != lineLen || line[lineLen-1] != '\n' {
-			return fmt.Errorf("he: ledger: entry %d is malformed or truncated", n)
-		}
+	sc := appendfile.NewScanner(r, recordLen)
+	for sc.Scan() {
+		rec := sc.Record()
 		var h [32]byte
-		if _, err := hex.Decode(h[:], bytes.TrimSuffix(line, []byte{'\n'})); err != nil {
-			return fmt.Errorf("he: ledger: entry %d: %w", n, err)
+		if rec.Len != recordLen {
+			return fmt.Errorf("he: ledger: %s: entry %d (offset %d) is malformed: %d bytes, want %d", l.af.Path(), rec.Line, rec.Off, rec.Len, recordLen)
+		}
+		if _, err := hex.Decode(h[:], rec.Data); err != nil {
+			return fmt.Errorf("he: ledger: %s: entry %d (offset %d): %w", l.af.Path(), rec.Line, rec.Off, err)
 		}
 		l.seen[h] = struct{}{}
-		if err != nil {
-			break
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("he: ledger: %w", err)
+	}
+	if t := sc.Tail(); t.Len > 0 {
+		if err := l.af.Truncate(t.Off); err != nil {
+			return fmt.Errorf("he: ledger: cutting a torn final line: %w", err)
 		}
+		l.cut = &t
+		log.Warn("he: ledger: cut a final line written in part by a crash (its share was never made)", "file", l.af.Path(), "offset", t.Off, "bytes", t.Len)
 	}
 	return nil
+}
+
+// Cut reports the torn final line OpenFile cut off, if any.
+func (l *File) Cut() (appendfile.Tail, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cut == nil {
+		return appendfile.Tail{}, false
+	}
+	return *l.cut, true
 }
 
 // Record implements Ledger: check, append, fsync, then remember.
 func (l *File) Record(h [32]byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.af == nil {
 		return errors.New("he: ledger: closed")
 	}
 	if _, ok := l.seen[h]; ok {
 		return ErrAlreadyDecrypted
 	}
-	line := make([]byte, lineLen)
+	line := make([]byte, recordLen)
 	hex.Encode(line, h[:])
-	line[lineLen-1] = '\n'
-	if _, err := l.f.Write(line); err != nil {
-		return fmt.Errorf("he: ledger: append: %w", err)
-	}
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("he: ledger: fsync: %w", err)
+	if _, err := l.af.Append(line); err != nil {
+		return fmt.Errorf("he: ledger: %w", err)
 	}
 	l.seen[h] = struct{}{}
 	return nil
@@ -152,10 +178,10 @@ func (l *File) Len() int {
 func (l *File) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.af == nil {
 		return nil
 	}
-	err := l.f.Close()
-	l.f = nil
+	err := l.af.Close()
+	l.af = nil
 	return err
 }

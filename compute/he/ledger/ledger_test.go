@@ -2,11 +2,19 @@ package ledger
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/unseen-data/unseen/internal/appendfile"
 )
 
 func TestFileLedger(t *testing.T) {
@@ -46,18 +54,93 @@ func TestFileLedger(t *testing.T) {
 	}
 }
 
+func hexLine(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:]) + "\n"
+}
+
+// Malformed complete lines are refused, wherever they are, and the file is
+// left as it was: without a head, a complete line may have been
+// acknowledged, so it is not cut (fail closed).
 func TestFileLedgerRefusesCorruption(t *testing.T) {
 	dir := t.TempDir()
+	good := hexLine("a")
 	for name, content := range map[string]string{
-		"truncated": "abcd",
-		"not hex":   string(make([]byte, 64)) + "\n",
+		"short line":             "abcd\n",
+		"not hex":                string(make([]byte, 64)) + "\n",
+		"bad line in the middle": good + "xyz\n" + good,
+		"long last line":         good + good[:64] + "00\n",
+		"empty line":             good + "\n",
 	} {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(content), 0o600)
-		if _, err := OpenFile(p); err == nil {
-			t.Fatalf("%s ledger accepted", name)
-		}
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		_, err := Open(p, quiet)
+		require.Error(t, err, name)
+		b, _ := os.ReadFile(p)
+		require.Equal(t, content, string(b), "%s: a refused ledger was changed", name)
 	}
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// A Record interrupted at any byte leaves a final line without its
+// newline: it is cut off, and the ciphertext can be recorded once.
+func TestFileLedgerCutsATornRecord(t *testing.T) {
+	prefix := hexLine("a") + hexLine("b")
+	torn := hexLine("c")
+	var c [32]byte
+	hex.Decode(c[:], []byte(torn[:64]))
+	for n := 0; n <= len(torn); n++ {
+		p := filepath.Join(t.TempDir(), "ledger")
+		require.NoError(t, os.WriteFile(p, []byte(prefix+torn[:n]), 0o600))
+		l, err := Open(p, quiet)
+		require.NoError(t, err, "%d bytes of the last record", n)
+		cut, ok := l.Cut()
+		switch n {
+		case 0, len(torn):
+			require.False(t, ok)
+			require.Equal(t, 2+n/len(torn), l.Len())
+		default:
+			require.True(t, ok)
+			require.Equal(t, appendfile.Tail{Off: int64(len(prefix)), Len: int64(n)}, cut)
+			require.Equal(t, 2, l.Len())
+			require.NoError(t, l.Record(c))
+			require.ErrorIs(t, l.Record(c), ErrAlreadyDecrypted)
+			b, _ := os.ReadFile(p)
+			require.Equal(t, prefix+torn, string(b))
+		}
+		require.NoError(t, l.Close())
+	}
+}
+
+// A Record whose write fails (the file-size limit stands in for a full
+// disk) returns an error, leaves nothing behind, and remembers nothing:
+// the share is not made, and a later Record of the same ciphertext wins.
+func TestFileLedgerFailsClosed(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ledger")
+	l, err := Open(p, quiet)
+	require.NoError(t, err)
+	defer l.Close()
+	a := sha256.Sum256([]byte("a"))
+	require.NoError(t, l.Record(a))
+	var old syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old))
+	lim := old
+	lim.Cur = uint64(len(hexLine("a"))) + 10
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skipf("cannot lower the file-size limit here: %v", err)
+	}
+	b := sha256.Sum256([]byte("b"))
+	err = l.Record(b)
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old))
+	require.Error(t, err)
+	ok, _ := l.Contains(b)
+	require.False(t, ok)
+	content, _ := os.ReadFile(p)
+	require.Equal(t, hexLine("a"), string(content))
+	require.NoError(t, l.Record(b))
+	require.NoError(t, l.Close())
+	require.ErrorContains(t, l.Record(sha256.Sum256([]byte("c"))), "closed")
 }
 
 func TestLedgerConcurrentRecord(t *testing.T) {
