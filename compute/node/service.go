@@ -95,7 +95,7 @@ func New(cfg *Config, opts Options) (*Service, error) {
 		if err := os.MkdirAll(filepath.Dir(cfg.Path(cfg.AuditLog)), 0o700); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
-		fl, err := audit.OpenFile(cfg.Path(cfg.AuditLog))
+		fl, err := audit.Open(cfg.Path(cfg.AuditLog), audit.FileOptions{Logger: s.log})
 		if err != nil {
 			return nil, err
 		}
