@@ -91,6 +91,7 @@ var (
 // Store is the embedded backend of jobs.Store.
 type Store struct {
 	db    *bolt.DB
+	path  string
 	clock jobs.Clock
 	audit *AuditLog
 
@@ -120,7 +121,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	s := &Store{db: db, clock: opts.Clock, wake: make(chan struct{})}
+	s := &Store{db: db, path: path, clock: opts.Clock, wake: make(chan struct{})}
 	s.audit = &AuditLog{s: s}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
@@ -148,7 +149,7 @@ func Open(path string, opts Options) (*Store, error) {
 }
 
 // Path is the store's file.
-func (s *Store) Path() string { return s.db.Path() }
+func (s *Store) Path() string { return s.path }
 
 var errClosed = fmt.Errorf("%w: boltstore closed", jobs.ErrUnavailable)
 
