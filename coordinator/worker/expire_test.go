@@ -8,9 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/memstore"
 	"github.com/unseen-data/unseen/policy"
 )
 
@@ -28,7 +26,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func TestExpireConsents(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
-	store := memstore.New(&audit.MemLog{}, clock)
+	store := openStore(t, clock)
 	ctx := context.Background()
 	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "p", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}}
 	mk := func(deadline time.Time) *jobs.Job {
