@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unseen-data/unseen/audit"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 )
 
 func auditCmd() *cobra.Command {
@@ -18,7 +19,11 @@ func auditCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" {
-				n, err := audit.VerifyFile(file)
+				verifyFile := audit.VerifyFile
+				if boltstore.IsStoreFile(file) { // the embedded coordinator's store
+					verifyFile = boltstore.VerifyFile
+				}
+				n, err := verifyFile(file)
 				if err != nil {
 					return &exitError{2, err}
 				}
@@ -40,7 +45,7 @@ func auditCmd() *cobra.Command {
 			return nil
 		},
 	}
-	verify.Flags().StringVar(&file, "file", "", "an audit log file (a node's, or the embedded coordinator's)")
+	verify.Flags().StringVar(&file, "file", "", "a node's audit log file, or the embedded coordinator's store file (state/coordinator/unseen.db, while the coordinator is stopped)")
 
 	var f audit.Filter
 	list := &cobra.Command{

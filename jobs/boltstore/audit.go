@@ -26,7 +26,12 @@ var (
 // or tampering), it refuses with audit.ErrBroken rather than extend a chain
 // that no longer verifies, and the transaction — with the change the entry
 // describes — is rolled back.
-func appendAudit(tx *bolt.Tx, e audit.Entry) (audit.Entry, error) {
+func (s *Store) appendAudit(tx *bolt.Tx, e audit.Entry) (audit.Entry, error) {
+	if s.fault != nil {
+		if err := s.fault(); err != nil {
+			return audit.Entry{}, fmt.Errorf("boltstore: audit append failed, change not applied: %w", err)
+		}
+	}
 	b := tx.Bucket(bAudit)
 	head, err := readHead(tx)
 	if err != nil {
@@ -79,7 +84,7 @@ func (a *AuditLog) Append(ctx context.Context, e audit.Entry) (audit.Entry, erro
 	var out audit.Entry
 	err := a.s.update(ctx, func(tx *bolt.Tx) error {
 		var err error
-		out, err = appendAudit(tx, e)
+		out, err = a.s.appendAudit(tx, e)
 		return err
 	})
 	return out, err

@@ -67,6 +67,11 @@ type Options struct {
 	// LockTimeout bounds the wait for the file's lock when another process
 	// holds it. Default 1 s.
 	LockTimeout time.Duration
+	// AuditFault, if set, is asked before every audit append; an error
+	// fails the append, and so rolls back the change it was for, as a full
+	// disk would. It lets callers' tests (the API's) check that they fail
+	// closed; leave it nil otherwise.
+	AuditFault func() error
 }
 
 // ErrLocked is returned by Open when another process has the file open.
@@ -93,6 +98,7 @@ type Store struct {
 	db    *bolt.DB
 	path  string
 	clock jobs.Clock
+	fault func() error
 	audit *AuditLog
 
 	mu      sync.Mutex
@@ -121,7 +127,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, clock: opts.Clock, wake: make(chan struct{})}
+	s := &Store{db: db, path: path, clock: opts.Clock, fault: opts.AuditFault, wake: make(chan struct{})}
 	s.audit = &AuditLog{s: s}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
@@ -276,7 +282,7 @@ func (s *Store) Create(ctx context.Context, in *jobs.Job, idempotencyKey string)
 		if tx.Bucket(bJobs).Get([]byte(j.ID)) != nil {
 			return fmt.Errorf("%w: job %s already exists", jobs.ErrConflict, j.ID)
 		}
-		if _, err := appendAudit(tx, storeutil.SubmittedEntry(j, now)); err != nil {
+		if _, err := s.appendAudit(tx, storeutil.SubmittedEntry(j, now)); err != nil {
 			return err
 		}
 		order := tx.Bucket(bOrder)
@@ -398,7 +404,7 @@ func (s *Store) apply(tx *bolt.Tx, r *record, c jobs.Change) (*jobs.Job, error) 
 	}
 	c = storeutil.Normalize(c)
 	now := s.now()
-	if _, err := appendAudit(tx, jobs.AuditEntry(old, c, now)); err != nil {
+	if _, err := s.appendAudit(tx, jobs.AuditEntry(old, c, now)); err != nil {
 		return nil, err
 	}
 	id := []byte(old.ID)

@@ -135,3 +135,31 @@ func TestAuditHead(t *testing.T) {
 		t.Errorf("%d jobs after a refused Create, want 3", len(js))
 	}
 }
+
+// `unseen audit verify --file` on a store file: read only, refused while
+// the file is in use, and it finds a chain cut short.
+func TestVerifyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "unseen.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, _, err := s.Create(t.Context(), &jobs.Job{Owner: "alice", State: jobs.Queued}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !IsStoreFile(path) || IsStoreFile("store_test.go") {
+		t.Error("IsStoreFile does not tell a store file from another")
+	}
+	if _, err := VerifyFile(path); !errors.Is(err, ErrLocked) {
+		t.Errorf("VerifyFile while open: %v, want ErrLocked", err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bAudit).Delete(u64(2)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := VerifyFile(path); !errors.Is(err, audit.ErrBroken) {
+		t.Errorf("VerifyFile of a truncated chain: %v, want ErrBroken", err)
+	}
+}
