@@ -67,6 +67,10 @@ type Options struct {
 	// LockTimeout bounds the wait for the file's lock when another process
 	// holds it. Default 1 s.
 	LockTimeout time.Duration
+	// ReadOnly opens the file for reading only (a shared lock: several
+	// readers, no writer); every change then fails. For inspecting a
+	// stopped coordinator's file.
+	ReadOnly bool
 	// AuditFault, if set, is asked before every audit append; an error
 	// fails the append, and so rolls back the change it was for, as a full
 	// disk would. It lets callers' tests (the API's) check that they fail
@@ -120,7 +124,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("boltstore: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	}
@@ -129,29 +133,44 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, clock: opts.Clock, fault: opts.AuditFault, wake: make(chan struct{})}
 	s.audit = &AuditLog{s: s}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+	if opts.ReadOnly {
+		err = db.View(func(tx *bolt.Tx) error {
+			for _, b := range allBuckets {
+				if tx.Bucket(b) == nil {
+					return fmt.Errorf("no bucket %s: not a store file", b)
+				}
 			}
-		}
-		// The flock says no other process has the file: every lease in it
-		// is a dead process's, reclaimable now.
-		l := tx.Bucket(bLeases)
-		var ids [][]byte
-		_ = l.ForEach(func(k, _ []byte) error { ids = append(ids, slices.Clone(k)); return nil })
-		for _, id := range ids {
-			if err := l.Put(id, timeKey(time.Time{})); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+			return nil
+		})
+	} else {
+		err = db.Update(s.initialise)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: initialise %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// initialise makes the buckets and lets go of the leases of the process
+// that had the file before.
+func (s *Store) initialise(tx *bolt.Tx) error {
+	for _, b := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	// The flock says no other process has the file: every lease in it
+	// is a dead process's, reclaimable now.
+	l := tx.Bucket(bLeases)
+	var ids [][]byte
+	_ = l.ForEach(func(k, _ []byte) error { ids = append(ids, slices.Clone(k)); return nil })
+	for _, id := range ids {
+		if err := l.Put(id, timeKey(time.Time{})); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Path is the store's file.
@@ -482,7 +501,11 @@ func (s *Store) Spend(ctx context.Context, key string, amount, limit int64, ttl 
 		total int64
 		ok    bool
 	)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	run := s.update
+	if amount == 0 {
+		run = s.view // a read: no write, no fsync (and it works read-only)
+	}
+	err := run(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bCounters)
 		now := s.now()
 		var c counter
