@@ -8,7 +8,7 @@ import (
 )
 
 // testSpend: counters never pass their limit, even under concurrency;
-// refunds work; a ttl expires a window (fake clock for memstore, real time
+// refunds work; a ttl expires a window (fake clock for boltstore, real time
 // for Redis).
 func testSpend(e *env) {
 	t := e.t
@@ -44,6 +44,11 @@ func testSpend(e *env) {
 	}
 	if total, ok, _ := e.s.Spend(e.ctx, key, -3, 50, 0); !ok || total != 47 {
 		t.Fatalf("refund: %d %v", total, ok)
+	}
+	for range 2 { // amount 0 reads, and changes nothing
+		if total, ok, err := e.s.Spend(e.ctx, key, 0, 50, 0); !ok || total != 47 || err != nil {
+			t.Fatalf("read: %d %v %v", total, ok, err)
+		}
 	}
 	// A rate window expires.
 	win := "rate:alice:w"
