@@ -814,7 +814,11 @@ func runKillWorkers(t *testing.T, kb *killBackend) {
 	sort.Strings(ids)
 	require.Len(t, ids, kills*perRound, "every submission is acknowledged in the end")
 	require.Len(t, byID, len(ids), "distinct idempotency keys made distinct jobs")
-	waitStates(t, c, ids, jobs.AwaitingReview, 3*time.Minute, p.alive)
+	// Two workers run what the kills left: allow a second a job on a busy
+	// machine (300 jobs with UNSEEN_LONG=1).
+	drainStart := time.Now()
+	waitStates(t, c, ids, jobs.AwaitingReview, 2*time.Minute+time.Duration(len(ids))*time.Second, p.alive)
+	drained := time.Since(drainStart)
 
 	// Approvals: three concurrent approvals of each job, job after job; a
 	// kill lands in the middle of the round, and what it interrupted is
@@ -982,9 +986,9 @@ func runKillWorkers(t *testing.T, kb *killBackend) {
 		"jobs %d acknowledged (%d submission requests cut off by a kill and retried, %d of them had made the job: 200 on retry), lost 0; "+
 		"reclaims: %d running events at attempt > 1 over %d jobs (max attempt %d); "+
 		"released %d, duplicate job.released entries %d, concurrent approvals refused %d; "+
-		"budget %d µε and rate window %d jobs intact; audit chain %d entries ok; nothing left queued or leased",
+		"budget %d µε and rate window %d jobs intact; audit chain %d entries ok; nothing left queued or leased; last coordinator drained the rest in %s",
 		kills, midJob, interrupted, approveRetry, len(ids), cutOff, idemHits, reclaimEvents, reclaimedJobs, maxAttempt,
-		len(ids), duplicates, conflicts, dp, rate, v.Entries)
+		len(ids), duplicates, conflicts, dp, rate, v.Entries, drained.Round(time.Second))
 }
 
 // redisServer is a redis-server of the test's own with AOF (fsync always),
