@@ -1,7 +1,7 @@
 // Package api is the coordinator's HTTP API (design section 10), on gin.
 // It authenticates people by bearer token, enforces roles and separation of
 // duties, checks jobs against policy at submission, and reads and changes
-// jobs only through a jobs.Store, whose transitions are compare-and-set and
+// jobs only through the job store (Store), whose transitions are compare-and-set and
 // audited. It never sees records: results arrive already aggregated (or, for
 // psi_members, sealed to the analyst).
 package api
@@ -46,9 +46,19 @@ type Keys interface {
 	Status(ctx context.Context) (any, error)
 }
 
+// Store is what the API needs of the job store: the jobs, the counters
+// behind privacy budgets and rate limits, the audit chain and a health
+// check (not the queue: workers run jobs, the API never does).
+type Store interface {
+	jobs.Jobs
+	jobs.Counters
+	jobs.Audited
+	jobs.Pinger
+}
+
 // Config holds the API's dependencies.
 type Config struct {
-	Store   jobs.Store
+	Store   Store
 	Users   []User
 	Catalog CatalogSource
 	Clock   jobs.Clock

@@ -12,9 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,7 +25,7 @@ import (
 	"github.com/unseen-data/unseen/api/wire"
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
@@ -124,28 +124,66 @@ const (
 type fixture struct {
 	t     *testing.T
 	api   *API
-	store *memstore.Store
-	log   audit.Log
+	store *boltstore.Store
+	log   audit.Log // the audit log as the API sees it
+	fault atomic.Pointer[error]
+}
+
+// failAudit makes every audit append fail with err (nil: succeed again), as
+// a full disk would: the change the entry is for is not made either.
+func (f *fixture) failAudit(err error) {
+	if err == nil {
+		f.fault.Store(nil)
+		return
+	}
+	f.fault.Store(&err)
+}
+
+// viewedStore is the embedded store with its audit log seen through a
+// wrapper (tests of what the API does with a chain that does not verify).
+type viewedStore struct {
+	*boltstore.Store
+	log audit.Log
+}
+
+func (s viewedStore) Audit() audit.Log { return s.log }
+
+// openStore opens the embedded store on a file of the test's own.
+func openStore(t *testing.T, opts boltstore.Options) *boltstore.Store {
+	t.Helper()
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "unseen.db"), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return st
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// newFixture builds the API over a fresh memstore writing to log (a new
-// MemLog if nil); cfg may adjust the configuration.
-func newFixture(t *testing.T, log audit.Log, cfg func(*Config)) *fixture {
+// newFixture builds the API over a fresh embedded store; view, if set,
+// wraps the audit log the API reads; cfg may adjust the configuration.
+func newFixture(t *testing.T, view func(audit.Log) audit.Log, cfg func(*Config)) *fixture {
 	t.Helper()
-	if log == nil {
-		log = &audit.MemLog{}
+	f := &fixture{t: t}
+	st := openStore(t, boltstore.Options{Clock: fixedClock{}, AuditFault: func() error {
+		if e := f.fault.Load(); e != nil {
+			return *e
+		}
+		return nil
+	}})
+	f.store, f.log = st, st.Audit()
+	var store Store = st
+	if view != nil {
+		f.log = view(st.Audit())
+		store = viewedStore{st, f.log}
 	}
-	st := memstore.New(log, fixedClock{})
-	t.Cleanup(func() { _ = st.Close() })
-	c := Config{Store: st, Users: testUsers(t), Catalog: testCatalog(), Clock: fixedClock{}, Logger: quietLogger()}
+	c := Config{Store: store, Users: testUsers(t), Catalog: testCatalog(), Clock: fixedClock{}, Logger: quietLogger()}
 	if cfg != nil {
 		cfg(&c)
 	}
 	a, err := New(c)
 	require.NoError(t, err)
-	return &fixture{t: t, api: a, store: st, log: log}
+	f.api = a
+	return f
 }
 
 // do serves one request through the real handler. hdr are name/value pairs.
@@ -497,8 +535,7 @@ func TestUnauthenticated(t *testing.T) {
 }
 
 func TestNewRejectsBadUsers(t *testing.T) {
-	st := memstore.New(&audit.MemLog{}, fixedClock{})
-	t.Cleanup(func() { _ = st.Close() })
+	st := openStore(t, boltstore.Options{Clock: fixedClock{}})
 	good := User{Name: "u", Role: RoleAnalyst, TokenSHA256: HashToken("t")}
 	for name, users := range map[string][]User{
 		"unknown role": {{Name: "u", Role: "superuser", TokenSHA256: HashToken("t")}},
@@ -697,28 +734,23 @@ func TestAuditVerify(t *testing.T) {
 		f.toReview(j, reviewResult)
 		require.Equal(t, wire.Verify{OK: true, Entries: 3}, verify(t, f))
 	})
-	t.Run("file log with a tampered head", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "audit.log")
-		fl, err := audit.OpenFile(path)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = fl.Close() })
-		f := newFixture(t, fl, nil)
+	t.Run("tampered head", func(t *testing.T) {
+		hl := &headLog{}
+		f := newFixture(t, func(l audit.Log) audit.Log { hl.Log = l; return hl }, nil)
 		f.submit(alice, specPSI)
 		f.submit(alice, specPSIFiltered)
 		require.Equal(t, wire.Verify{OK: true, Entries: 2}, verify(t, f))
-		// Someone rewrites the head sidecar on disk (as they would to hide a
+		// Someone rewrites the recorded head (as they would to hide a
 		// truncated chain): it no longer matches the chain, which ends at seq 2.
-		h, err := json.Marshal(audit.Head{Seq: 1, Hash: f.entries()[0].Hash})
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(path+".head", h, 0o600))
+		hl.head = &audit.Head{Seq: 1, Hash: f.entries()[0].Hash}
 		v := verify(t, f)
 		require.False(t, v.OK)
 		require.Equal(t, 2, v.Entries)
 		require.Contains(t, v.Error, "head")
 	})
 	t.Run("entry edited", func(t *testing.T) {
-		tl := &tamperLog{MemLog: &audit.MemLog{}}
-		f := newFixture(t, tl, nil)
+		tl := &tamperLog{}
+		f := newFixture(t, func(l audit.Log) audit.Log { tl.Log = l; return tl }, nil)
 		f.submit(alice, specPSI)
 		f.submit(alice, specPSIFiltered)
 		require.True(t, verify(t, f).OK)
@@ -729,16 +761,29 @@ func TestAuditVerify(t *testing.T) {
 		require.Contains(t, v.Error, "seq 2")
 	})
 	t.Run("log unreadable", func(t *testing.T) {
-		f := newFixture(t, &tamperLog{MemLog: &audit.MemLog{}, allErr: errors.New("disk gone")}, nil)
+		f := newFixture(t, func(l audit.Log) audit.Log { return &tamperLog{Log: l, allErr: errors.New("disk gone")} }, nil)
 		rec := f.do("GET", "/v1/audit/verify", bearer(audra), "")
 		requireStatus(t, rec, 503)
 		require.Equal(t, "audit_unavailable", errBody(t, rec).Code)
 	})
 }
 
-// tamperLog is a MemLog whose stored chain can be edited behind its back.
+// headLog is a log whose recorded head can be overwritten.
+type headLog struct {
+	audit.Log
+	head *audit.Head
+}
+
+func (l *headLog) Head(ctx context.Context) (audit.Head, error) {
+	if l.head != nil {
+		return *l.head, nil
+	}
+	return l.Log.(audit.HeadReader).Head(ctx)
+}
+
+// tamperLog is a log whose stored chain can be edited behind its back.
 type tamperLog struct {
-	*audit.MemLog
+	audit.Log
 	editSecond bool
 	allErr     error
 }
@@ -747,7 +792,7 @@ func (l *tamperLog) All(ctx context.Context) ([]audit.Entry, error) {
 	if l.allErr != nil {
 		return nil, l.allErr
 	}
-	es, err := l.MemLog.All(ctx)
+	es, err := l.Log.All(ctx)
 	if err == nil && l.editSecond && len(es) > 1 {
 		es[1].Detail = map[string]string{"purpose": "something innocent"}
 	}

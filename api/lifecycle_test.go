@@ -172,7 +172,7 @@ func TestRejectNeedsReason(t *testing.T) {
 // racing requests all pass their state checks before any of them changes
 // the job: the worst interleaving, made certain rather than likely.
 type gatedStore struct {
-	jobs.Store
+	Store
 	arrived chan struct{}
 	open    chan struct{}
 }
@@ -313,8 +313,8 @@ func TestFailClosed(t *testing.T) {
 	diskFull := errors.New("disk full")
 
 	t.Run("submission", func(t *testing.T) {
-		log := &audit.MemLog{Fail: diskFull}
-		f := newFixture(t, log, nil)
+		f := newFixture(t, nil, nil)
+		f.failAudit(diskFull)
 		for _, spec := range []string{specPSI, specMembers} {
 			user := alice
 			if spec == specMembers {
@@ -324,7 +324,7 @@ func TestFailClosed(t *testing.T) {
 			requireStatus(t, rec, http.StatusServiceUnavailable)
 			require.Equal(t, "unavailable", errBody(t, rec).Code)
 		}
-		log.Fail = nil
+		f.failAudit(nil)
 		f.requireEmpty()
 		// The failed attempt did not consume the idempotency key.
 		rec := f.do("POST", "/v1/jobs", bearer(alice), specPSI, "Idempotency-Key", "k1")
@@ -332,8 +332,7 @@ func TestFailClosed(t *testing.T) {
 	})
 
 	t.Run("decisions and reads", func(t *testing.T) {
-		log := &audit.MemLog{}
-		f := newFixture(t, log, nil)
+		f := newFixture(t, nil, nil)
 		review := f.submit(alice, specPSI)
 		f.toReview(review, reviewResult)
 		released := f.submit(alice, specPSIFiltered)
@@ -341,8 +340,7 @@ func TestFailClosed(t *testing.T) {
 		requireStatus(t, f.do("POST", "/v1/jobs/"+released+"/approve", bearer(rita), ""), 200)
 		before := f.snapshot()
 
-		// Requests are served one at a time here, so setting Fail needs no lock.
-		log.Fail = diskFull
+		f.failAudit(diskFull)
 		for _, c := range []struct{ method, path, user, body, code string }{
 			{"POST", "/v1/jobs/" + review + "/approve", rita, `{"comment":"ok"}`, "unavailable"},
 			{"POST", "/v1/jobs/" + review + "/reject", rita, `{"reason":"no"}`, "unavailable"},
@@ -356,7 +354,7 @@ func TestFailClosed(t *testing.T) {
 			require.Equal(t, c.code, e.Code, c.path)
 			require.NotContains(t, rec.Body.String(), "42", "a refused read leaked the result")
 		}
-		log.Fail = nil
+		f.failAudit(nil)
 		require.Equal(t, before, f.snapshot(), "a change was made without its audit entry")
 		require.Zero(t, f.countAction("result.read"))
 		require.Zero(t, f.countAction("review.viewed"))
@@ -392,4 +390,35 @@ func TestRetryDeadLetter(t *testing.T) {
 	require.Equal(t, id, l.Job.ID)
 	require.Equal(t, 2, l.Attempt)
 	requireStatus(t, f.do("POST", "/v1/jobs/"+id+"/retry", bearer(adam), ""), 409)
+}
+
+// A job waiting out a retry says what it waits for, and when, in GET
+// /v1/jobs/{id}; it can be cancelled meanwhile, but an admin retry is only
+// for dead letters (the scheduler requeues it when due).
+func TestRetryableJobSaysWhatItWaitsFor(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	id := f.submit(alice, specPSI)
+	l, err := f.store.Claim(t.Context(), "w1", 0)
+	require.NoError(t, err)
+	at := time.Date(2026, 3, 1, 10, 41, 7, 0, time.UTC)
+	waiting := "node housing unreachable (connection refused); retry 3 of 11 at 10:41:07 UTC"
+	_, err = f.store.Transition(t.Context(), id, jobs.Change{From: jobs.Running, Attempt: l.Attempt, To: jobs.Retryable, Actor: "worker:w1", Role: "worker",
+		Error: "node housing: dial tcp: connection refused", RetryAt: at, Waiting: waiting})
+	require.NoError(t, err)
+
+	rec := f.do("GET", "/v1/jobs/"+id, bearer(alice), "")
+	requireStatus(t, rec, 200)
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &raw))
+	require.Equal(t, "retryable", raw["state"])
+	require.Equal(t, waiting, raw["waiting"])
+	require.Equal(t, "2026-03-01T10:41:07Z", raw["scheduled_at"])
+	require.EqualValues(t, 1, raw["failures"])
+
+	requireStatus(t, f.do("POST", "/v1/jobs/"+id+"/retry", bearer(adam), ""), 409)
+	rec = f.do("POST", "/v1/jobs/"+id+"/cancel", bearer(alice), "")
+	requireStatus(t, rec, 200)
+	v := decodeJSON[wire.Job](t, rec)
+	require.Equal(t, jobs.Cancelled, v.State)
+	require.Empty(t, v.Waiting)
 }

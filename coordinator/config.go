@@ -20,13 +20,21 @@ import (
 type Config struct {
 	Listen string `yaml:"listen"`
 	// Redis, if set, is the job store, queue and audit chain (redis://…);
-	// otherwise the embedded backend keeps them in one local file.
+	// otherwise the embedded backend keeps them in one local file, Store.
 	Redis string `yaml:"redis"`
 	// RedisPrefix namespaces every key (several federations, or tests, on
 	// one Redis); default "unseen".
 	RedisPrefix string `yaml:"redis_prefix"`
-	// AuditLog is the embedded backend's audit chain (a file).
+	// Store is the embedded backend's file (bbolt): jobs, queue, retry
+	// schedule, counters and the audit chain; default
+	// state/coordinator/unseen.db beside the config. One coordinator at a
+	// time can have it open.
+	Store string `yaml:"store"`
+	// AuditLog is no longer used: the embedded audit chain lives in Store.
+	// It is kept only to say so clearly to a config that still sets it.
 	AuditLog string `yaml:"audit_log"`
+	// Retry is how jobs that fail transiently (a node down) are retried.
+	Retry RetryConfig `yaml:"retry"`
 	// HEState holds the key ceremony's public state and the coordinator's
 	// release key (mode 0600); default state/coordinator/he.json beside the
 	// config.
@@ -46,6 +54,15 @@ type Config struct {
 	TLS *pki.Files `yaml:"tls"`
 
 	dir string
+}
+
+// RetryConfig is the retry schedule: exponential backoff from 2 s,
+// doubling, capped at MaxDelay, for at most Attempts runs that fail
+// transiently, then the job is dead-lettered. The defaults (12 attempts,
+// 1 min) wait at least 5 minutes in all: a node restart is ridden out.
+type RetryConfig struct {
+	Attempts int           `yaml:"attempts"`
+	MaxDelay time.Duration `yaml:"max_delay"`
 }
 
 // NodeRef is how the coordinator reaches a department's node.
@@ -85,6 +102,10 @@ func (c *Config) SetDir(dir string) {
 		}
 	}
 	abs(&c.AuditLog)
+	if c.Store == "" {
+		c.Store = "state/coordinator/unseen.db"
+	}
+	abs(&c.Store)
 	if c.HEState == "" {
 		c.HEState = "state/coordinator/he.json"
 	}
@@ -124,8 +145,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("coordinator: node %s: token is required", n.Department)
 		}
 	}
-	if c.Workers < 0 || c.LeaseIdle < 0 || c.HEMaxRowsPerNode < 0 {
-		return errors.New("coordinator: workers, lease_idle and he_max_rows_per_node must not be negative")
+	if c.Workers < 0 || c.LeaseIdle < 0 || c.HEMaxRowsPerNode < 0 || c.Retry.Attempts < 0 || c.Retry.MaxDelay < 0 {
+		return errors.New("coordinator: workers, lease_idle, he_max_rows_per_node and retry must not be negative")
+	}
+	if c.AuditLog != "" {
+		return fmt.Errorf("coordinator: audit_log is no longer used: the embedded backend keeps the audit chain in its store file (store: %s); remove audit_log", c.Store)
 	}
 	names := map[string]bool{}
 	for _, u := range c.Users {

@@ -1,5 +1,5 @@
 // Package coordinator is the coordinator process put together: the job
-// store (embedded or Redis), the department nodes' clients and catalog, the
+// store (embedded in one bbolt file, or Redis), the department nodes' clients and catalog, the
 // homomorphic side (package hefed) and the workers that drive jobs
 // (package worker). The people-facing HTTP API is package api; the binary
 // joins the two (api is the outermost layer, and nothing but the binary
@@ -23,12 +23,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/coordinator/worker"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/jobs/redisstore"
 	"github.com/unseen-data/unseen/policy"
 )
@@ -48,23 +47,18 @@ type Coordinator struct {
 }
 
 // OpenStore opens the store the configuration names: Redis, or the
-// embedded backend.
+// embedded backend's file (cfg.Store; its folder is made if missing).
+// A second coordinator on the same file gets boltstore.ErrLocked within a
+// second instead of waiting for the first to stop.
 func OpenStore(ctx context.Context, cfg *Config) (jobs.Store, error) {
 	if cfg.Redis != "" {
 		return redisstore.Open(ctx, cfg.Redis, redisstore.Options{Prefix: cfg.RedisPrefix})
 	}
-	var log audit.Log = &audit.MemLog{}
-	if cfg.AuditLog != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.AuditLog), 0o700); err != nil {
-			return nil, err
-		}
-		fl, err := audit.OpenFile(cfg.AuditLog)
-		if err != nil {
-			return nil, err
-		}
-		log = fl
+	path := cfg.Store
+	if path == "" {
+		path = filepath.Join(cfg.dir, "state", "coordinator", "unseen.db")
 	}
-	return memstore.New(log, jobs.SystemClock{}), nil
+	return boltstore.Open(path, boltstore.Options{})
 }
 
 // New wires a coordinator over store (which the caller closes).
@@ -126,6 +120,7 @@ func New(cfg *Config, store jobs.Store, log *slog.Logger) (*Coordinator, error) 
 		},
 		Logger:    log,
 		LeaseIdle: cfg.LeaseIdle,
+		Retry:     worker.Retry{Attempts: cfg.Retry.Attempts, MaxDelay: cfg.Retry.MaxDelay},
 		HE:        hc,
 	}
 	return c, nil

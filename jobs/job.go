@@ -1,23 +1,30 @@
-// Package jobs owns the job model, its state machine and the store+queue
-// that holds jobs: an embedded in-memory backend (package memstore) and a
-// Redis backend (package redisstore) that pass one conformance suite
-// (package jobstest). Every transition is a compare-and-set on the job's
-// state and attempt and writes an audit entry atomically with the change;
-// a change that cannot be audited does not happen.
+// Package jobs owns the job model, its state machine and the small
+// interfaces a job store is made of; the backends are packages boltstore
+// (embedded, one bbolt file) and redisstore (Redis), which pass one
+// conformance suite, package jobstest. Every transition is a
+// compare-and-set on the job's state and attempt and writes an audit entry
+// atomically with the change; a change that cannot be audited does not
+// happen.
 //
-// State machine (design section 3):
+// State machine (design section 3; the table transitions below is the
+// machine, and TestStateMachine checks it edge by edge):
 //
 //	submitted ─► awaiting_consent ─► queued ─► running ─► awaiting_review ─► released
-//	     │              │               │          │              │
-//	     └──────────────┴───────────────┴──────────┴──► rejected / failed / cancelled / expired
+//	     │              │             ▲  │      │  │  │           │
+//	     │              │             │  │      │  │  └► retryable ──► queued (when due)
+//	     │              │             │  │      │  └──► dead_letter ─► queued (admin retry)
+//	     └──────────────┴─────────────┴──┴──────┴──────┴──► rejected / failed / cancelled / expired
 //
 // A job is created already queued or awaiting_consent (submission and policy
 // check happen before it is stored). awaiting_consent → awaiting_consent
-// records one owner's consent while others are still awaited. running → running is a reclaim after a
-// worker's lease expired (the attempt goes up, fencing the old worker);
-// running → queued hands a job back (shutdown, or a retry after a transient
-// failure, after a backoff); running → dead_letter parks a job whose
-// transient failures outlasted its attempts, until an admin requeues it.
+// records one owner's consent while others are still awaited. running →
+// running is a reclaim after a worker's lease expired (the attempt goes up,
+// fencing the old worker); running → queued hands a job back (shutdown).
+// running → retryable records a transient failure (a node down): the job
+// holds no lease and no worker while it waits until ScheduledAt, when the
+// store's PromoteDue moves it back to queued. running → dead_letter parks a
+// job whose transient failures outlasted its attempts, until an admin
+// requeues it. Retryable and dead_letter jobs can still be cancelled.
 package jobs
 
 import (
@@ -48,21 +55,25 @@ const (
 	Failed          State = "failed"
 	Cancelled       State = "cancelled"
 	Expired         State = "expired"
+	// Retryable holds a job whose last run failed transiently (a node
+	// down) until its ScheduledAt, without a lease or a worker.
+	Retryable State = "retryable"
 	// DeadLetter holds a job whose transient failures outlasted its
 	// attempts; an admin can requeue it once the cause is mended.
 	DeadLetter State = "dead_letter"
 )
 
 // States lists every state.
-var States = []State{Submitted, AwaitingConsent, Queued, Running, AwaitingReview, Released, Rejected, Failed, Cancelled, Expired, DeadLetter}
+var States = []State{Submitted, AwaitingConsent, Queued, Running, AwaitingReview, Released, Rejected, Failed, Cancelled, Expired, Retryable, DeadLetter}
 
 // transitions is the state machine: from → allowed targets.
 var transitions = map[State][]State{
 	Submitted:       {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
 	AwaitingConsent: {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
 	Queued:          {Running, Rejected, Failed, Cancelled, Expired},
-	Running:         {Running, Queued, AwaitingReview, Rejected, Failed, Cancelled, Expired, DeadLetter},
+	Running:         {Running, Queued, AwaitingReview, Rejected, Failed, Cancelled, Expired, Retryable, DeadLetter},
 	AwaitingReview:  {Released, Rejected, Failed, Cancelled, Expired},
+	Retryable:       {Queued, Rejected, Failed, Cancelled, Expired},
 	DeadLetter:      {Queued, Cancelled},
 }
 
@@ -80,7 +91,8 @@ func CanTransition(from, to State) bool {
 func (s State) Final() bool { return len(transitions[s]) == 0 }
 
 // Settled reports whether nothing more happens to a job in s without a
-// person acting: a final state, awaiting review, or dead-lettered.
+// person acting: a final state, awaiting review, or dead-lettered. (A
+// retryable job is not settled: the scheduler requeues it when it is due.)
 func (s State) Settled() bool { return s.Final() || s == AwaitingReview || s == DeadLetter }
 
 // Valid reports whether s is a known state.
@@ -134,6 +146,17 @@ type Job struct {
 	// ConsentDeadline a job still awaiting consent expires.
 	Consents        []Consent `json:"consents,omitempty"`
 	ConsentDeadline time.Time `json:"consent_deadline,omitzero"`
+	// Failures counts the runs that ended in a transient failure (running →
+	// retryable, and the last one, running → dead_letter). Reclaims after a
+	// worker died do not count: a crash is not the job's fault. An admin
+	// retry out of dead_letter starts the count afresh.
+	Failures int `json:"failures,omitempty"`
+	// ScheduledAt is when a retryable job is due back in the queue.
+	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
+	// Waiting says, while the job is retryable, what it is waiting for, e.g.
+	// "node housing unreachable (connection refused); retry 3 of 11 at
+	// 10:41:07 UTC".
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // Consent is a data owner's answer for one conditional dataset.
@@ -165,6 +188,10 @@ type Change struct {
 	// an earlier answer for the same dataset). Answers for different
 	// datasets commute, so owners answering at once lose nothing.
 	Consent *Consent
+	// RetryAt and Waiting are set, and only set, on running → retryable:
+	// when the job is due back in the queue, and what it waits for.
+	RetryAt time.Time
+	Waiting string
 }
 
 // Lease is a worker's claim on a running job. It is fenced by Attempt: once
@@ -192,10 +219,10 @@ var (
 	ErrUnavailable = errors.New("jobs: store unavailable")
 )
 
-// Store is the job store and queue. Implementations: memstore, redisstore.
-// All methods are safe for concurrent use by many goroutines and processes
-// (Redis).
-type Store interface {
+// Jobs is the job records and their state machine: what the API needs to
+// submit, show and decide jobs, and what a worker writes as it runs one.
+// All methods of every interface here are safe for concurrent use.
+type Jobs interface {
 	// Create stores a new job (its State must be Queued or AwaitingConsent)
 	// and enqueues it if queued, with an audit entry, atomically. With a
 	// non-empty idempotency key, a second Create by the same owner with the
@@ -206,11 +233,17 @@ type Store interface {
 	List(ctx context.Context, f ListFilter) ([]*Job, error)
 	// Transition applies c if the job is in c.From at c.Attempt (ErrConflict
 	// otherwise; ErrIllegal if the edge is not in the machine). Moving to
-	// Queued enqueues; moving out of Running acknowledges the queue entry.
+	// Queued enqueues; moving out of Running releases the lease; moving to
+	// Retryable schedules the job for c.RetryAt.
 	Transition(ctx context.Context, id string, c Change) (*Job, error)
 	// Progress records progress of a running job, fenced by attempt.
 	Progress(ctx context.Context, id string, attempt int, p Progress) error
+}
 
+// Queue is the work queue: workers claim queued jobs under a lease, keep
+// it with heartbeats, take over leases gone idle, and move retryable jobs
+// back to the queue when they are due.
+type Queue interface {
 	// Claim takes the next queued job, moving it to running with attempt+1.
 	// It waits up to block for one; it returns (nil, nil) if none came.
 	Claim(ctx context.Context, worker string, block time.Duration) (*Lease, error)
@@ -219,18 +252,43 @@ type Store interface {
 	// Reclaim takes over running jobs whose lease has been idle for at least
 	// minIdle (their worker died), bumping the attempt.
 	Reclaim(ctx context.Context, worker string, minIdle time.Duration) ([]*Lease, error)
+	// PromoteDue moves every retryable job whose ScheduledAt has come (by
+	// the store's clock) back to queued, audited as done by actor, and
+	// returns them. If a move fails it returns those made so far with the
+	// error; the rest stay retryable for a later call.
+	PromoteDue(ctx context.Context, actor string) ([]*Job, error)
+}
 
+// Counters are bounded counters: privacy budgets and rate-limit windows.
+type Counters interface {
 	// Spend adds amount to the counter key if the total stays at most
 	// limit, atomically, and returns the total; ok is false (and nothing is
-	// added) if it would not. A negative amount refunds. ttl > 0 makes a new
-	// counter expire (rate-limit windows). Privacy budgets and rate limits
-	// are counters of this kind.
+	// added) if it would not. A negative amount refunds; amount 0 reads.
+	// ttl > 0 makes a new counter expire (rate-limit windows).
 	Spend(ctx context.Context, key string, amount, limit int64, ttl time.Duration) (total int64, ok bool, err error)
+}
 
-	// Audit is the coordinator's audit log, the same chain transitions write.
+// Audited gives the coordinator's audit log: the same chain transitions
+// write, for entries that are not transitions (logins, reads of results).
+type Audited interface {
 	Audit() audit.Log
-	// Ping reports whether the backend is reachable.
+}
+
+// Pinger reports whether a backend is reachable.
+type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Store is a whole backend, for wiring: the coordinator opens one, hands
+// each user the part it needs (the API: Jobs, Counters, Audited, Pinger;
+// a worker: Jobs and Queue) and closes it. Implementations: boltstore,
+// redisstore.
+type Store interface {
+	Jobs
+	Queue
+	Counters
+	Audited
+	Pinger
 	Close() error
 }
 
@@ -276,6 +334,9 @@ func (c Change) Check() error {
 	if len(c.Result) > 0 && c.To != Released {
 		return fmt.Errorf("jobs: a result is set only on release")
 	}
+	if (c.To == Retryable) != !c.RetryAt.IsZero() || c.Waiting != "" && c.To != Retryable {
+		return fmt.Errorf("jobs: a retry time (and what the job waits for) is set on, and only on, running → retryable")
+	}
 	return nil
 }
 
@@ -284,6 +345,9 @@ func AuditEntry(j *Job, c Change, at time.Time) audit.Entry {
 	d := map[string]string{"from": string(c.From), "to": string(c.To), "attempt": fmt.Sprint(attemptAfter(c)), "purpose": j.Spec.Purpose, "type": string(j.Spec.Type)}
 	if c.Note != "" {
 		d["note"] = c.Note
+	}
+	if !c.RetryAt.IsZero() {
+		d["retry_at"] = c.RetryAt.UTC().Format(time.RFC3339)
 	}
 	for k, v := range c.Detail {
 		d[k] = v

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -12,8 +13,9 @@ func TestStateMachine(t *testing.T) {
 		Submitted:       {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
 		AwaitingConsent: {AwaitingConsent, Queued, Rejected, Failed, Cancelled, Expired},
 		Queued:          {Running, Rejected, Failed, Cancelled, Expired},
-		Running:         {Running, Queued, AwaitingReview, Rejected, Failed, Cancelled, Expired, DeadLetter},
+		Running:         {Running, Queued, AwaitingReview, Rejected, Failed, Cancelled, Expired, Retryable, DeadLetter},
 		AwaitingReview:  {Released, Rejected, Failed, Cancelled, Expired},
+		Retryable:       {Queued, Rejected, Failed, Cancelled, Expired},
 		DeadLetter:      {Queued, Cancelled},
 	}
 	n := 0
@@ -29,12 +31,12 @@ func TestStateMachine(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, 32, n)
+	require.Equal(t, 38, n)
 	for _, s := range []State{Released, Rejected, Failed, Cancelled, Expired} {
 		require.True(t, s.Final(), s)
 		require.True(t, s.Settled(), s)
 	}
-	for _, s := range []State{Queued, Running, AwaitingConsent} {
+	for _, s := range []State{Queued, Running, AwaitingConsent, Retryable} {
 		require.False(t, s.Settled(), s)
 	}
 	require.True(t, AwaitingReview.Settled())
@@ -48,6 +50,11 @@ func TestChangeCheck(t *testing.T) {
 	require.Error(t, Change{From: Queued, To: Running}.Check(), "no actor")
 	require.Error(t, Change{From: Running, To: AwaitingReview, Actor: "w", Result: []byte("{}")}.Check(), "results only on release")
 	require.NoError(t, Change{From: AwaitingReview, To: Released, Actor: "r", Result: []byte("{}")}.Check())
+	at := time.Date(2025, 3, 1, 10, 41, 7, 0, time.UTC)
+	require.NoError(t, Change{From: Running, To: Retryable, Actor: "w", RetryAt: at, Waiting: "node b down"}.Check())
+	require.Error(t, Change{From: Running, To: Retryable, Actor: "w"}.Check(), "retryable needs a retry time")
+	require.Error(t, Change{From: Running, To: Queued, Actor: "w", RetryAt: at}.Check(), "a retry time only on → retryable")
+	require.Error(t, Change{From: Running, To: Failed, Actor: "w", Waiting: "x"}.Check(), "waiting only on → retryable")
 }
 
 func TestIDs(t *testing.T) {

@@ -33,6 +33,11 @@ type Job struct {
 	// Consents and ConsentDeadline: for jobs on conditional datasets.
 	Consents        []jobs.Consent `json:"consents,omitempty"`
 	ConsentDeadline time.Time      `json:"consent_deadline,omitzero"`
+	// Waiting says what a retryable job waits for, and when it is retried
+	// (ScheduledAt); Failures counts its transient failures so far.
+	Waiting     string    `json:"waiting,omitempty"`
+	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
+	Failures    int       `json:"failures,omitempty"`
 }
 
 // FromJob makes the API view of a job.
@@ -40,7 +45,7 @@ func FromJob(j *jobs.Job) Job {
 	return Job{ID: j.ID, Type: j.Spec.Type, State: j.State, Owner: j.Owner, Department: j.Department,
 		Purpose: j.Spec.Purpose, Spec: j.Spec, Attempt: j.Attempt, Progress: j.Progress, Decision: j.Decision,
 		Error: j.Error, Reviewer: j.Reviewer, Comment: j.Comment, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, History: j.History,
-		Consents: j.Consents, ConsentDeadline: j.ConsentDeadline}
+		Consents: j.Consents, ConsentDeadline: j.ConsentDeadline, Waiting: j.Waiting, ScheduledAt: j.ScheduledAt, Failures: j.Failures}
 }
 
 // Submitted answers POST /v1/jobs.

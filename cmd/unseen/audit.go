@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unseen-data/unseen/audit"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 )
 
 func auditCmd() *cobra.Command {
@@ -18,6 +19,14 @@ func auditCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" {
+				if boltstore.IsStoreFile(file) { // the embedded coordinator's store
+					n, err := boltstore.VerifyFile(file)
+					if err != nil {
+						return &exitError{2, err}
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d entries, chain and head intact\n", file, n)
+					return nil
+				}
 				c, err := audit.ScanFile(file, nil)
 				if err != nil {
 					return &exitError{2, err}
@@ -53,7 +62,7 @@ func auditCmd() *cobra.Command {
 			return nil
 		},
 	}
-	verify.Flags().StringVar(&file, "file", "", "an audit log file (a node's, or the embedded coordinator's)")
+	verify.Flags().StringVar(&file, "file", "", "a node's audit log file, or the embedded coordinator's store file (state/coordinator/unseen.db, while the coordinator is stopped)")
 
 	var f audit.Filter
 	list := &cobra.Command{

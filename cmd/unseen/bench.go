@@ -18,12 +18,11 @@ import (
 	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/api/client"
 	"github.com/unseen-data/unseen/api/wire"
-	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/idnum"
 	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/coordinator"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/psi"
 )
@@ -145,7 +144,12 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 	}
 	tok := randomToken()
 	cfg.Users = []api.User{{Name: "bench", Role: api.RoleAnalyst, Department: "d0", TokenSHA256: api.HashToken(tok)}}
-	base, coord, wait, err := serveCoordinator(ctx, cfg, memstore.New(&audit.MemLog{}, jobs.SystemClock{}), log, chunk)
+	store, err := boltstore.Open(filepath.Join(tmp, "coordinator.db"), boltstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	base, coord, wait, err := serveCoordinator(ctx, cfg, store, log, chunk)
 	if err != nil {
 		return nil, err
 	}

@@ -2,15 +2,17 @@ package main
 
 // Reliability tests against real processes: the coordinator runs as a
 // separate OS process (this test binary re-executed with execMainEnv, so it
-// is the real main), on a real Redis, with real department nodes in this
-// process (nodetest). TestKillWorkers SIGKILLs coordinators at random points
+// is the real main), on a real Redis or on the embedded store file, with
+// real department nodes in this process (nodetest). TestKillWorkers (Redis)
+// and TestKillWorkersEmbedded (bbolt) SIGKILL coordinators at random points
 // while jobs run; TestRedisRestarts kills and restarts Redis (AOF, fsync
-// always) while jobs are submitted. Both check that nothing acknowledged is
-// lost and nothing is released twice.
+// always) while jobs are submitted. All check that nothing acknowledged is
+// lost and nothing is released twice; the kill tests also that budgets and
+// rate limits charged before the kills are intact.
 //
 // The bounded versions (10 kills, 3 restarts) run in every `go test`
 // (.ci/run); UNSEEN_LONG=1 runs the issue's full figures (100 kills, 20
-// restarts of Redis under 1,000 jobs). -short skips both.
+// restarts of Redis under 1,000 jobs). -short skips them.
 
 import (
 	"bufio"
@@ -47,8 +49,10 @@ import (
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/coordinator"
 	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/jobs/redisstore"
 	"github.com/unseen-data/unseen/jobs/redistest"
+	"github.com/unseen-data/unseen/policy"
 )
 
 // chaosLong reports whether the full-size versions were asked for.
@@ -103,8 +107,13 @@ type chaosSpec struct {
 // intersection size computed in the clear.
 func chaosFederation(t *testing.T, n int) (*nodetest.Federation, []chaosSpec) {
 	t.Helper()
-	rows := map[string][]int{"a.x": rangeInts(0, n), "b.y": rangeInts(n/2, n/2+n)}
-	fed := nodetest.Start(t, rows, nil)
+	rows := map[string][]int{"a.x": rangeInts(0, n), "b.y": rangeInts(n/2, n/2+n), "c.z": rangeInts(0, 100)}
+	fed := nodetest.Start(t, rows, func(d *policy.Dataset) {
+		if d.Name == budgetDataset { // charged by the budget phase of TestKillWorkers*
+			d.DP = &policy.DP{Epsilon: budgetEpsilon, Budget: budgetTotal}
+			d.RateLimit = &policy.RateLimit{Jobs: budgetJobs + 1, Per: budgetPer}
+		}
+	})
 	// Filters on amount (= the row index), so each kind has its own count.
 	type side struct {
 		filter string
@@ -157,8 +166,9 @@ func rangeInts(lo, hi int) []int {
 }
 
 // writeChaosConfig writes a coordinator configuration (the real
-// CoordinatorConfig type, so unknown fields would be refused) into dir.
-func writeChaosConfig(t *testing.T, dir, redisURL, prefix string, fed *nodetest.Federation) string {
+// CoordinatorConfig type, so unknown fields would be refused) into dir: on
+// Redis if redisURL is set, else on the embedded store file storePath.
+func writeChaosConfig(t *testing.T, dir, redisURL, prefix string, fed *nodetest.Federation, storePath ...string) string {
 	t.Helper()
 	cfg := coordinator.Config{
 		Listen:      "127.0.0.1:0", // every start passes --listen
@@ -179,6 +189,9 @@ func writeChaosConfig(t *testing.T, dir, redisURL, prefix string, fed *nodetest.
 	sort.Strings(depts)
 	for _, d := range depts {
 		cfg.Nodes = append(cfg.Nodes, coordinator.NodeRef{Department: d, URL: fed.Clients[d].BaseURL, Token: nodetest.Token})
+	}
+	if len(storePath) > 0 {
+		cfg.Store = storePath[0]
 	}
 	b, err := yaml.Marshal(&cfg)
 	require.NoError(t, err)
@@ -500,26 +513,208 @@ func storedJobIDs(t *testing.T, rc redis.UniversalClient, prefix string) []strin
 	return ids
 }
 
-// TestKillWorkers SIGKILLs coordinator processes (API and workers) at
+// The budget phase of TestKillWorkers*: before any kill the analyst spends
+// from a dataset's privacy budget and rate limit, and afterwards both are
+// checked, through the API (a job that needs more ε than is left is
+// refused, saying what is left) and in the store itself.
+const (
+	budgetDataset = "c.z"
+	budgetEpsilon = 4.0
+	budgetTotal   = 14.0
+	budgetJobs    = 3 // 3 × 4 = 12 of 14 spent: a 4th job is refused
+	budgetPer     = 10000 * time.Hour
+)
+
+// killBackend is the store TestKillWorkers* runs the coordinators on.
+type killBackend struct {
+	// config writes the coordinators' configuration.
+	config func(t *testing.T, fed *nodetest.Federation) string
+	// exclusive: only one process can open the store (the embedded file,
+	// at file), so the test reads it only while no coordinator runs.
+	exclusive bool
+	file      string
+	// leasesHeld reports, right after a kill, whether the killed process
+	// held a lease (seen accumulates what earlier kills found).
+	leasesHeld func(t *testing.T, seen map[string]bool) bool
+	// storedJobIDs is every job id in the store.
+	storedJobIDs func(t *testing.T) []string
+	// idleQueue checks that nothing is queued, running or leased.
+	idleQueue func(t *testing.T)
+	// counter reads a counter (budget or rate-limit window).
+	counter func(t *testing.T, key string) int64
+}
+
+func redisKillBackend(t *testing.T) *killBackend {
+	rc := redistest.Client(t)
+	prefix := redistest.Prefix(t, rc)
+	return &killBackend{
+		config: func(t *testing.T, fed *nodetest.Federation) string {
+			return writeChaosConfig(t, t.TempDir(), redisURLOf(t, rc), prefix, fed)
+		},
+		leasesHeld: func(t *testing.T, seen map[string]bool) bool {
+			pend, err := rc.XPending(t.Context(), prefix+":queue", redisstore.DefaultGroup).Result()
+			require.NoError(t, err)
+			held := false
+			for cons, n := range pend.Consumers {
+				if !seen[cons] && n > 0 {
+					held = true
+				}
+				seen[cons] = true
+			}
+			return held
+		},
+		storedJobIDs: func(t *testing.T) []string { return storedJobIDs(t, rc, prefix) },
+		idleQueue: func(t *testing.T) {
+			pend, qlen := queueCheck(t, rc, prefix)
+			require.Zero(t, pend, "queue entries still pending with every job released")
+			require.Zero(t, qlen, "queue entries left in the stream with every job released")
+		},
+		counter: func(t *testing.T, key string) int64 {
+			st, err := redisstore.New(t.Context(), rc, redisstore.Options{Prefix: prefix})
+			require.NoError(t, err)
+			defer st.Close()
+			v, _, err := st.Spend(t.Context(), key, 0, 1<<62, 0)
+			require.NoError(t, err)
+			return v
+		},
+	}
+}
+
+func embeddedKillBackend(t *testing.T) *killBackend {
+	path := filepath.Join(t.TempDir(), "state", "unseen.db")
+	// read opens the file read-only (no coordinator may be running).
+	read := func(t *testing.T, fn func(s *boltstore.Store)) {
+		t.Helper()
+		st, err := boltstore.Open(path, boltstore.Options{ReadOnly: true})
+		require.NoError(t, err)
+		defer st.Close()
+		fn(st)
+	}
+	list := func(t *testing.T, states ...jobs.State) []*jobs.Job {
+		var out []*jobs.Job
+		read(t, func(s *boltstore.Store) {
+			var err error
+			out, err = s.List(t.Context(), jobs.ListFilter{States: states, Limit: 1 << 20})
+			require.NoError(t, err)
+		})
+		return out
+	}
+	return &killBackend{
+		exclusive: true,
+		file:      path,
+		config: func(t *testing.T, fed *nodetest.Federation) string {
+			return writeChaosConfig(t, t.TempDir(), "", "", fed, path)
+		},
+		leasesHeld: func(t *testing.T, seen map[string]bool) bool {
+			held := false
+			for _, j := range list(t, jobs.Running) {
+				k := fmt.Sprintf("%s@%d", j.ID, j.Attempt)
+				if !seen[k] {
+					held = true
+				}
+				seen[k] = true
+			}
+			return held
+		},
+		storedJobIDs: func(t *testing.T) []string {
+			var ids []string
+			for _, j := range list(t) {
+				ids = append(ids, j.ID)
+			}
+			return ids
+		},
+		idleQueue: func(t *testing.T) {
+			require.Empty(t, list(t, jobs.Queued, jobs.Running, jobs.Retryable), "jobs still queued, running (leased) or waiting to retry")
+		},
+		counter: func(t *testing.T, key string) int64 {
+			var v int64
+			read(t, func(s *boltstore.Store) {
+				var err error
+				v, _, err = s.Spend(t.Context(), key, 0, 1<<62, 0)
+				require.NoError(t, err)
+			})
+			return v
+		},
+	}
+}
+
+// TestKillWorkers runs the kill test on Redis (many coordinators could share
+// it; here they run one after another).
+func TestKillWorkers(t *testing.T) {
+	skipChaosIfShort(t)
+	runKillWorkers(t, redisKillBackend(t))
+}
+
+// TestKillWorkersEmbedded runs the kill test on the embedded store: each
+// coordinator process is SIGKILLed and the next one opens the same bbolt
+// file. It also checks that a second coordinator on the file is refused
+// quickly while one runs (the file's lock), not left hanging.
+func TestKillWorkersEmbedded(t *testing.T) {
+	skipChaosIfShort(t)
+	runKillWorkers(t, embeddedKillBackend(t))
+}
+
+// runKillWorkers SIGKILLs coordinator processes (API and workers) at
 // random points while they accept and run jobs, then lets a last one
 // finish, kills one more in the middle of a round of concurrent approvals,
 // and checks: every acknowledged job exists, each idempotency key made one
 // job, every job was released exactly once (one released event in its
 // history, one job.released audit entry) with the plaintext count, the
-// audit chain verifies, and no queue entry is left pending.
-func TestKillWorkers(t *testing.T) {
-	skipChaosIfShort(t)
+// privacy budget and rate-limit window charged before the kills are
+// intact, the audit chain verifies, and nothing is left queued or leased.
+func runKillWorkers(t *testing.T, kb *killBackend) {
 	kills, perRound := 10, 3
 	if chaosLong() {
 		kills = 100
 	}
 	rng := chaosRand(t)
-	rc := redistest.Client(t)
-	prefix := redistest.Prefix(t, rc)
 	// 3,000 rows a side: a job takes a few hundred ms, so kills land mid-job.
 	fed, kinds := chaosFederation(t, 3000)
-	cfgPath := writeChaosConfig(t, t.TempDir(), redisURLOf(t, rc), prefix, fed)
+	cfgPath := kb.config(t, fed)
 	cs := newCoordinators(t, cfgPath)
+	hc := &http.Client{Timeout: 30 * time.Second}
+
+	// The budget phase, before any kill.
+	budgetSpec, err := json.Marshal(map[string]any{"type": "psi_cardinality", "purpose": "chaos test, budget",
+		"inputs": []any{map[string]string{"dataset": "a.x", "key": "id_number"}, map[string]string{"dataset": budgetDataset, "key": "id_number"}}})
+	require.NoError(t, err)
+	budgetLeft := fmt.Sprintf("only %g of your budget of %g is left", budgetTotal-budgetJobs*budgetEpsilon, budgetTotal)
+	overBudget := func(base string) {
+		t.Helper()
+		status, _, err := submitJob(t.Context(), hc, base, budgetSpec, fmt.Sprintf("budget-over-%d", rng.Int64()))
+		require.Equal(t, http.StatusTooManyRequests, status, "a job over the budget: %v", err)
+		require.ErrorContains(t, err, budgetLeft)
+	}
+	p := cs.start()
+	var budgetIDs []string
+	for i := range budgetJobs {
+		status, id, err := submitJob(t.Context(), hc, p.base, budgetSpec, fmt.Sprintf("budget-%d", i))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusAccepted, status)
+		budgetIDs = append(budgetIDs, id)
+	}
+	overBudget(p.base)
+	for _, id := range budgetIDs { // they have served their purpose: spent budget
+		_, err := chaosClient(p.base, chaosAnalyst, 30*time.Second).Cancel(t.Context(), id, "budget phase")
+		require.NoError(t, err)
+	}
+	rateKey := fmt.Sprintf("rate:%s:%s:%d:%d", chaosAnalyst, budgetDataset, int64(budgetPer), time.Now().UnixNano()/int64(budgetPer))
+	p.kill()
+
+	if kb.exclusive {
+		// One process per file: a second coordinator is refused within
+		// seconds, saying why, while the first keeps serving.
+		p = cs.start()
+		second := exec.Command(os.Args[0], "coordinator", "--config", cfgPath, "--listen", freeLoopbackAddr(t))
+		second.Env = append(os.Environ(), execMainEnv+"=1")
+		start := time.Now()
+		out, err := second.CombinedOutput()
+		require.Error(t, err, "a second coordinator on the same store file started:\n%s", out)
+		require.Less(t, time.Since(start), 20*time.Second, "the second coordinator took long to give up")
+		require.Contains(t, string(out), "in use by another process", "the second coordinator's error")
+		require.True(t, p.alive(), "the first coordinator died when a second one tried the file")
+		p.kill()
+	}
 
 	var (
 		mu       sync.Mutex
@@ -528,9 +723,8 @@ func TestKillWorkers(t *testing.T) {
 		idemHits int                      // retries answered 200: the job was made before the kill cut the answer off
 		todo     []*ackedJob              // submissions not yet acknowledged
 		midJob   int                      // kills that found the process holding a lease
-		seenCons = map[string]bool{}      // consumers of earlier processes
+		seen     = map[string]bool{}      // leases of earlier processes
 	)
-	hc := &http.Client{Timeout: 30 * time.Second}
 	submit := func(base string, s *ackedJob, retry bool) {
 		status, id, err := submitJob(t.Context(), hc, base, kinds[s.kind].spec, s.key)
 		mu.Lock()
@@ -591,23 +785,15 @@ func TestKillWorkers(t *testing.T) {
 		if diedAlone {
 			t.Fatalf("%s exited by itself: %v\n%s", p.name, p.waitErr, p.logTail(20))
 		}
-		pend, err := rc.XPending(t.Context(), prefix+":queue", redisstore.DefaultGroup).Result()
-		require.NoError(t, err)
-		held := false
-		for cons, n := range pend.Consumers {
-			if !seenCons[cons] && n > 0 {
-				held = true
-			}
-			seenCons[cons] = true
-		}
-		if held {
+		if kb.leasesHeld(t, seen) {
 			midJob++
 		}
 	}
 
 	// A last coordinator finishes everything: jobs left queued, and jobs
-	// whose worker died (reclaimed once their lease has been idle 1s).
-	p := cs.start()
+	// whose worker died (reclaimed once their lease has been idle 1s, or at
+	// once on the embedded store, whose lock says their process is gone).
+	p = cs.start()
 	c := chaosClient(p.base, chaosAnalyst, 30*time.Second)
 	for len(todo) > 0 {
 		batch := todo
@@ -628,7 +814,11 @@ func TestKillWorkers(t *testing.T) {
 	sort.Strings(ids)
 	require.Len(t, ids, kills*perRound, "every submission is acknowledged in the end")
 	require.Len(t, byID, len(ids), "distinct idempotency keys made distinct jobs")
-	waitStates(t, c, ids, jobs.AwaitingReview, 3*time.Minute, p.alive)
+	// Two workers run what the kills left: allow a second a job on a busy
+	// machine (300 jobs with UNSEEN_LONG=1).
+	drainStart := time.Now()
+	waitStates(t, c, ids, jobs.AwaitingReview, 2*time.Minute+time.Duration(len(ids))*time.Second, p.alive)
+	drained := time.Since(drainStart)
 
 	// Approvals: three concurrent approvals of each job, job after job; a
 	// kill lands in the middle of the round, and what it interrupted is
@@ -700,7 +890,7 @@ func TestKillWorkers(t *testing.T) {
 		pending = next
 	}
 
-	// The checks.
+	// The checks, first through the API.
 	ctx := t.Context()
 	c = chaosClient(p.base, chaosAnalyst, 30*time.Second)
 	au := chaosClient(p.base, chaosAuditor, time.Minute)
@@ -739,6 +929,11 @@ func TestKillWorkers(t *testing.T) {
 		require.Equal(t, kinds[byID[id].kind].count, *v.Count, "job %s (kind %d): count against the plaintext intersection", id, byID[id].kind)
 	}
 	require.Zero(t, lost, "acknowledged jobs lost")
+	for _, id := range budgetIDs {
+		j, err := c.Job(ctx, id)
+		require.NoError(t, err, "budget job %s", id)
+		require.Equal(t, jobs.Cancelled, j.State, "budget job %s", id)
+	}
 
 	// Every key, submitted once more, names its job and makes no other.
 	for _, a := range acked {
@@ -747,8 +942,8 @@ func TestKillWorkers(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, "resubmitting key %s", a.key)
 		require.Equal(t, a.id, id, "resubmitting key %s", a.key)
 	}
-	stored := storedJobIDs(t, rc, prefix)
-	require.ElementsMatch(t, ids, stored, "the store holds exactly the acknowledged jobs (no job created twice by a retried submission)")
+	// The budget spent before the kills is still spent.
+	overBudget(p.base)
 
 	entries, err := au.Audit(ctx, audit.Filter{Action: "job.released", Limit: 100000})
 	require.NoError(t, err)
@@ -770,18 +965,30 @@ func TestKillWorkers(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, v.OK, "audit chain: %s", v.Error)
 
-	pend, qlen := queueCheck(t, rc, prefix)
-	require.Zero(t, pend, "queue entries still pending with every job released")
-	require.Zero(t, qlen, "queue entries left in the stream with every job released")
+	// Then in the store itself.
+	if kb.exclusive {
+		p.kill()
+		n, err := boltstore.VerifyFile(kb.file)
+		require.NoError(t, err, "audit chain in the store file")
+		require.Equal(t, v.Entries, n, "audit entries in the file")
+	}
+	require.ElementsMatch(t, append(append([]string(nil), ids...), budgetIDs...), kb.storedJobIDs(t),
+		"the store holds exactly the acknowledged jobs (no job created twice by a retried submission)")
+	kb.idleQueue(t)
+	dp := kb.counter(t, fmt.Sprintf("dp:%s:%s", chaosAnalyst, budgetDataset))
+	require.Equal(t, policy.MicroEpsilon(budgetJobs*budgetEpsilon), dp, "privacy budget spent (µε)")
+	rate := kb.counter(t, rateKey)
+	require.EqualValues(t, budgetJobs, rate, "jobs in the rate-limit window")
 
 	require.Positive(t, midJob, "no kill landed while a job was running: the test exercised nothing")
 	require.Positive(t, reclaimedJobs, "no job was ever reclaimed after a kill")
 	t.Logf("kills %d while running jobs (%d of them held a lease) + 1 during approvals (%d approvals interrupted, %d retried requests); "+
 		"jobs %d acknowledged (%d submission requests cut off by a kill and retried, %d of them had made the job: 200 on retry), lost 0; "+
 		"reclaims: %d running events at attempt > 1 over %d jobs (max attempt %d); "+
-		"released %d, duplicate job.released entries %d, concurrent approvals refused %d; audit chain %d entries ok; pending queue entries 0",
+		"released %d, duplicate job.released entries %d, concurrent approvals refused %d; "+
+		"budget %d µε and rate window %d jobs intact; audit chain %d entries ok; nothing left queued or leased; last coordinator drained the rest in %s",
 		kills, midJob, interrupted, approveRetry, len(ids), cutOff, idemHits, reclaimEvents, reclaimedJobs, maxAttempt,
-		len(ids), duplicates, conflicts, v.Entries)
+		len(ids), duplicates, conflicts, dp, rate, v.Entries, drained.Round(time.Second))
 }
 
 // redisServer is a redis-server of the test's own with AOF (fsync always),

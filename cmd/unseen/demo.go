@@ -28,7 +28,7 @@ import (
 	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/examples"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
@@ -163,12 +163,11 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		{Name: "adam", Role: api.RoleAdmin, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["adam"])},
 	}
 	cfg.HEState = filepath.Join(tmp, "coordinator-he.json")
-	alog, err := audit.OpenFile(filepath.Join(tmp, "coordinator-audit.jsonl"))
+	store, err := boltstore.Open(filepath.Join(tmp, "coordinator.db"), boltstore.Options{})
 	if err != nil {
 		return nil, err
 	}
-	defer alog.Close()
-	store := memstore.New(alog, jobs.SystemClock{})
+	defer store.Close()
 	base, _, wait, err := serveCoordinator(ctx, cfg, store, log, chunk)
 	if err != nil {
 		return nil, err

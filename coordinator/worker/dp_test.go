@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/unseen-data/unseen/jobs"
 )
 
 // The discrete Laplace sampler has the right spread: mean ≈ 0 and variance
@@ -31,17 +29,4 @@ func TestGeometricNoise(t *testing.T) {
 		require.InEpsilon(t, want, variance, 0.05, "ε=%g Δ=%d variance", c.eps, c.d)
 	}
 	require.Zero(t, geometric(1, 0))
-}
-
-// Reclaims after crashes do not count towards dead-lettering; hand-backs
-// after transient failures do.
-func TestTransientFailuresCountOnlyFailures(t *testing.T) {
-	j := &jobs.Job{History: []jobs.Event{
-		{State: jobs.Queued, Note: "submitted"},
-		{State: jobs.Running, Attempt: 1}, {State: jobs.Running, Attempt: 2}, {State: jobs.Running, Attempt: 3}, // reclaims
-		{State: jobs.Queued, Note: retryNote + " (backoff 1s)"},
-		{State: jobs.Running, Attempt: 4},
-		{State: jobs.Queued, Note: "worker shutting down; handed back"},
-	}}
-	require.Equal(t, 1, transientFailures(j))
 }

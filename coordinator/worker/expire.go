@@ -10,7 +10,7 @@ import (
 // ExpireConsents moves every job still awaiting consent past its deadline
 // to expired, and returns how many it moved. Runners call it periodically;
 // it is safe to run from several at once (each move is compare-and-set).
-func ExpireConsents(ctx context.Context, s jobs.Store, clock jobs.Clock) (int, error) {
+func ExpireConsents(ctx context.Context, s jobs.Jobs, clock jobs.Clock) (int, error) {
 	js, err := s.List(ctx, jobs.ListFilter{States: []jobs.State{jobs.AwaitingConsent}, Limit: 1000})
 	if err != nil {
 		return 0, err

@@ -8,9 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/memstore"
 	"github.com/unseen-data/unseen/policy"
 )
 
@@ -19,7 +17,8 @@ type fakeClock struct {
 	t  time.Time
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
@@ -28,7 +27,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func TestExpireConsents(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
-	store := memstore.New(&audit.MemLog{}, clock)
+	store := openStore(t, clock)
 	ctx := context.Background()
 	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "p", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}}
 	mk := func(deadline time.Time) *jobs.Job {

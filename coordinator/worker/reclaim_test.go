@@ -11,11 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/memstore"
 	"github.com/unseen-data/unseen/policy"
 )
 
@@ -41,7 +39,7 @@ func TestReclaimedLeasesWaitingTheirTurnAreRenewed(t *testing.T) {
 		t.Cleanup(slow.Close)
 		nodes[dept] = nodeapi.NewClient(dept, slow.URL, nodetest.Token)
 	}
-	store := memstore.New(&audit.MemLog{}, nil)
+	store := openStore(t, nil)
 	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}}
 	var ids []string
 	for range 3 {

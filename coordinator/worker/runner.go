@@ -1,9 +1,14 @@
-// Package runner is the coordinator's worker: it claims queued jobs from a
-// jobs.Store, runs their protocol with the departments' nodes, runs the
-// automatic disclosure checks and hands the result to review. It holds a
-// lease while it works (heartbeats), reclaims the jobs of workers that died
-// (their lease went idle), and writes nothing once its lease is lost: every
-// write is fenced by the job's attempt.
+// Package worker is the coordinator's worker: it claims queued jobs from
+// the job store's queue, runs their protocol with the departments' nodes,
+// runs the automatic disclosure checks and hands the result to review. It
+// holds a lease while it works (heartbeats), reclaims the jobs of workers
+// that died (their lease went idle), and writes nothing once its lease is
+// lost: every write is fenced by the job's attempt.
+//
+// A transient failure (a node down) is recorded as data: the job moves to
+// retryable with a due time, a failure count and a note of what it waits
+// for, and the worker is free at once; a scheduler moves due jobs back to
+// the queue. Past Retry.Attempts the job is dead-lettered.
 //
 // Who learns what: the runner sees blinded points, the sizes of the filtered
 // lists and which positions match (so the intersection size); for
@@ -17,10 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/coordinator/hefed"
@@ -40,9 +45,15 @@ type HE interface {
 	IntersectionStats(ctx context.Context, j hefed.JobRef, value *nodeapi.Party, positions []int) (*hefed.Stats, error)
 }
 
+// Store is what a worker needs of the job store: the jobs and the queue.
+type Store interface {
+	jobs.Jobs
+	jobs.Queue
+}
+
 // Runner runs jobs. Its zero-value durations get defaults.
 type Runner struct {
-	Store   jobs.Store
+	Store   Store
 	Nodes   map[string]*nodeapi.Client // by department
 	Catalog CatalogSource
 	// RecipientKey returns a user's registered public key (psi_members).
@@ -53,15 +64,15 @@ type Runner struct {
 
 	ChunkSize int           // elements per PSI request; default 4096
 	LeaseIdle time.Duration // a lease idle this long is reclaimed; default 30 s
-	// MaxAttempts is how many runs may end in a transient failure before
-	// the job is dead-lettered (default 3). Reclaims after a worker died do
-	// not count: a crash is not the job's fault.
-	MaxAttempts int
-	// Backoff is the wait before a job that failed transiently at attempt
-	// n is handed back; default: exponential from 1 s, capped at 1 min,
-	// with jitter. Sleep waits (tests inject one that does not).
-	Backoff func(attempt int) time.Duration
-	Sleep   func(ctx context.Context, d time.Duration) error
+	// Retry is the retry schedule for transient failures. Reclaims after a
+	// worker died do not count as failures: a crash is not the job's fault.
+	Retry Retry
+	// Backoff, if set, replaces Retry.Delay (the wait after the n-th
+	// transient failure).
+	Backoff func(failures int) time.Duration
+	// SchedulerPoll is how often the scheduler looks for retryable jobs
+	// that are due (by the store's clock); default 1 s.
+	SchedulerPoll time.Duration
 	// HE runs aggregate and intersection_stats (nil: those job types fail).
 	HE HE
 	// OnState, if set, is told of every transition the runner makes (tests
@@ -79,8 +90,9 @@ func (r *Runner) defaults() {
 	if r.LeaseIdle <= 0 {
 		r.LeaseIdle = 30 * time.Second
 	}
-	if r.MaxAttempts <= 0 {
-		r.MaxAttempts = 3
+	r.Retry = r.Retry.withDefaults()
+	if r.SchedulerPoll <= 0 {
+		r.SchedulerPoll = time.Second
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
@@ -89,10 +101,7 @@ func (r *Runner) defaults() {
 		r.Clock = jobs.SystemClock{}
 	}
 	if r.Backoff == nil {
-		r.Backoff = DefaultBackoff
-	}
-	if r.Sleep == nil {
-		r.Sleep = sleepCtx
+		r.Backoff = r.Retry.Delay
 	}
 	if r.Worker == "" {
 		r.Worker = "worker-" + jobs.NewID()[2:10]
@@ -106,6 +115,7 @@ func (r *Runner) Run(ctx context.Context, concurrency int) error {
 		concurrency = 1
 	}
 	var wg sync.WaitGroup
+	wg.Go(func() { r.schedule(ctx) })
 	for i := 0; i < concurrency; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -115,6 +125,28 @@ func (r *Runner) Run(ctx context.Context, concurrency int) error {
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// schedule moves due retryable jobs back to the queue until ctx ends. Every
+// coordinator runs one; the store's compare-and-set moves each job once.
+func (r *Runner) schedule(ctx context.Context) {
+	t := time.NewTicker(r.SchedulerPoll)
+	defer t.Stop()
+	for {
+		js, err := r.Store.PromoteDue(ctx, "scheduler:"+r.Worker)
+		if err != nil && ctx.Err() == nil {
+			r.Logger.Warn("promoting due retries failed", "err", err)
+		}
+		for _, j := range js {
+			r.Logger.Info("retry due: job requeued", "job", j.ID, "failures", j.Failures)
+			r.notify(j.ID, jobs.Queued)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (r *Runner) loop(ctx context.Context, worker string) {
@@ -205,40 +237,6 @@ func (r *Runner) notify(id string, s jobs.State) {
 	}
 }
 
-// retryNote starts the history note of a hand-back after a transient
-// failure; counting them tells failures from reclaims.
-const retryNote = "retry after transient failure"
-
-// transientFailures counts the job's earlier runs that failed transiently.
-func transientFailures(j *jobs.Job) int {
-	n := 0
-	for _, e := range j.History {
-		if e.State == jobs.Queued && strings.HasPrefix(e.Note, retryNote) {
-			n++
-		}
-	}
-	return n
-}
-
-// DefaultBackoff is exponential from 1 s, capped at 1 min, with jitter
-// over the upper half so workers retrying together spread out.
-func DefaultBackoff(attempt int) time.Duration {
-	d := time.Second << min(max(attempt-1, 0), 6)
-	d = min(d, time.Minute)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // permanentError marks a failure that retrying cannot mend.
 type permanentError struct{ error }
 
@@ -299,17 +297,20 @@ func (r *Runner) Process(ctx context.Context, l *jobs.Lease) {
 	case isPermanent(err):
 		log.Warn("job failed", "err", err)
 		r.transition(ctx, l, jobs.Change{To: jobs.Failed, Error: err.Error(), Note: "failed"})
-	case transientFailures(l.Job)+1 >= r.MaxAttempts:
+	case l.Job.Failures+1 >= r.Retry.Attempts:
 		log.Warn("job dead-lettered: transient failures outlasted its attempts", "err", err)
-		r.transition(ctx, l, jobs.Change{To: jobs.DeadLetter, Error: err.Error(), Note: fmt.Sprintf("gave up after %d attempts", l.Attempt)})
+		r.transition(ctx, l, jobs.Change{To: jobs.DeadLetter, Error: err.Error(),
+			Note: fmt.Sprintf("gave up after %d transient failures", l.Job.Failures+1)})
 	default:
-		// Back off while still holding the lease (the heartbeat goes on),
-		// so a node that is down is not hammered; then hand the job back.
-		d := r.Backoff(l.Attempt)
-		log.Warn("transient failure; job handed back after a backoff", "err", err, "backoff", d)
-		// A shutdown cuts the backoff short; the job is handed back at once.
-		_ = r.Sleep(ctx, d)
-		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Queued, Error: err.Error(), Note: fmt.Sprintf("%s (backoff %s)", retryNote, d.Round(time.Millisecond))})
+		// The job waits as data (retryable, due at a time), holding no lease
+		// and no worker: this worker is free for other jobs at once.
+		n := l.Job.Failures + 1
+		d := r.Backoff(n)
+		at := r.Clock.Now().Add(d).UTC()
+		waiting := fmt.Sprintf("%s; retry %d of %d at %s", WaitingFor(err), n, r.Retry.Attempts-1, at.Format("15:04:05 MST"))
+		log.Warn("transient failure; job retryable after a backoff", "err", err, "backoff", d, "failures", n)
+		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Retryable, Error: err.Error(), RetryAt: at, Waiting: waiting,
+			Note: fmt.Sprintf("transient failure %d of %d; retry in %s", n, r.Retry.Attempts, d.Round(time.Millisecond))})
 	}
 }
 
@@ -356,30 +357,27 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 	parties := make([]psi.Party, n)
 	req := policy.Requester{User: j.Owner, Department: j.Department}
 	// Prepare every party concurrently: each node checks its own policy and
-	// loads, filters and blinds its input.
-	errs := make([]error, n)
+	// loads, filters and blinds its input. The first error wins (and stops
+	// the others), so a failed job records one cause, not one per node.
 	belowK := make([]bool, n)
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx)
 	for i, in := range j.Spec.Inputs {
 		c, err := r.node(in.Dataset)
 		if err != nil {
 			return nil, err
 		}
 		h := nodeapi.Header{Job: j.ID, Attempt: l.Attempt, Party: i}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := c.Prepare(ctx, &nodeapi.PrepareRequest{Header: h, Spec: j.Spec, Requester: req, Input: i, Parties: n})
+		g.Go(func() error {
+			resp, err := c.Prepare(gctx, &nodeapi.PrepareRequest{Header: h, Spec: j.Spec, Requester: req, Input: i, Parties: n})
 			if err != nil {
-				errs[i] = err
-				return
+				return err
 			}
 			parties[i] = &nodeapi.Party{Client: c, Header: h, N: resp.Len}
 			belowK[i] = resp.BelowK
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "psi"})

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -13,11 +15,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/memstore"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
@@ -70,6 +71,15 @@ func (s *states) wait(t *testing.T, id string, want jobs.State) {
 	}
 }
 
+// openStore opens the embedded store on a file of the test's own.
+func openStore(t *testing.T, clock jobs.Clock) *boltstore.Store {
+	t.Helper()
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "unseen.db"), boltstore.Options{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func rng(lo, hi int) []int {
 	out := make([]int, 0, hi-lo)
 	for i := lo; i < hi; i++ {
@@ -78,7 +88,7 @@ func rng(lo, hi int) []int {
 	return out
 }
 
-func setup(t *testing.T, rows map[string][]int, customise ...func(*policy.Dataset)) (*Runner, jobs.Store, *states, []byte) {
+func setup(t *testing.T, rows map[string][]int, customise ...func(*policy.Dataset)) (*Runner, *boltstore.Store, *states, []byte) {
 	var c func(*policy.Dataset)
 	if len(customise) > 0 {
 		c = customise[0]
@@ -87,7 +97,7 @@ func setup(t *testing.T, rows map[string][]int, customise ...func(*policy.Datase
 	pub, priv, err := delivery.GenerateKey()
 	require.NoError(t, err)
 	st := &states{ch: map[string]chan jobs.State{}}
-	store := memstore.New(&audit.MemLog{}, nil)
+	store := openStore(t, nil)
 	r := &Runner{
 		Store: store, Nodes: fed.Clients, Catalog: staticCatalog(fed.Catalog),
 		RecipientKey: func(string) ([]byte, error) { return pub, nil },
@@ -100,14 +110,14 @@ func setup(t *testing.T, rows map[string][]int, customise ...func(*policy.Datase
 	return r, store, st, priv
 }
 
-func submit(t *testing.T, store jobs.Store, spec policy.Spec) *jobs.Job {
+func submit(t *testing.T, store jobs.Jobs, spec policy.Spec) *jobs.Job {
 	require.NoError(t, spec.Validate())
 	j, _, err := store.Create(context.Background(), &jobs.Job{ID: jobs.NewID(), Spec: spec, Owner: "alice", Department: "a", State: jobs.Queued, CreatedAt: time.Now()}, "")
 	require.NoError(t, err)
 	return j
 }
 
-func review(t *testing.T, store jobs.Store, id string) (jobs.Review, map[string]any) {
+func review(t *testing.T, store jobs.Jobs, id string) (jobs.Review, map[string]any) {
 	j, err := store.Get(context.Background(), id)
 	require.NoError(t, err)
 	var rv jobs.Review
@@ -204,51 +214,89 @@ func TestUnknownDepartmentFails(t *testing.T) {
 	require.Contains(t, got.Error, "no node is configured")
 }
 
+// A node that stays down: each run fails transiently and the job waits as
+// data (retryable, due after a growing backoff, saying what it waits for),
+// until the failures reach the attempts and it is dead-lettered. The clock
+// is fake: the test moves it to each due time, and waits on the runner's
+// signals, not on sleeps.
 func TestTransientFailuresBackOffThenDeadLetter(t *testing.T) {
 	rows := map[string][]int{"a.x": rng(0, 50), "b.y": rng(0, 50)}
 	fed := nodetest.Start(t, rows, nil)
 	// b's node is unreachable: a transient failure every attempt.
 	clients := map[string]*nodeapi.Client{"a": fed.Clients["a"], "b": nodeapi.NewClient("b", "http://127.0.0.1:1", nodetest.Token)}
 	st := &states{ch: map[string]chan jobs.State{}}
-	store := memstore.New(&audit.MemLog{}, nil)
-	var mu sync.Mutex
-	var slept []time.Duration
-	r := &Runner{Store: store, Nodes: clients, Catalog: staticCatalog(fed.Catalog), OnState: st.on, Worker: "t", MaxAttempts: 3,
-		Backoff: DefaultBackoff,
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			mu.Lock()
-			slept = append(slept, d)
-			mu.Unlock()
-			return nil
-		}}
+	clock := &fakeClock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
+	store := openStore(t, clock)
+	r := &Runner{Store: store, Nodes: clients, Catalog: staticCatalog(fed.Catalog), OnState: st.on, Worker: "t", Clock: clock,
+		Retry: Retry{Attempts: 3}, SchedulerPoll: 5 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx, 1); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}})
+	for n, ceiling := range []time.Duration{2 * time.Second, 4 * time.Second} {
+		st.wait(t, j.ID, jobs.Retryable)
+		got, err := store.Get(ctx, j.ID)
+		require.NoError(t, err)
+		wait := got.ScheduledAt.Sub(clock.Now())
+		require.Equal(t, n+1, got.Failures)
+		require.GreaterOrEqual(t, wait, ceiling*3/4, "backoff after failure %d", n+1)
+		require.LessOrEqual(t, wait, ceiling, "backoff after failure %d", n+1)
+		require.Contains(t, got.Waiting, "node b unreachable (connection refused)")
+		require.Contains(t, got.Waiting, fmt.Sprintf("retry %d of 2 at %s", n+1, got.ScheduledAt.Format("15:04:05 UTC")))
+		// Not due yet: the scheduler leaves it.
+		clock.Advance(wait - time.Millisecond)
+		require.Equal(t, jobs.Retryable, mustGet(t, store, j.ID).State)
+		clock.Advance(time.Millisecond)
+		st.wait(t, j.ID, jobs.Queued)
+	}
 	st.wait(t, j.ID, jobs.DeadLetter)
 	got, err := store.Get(context.Background(), j.ID)
 	require.NoError(t, err)
 	require.Equal(t, 3, got.Attempt)
+	require.Equal(t, 3, got.Failures)
 	require.Contains(t, got.Error, "connect")
-	mu.Lock()
-	defer mu.Unlock()
-	require.Len(t, slept, 2, "a backoff before each retry, none before dead-lettering")
-	require.GreaterOrEqual(t, slept[0], 500*time.Millisecond)
-	require.LessOrEqual(t, slept[0], time.Second)
-	require.GreaterOrEqual(t, slept[1], time.Second)
-	require.LessOrEqual(t, slept[1], 2*time.Second)
+	require.Empty(t, got.Waiting)
+	retries := 0
+	for _, e := range got.History {
+		if e.State == jobs.Retryable {
+			retries++
+		}
+	}
+	require.Equal(t, 2, retries, "a backoff before each retry, none before dead-lettering")
 }
 
-func TestDefaultBackoffGrowsAndCaps(t *testing.T) {
-	for a := 1; a < 20; a++ {
-		d := DefaultBackoff(a)
-		base := time.Second << min(a-1, 6)
-		base = min(base, time.Minute)
-		require.GreaterOrEqual(t, d, base/2, "attempt %d", a)
-		require.LessOrEqual(t, d, base, "attempt %d", a)
+func mustGet(t *testing.T, s jobs.Jobs, id string) *jobs.Job {
+	t.Helper()
+	j, err := s.Get(context.Background(), id)
+	require.NoError(t, err)
+	return j
+}
+
+// The default schedule rides out a node restart of a few minutes: its
+// shortest possible total wait before dead-lettering is at least 5 min.
+func TestDefaultRetrySchedule(t *testing.T) {
+	var p Retry
+	p = p.withDefaults()
+	require.Equal(t, DefaultAttempts, p.Attempts)
+	var ceilings []time.Duration
+	var least time.Duration
+	for n := 1; n < p.Attempts; n++ { // a wait after every failure but the last
+		c := p.Ceiling(n)
+		ceilings = append(ceilings, c)
+		least += c - c/4
+		for range 20 {
+			d := p.Delay(n)
+			require.GreaterOrEqual(t, d, c-c/4, "failure %d", n)
+			require.LessOrEqual(t, d, c, "failure %d", n)
+		}
 	}
+	require.Equal(t, []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second,
+		time.Minute, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute}, ceilings)
+	require.GreaterOrEqual(t, least, 5*time.Minute)
+	custom := Retry{Attempts: 4, BaseDelay: time.Second, MaxDelay: 3 * time.Second}
+	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}, []time.Duration{custom.Ceiling(1), custom.Ceiling(2), custom.Ceiling(3)})
 }
 
 func check(t *testing.T, rv jobs.Review, name string) jobs.Check {
@@ -298,7 +346,7 @@ func TestShutdownHandsJobBack(t *testing.T) {
 	}})
 	defer close(release)
 	st := &states{ch: map[string]chan jobs.State{}}
-	store := memstore.New(&audit.MemLog{}, nil)
+	store := openStore(t, nil)
 	r := &Runner{Store: store, Nodes: fed.Clients, Catalog: staticCatalog(fed.Catalog), OnState: st.on, Worker: "w", ChunkSize: 50}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -31,6 +31,7 @@ var rooms = map[string][]string{
 var owners = []struct{ dep, owner string }{
 	{"github.com/tuneinsight/lattigo", "compute/he"},
 	{"github.com/redis/go-redis", "jobs"},
+	{"go.etcd.io/bbolt", "jobs"},
 	{"github.com/gin-gonic/gin", "api"},
 }
 

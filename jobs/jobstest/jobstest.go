@@ -1,8 +1,12 @@
 // Package jobstest is the conformance suite every jobs.Store backend runs
-// (memstore and redisstore), plus the fake clock and polling helper it uses.
+// (boltstore and redisstore), plus the fake clock and polling helper it
+// uses. Run is the one entry point; the tests are grouped by concern, one
+// file each: jobs.go (records), transitions.go (the state machine),
+// queue.go (queue and leases), retries.go, counters.go, audit.go (audit
+// atomicity), idempotency.go, concurrency.go and durability.go.
 //
 //	func TestConformance(t *testing.T) {
-//		jobstest.Run(t, jobstest.Harness{New: func(t *testing.T, log audit.Log, clock jobs.Clock) jobs.Store { … }})
+//		jobstest.Run(t, jobstest.Harness{New: …, Reopen: …, BreakAudit: …})
 //	}
 //
 // Lease expiry: a backend that ages leases by the injected clock is driven
@@ -10,7 +14,8 @@
 // server time (stream idle times), which no injected clock can move, so for
 // a Harness with RealTimeLeases the suite uses a short minIdle
 // (RealTimeMinIdle) and polls Reclaim with a deadline until real time has
-// passed it, instead of sleeping a guessed amount.
+// passed it, instead of sleeping a guessed amount. Retry due times are the
+// injected clock's on every backend.
 package jobstest
 
 import (
@@ -18,28 +23,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 )
 
 // Harness describes a backend to the suite.
 type Harness struct {
 	// New returns a fresh, empty store (and arranges its cleanup with t).
-	// The store stamps jobs and audit entries with clock and, unless
-	// RealTimeLeases, measures lease ages with it too. If log is non-nil the
-	// store must write its audit chain there (the suite passes a MemLog it
-	// can make fail); backends that keep their own chain set OwnAudit and
-	// get nil.
-	New func(t *testing.T, log audit.Log, clock jobs.Clock) jobs.Store
-	// OwnAudit says the backend keeps its audit chain itself (Redis).
-	OwnAudit bool
-	// RealTimeLeases says lease ages are real time measured by the backend
-	// (Redis), not the injected clock.
-	RealTimeLeases bool
-	// BreakAudit makes s's audit appends fail until repair is called. The
-	// suite needs it only for OwnAudit backends (for the others it makes
-	// its own MemLog fail); without it the fail-closed test is skipped.
+	// The store stamps jobs and audit entries with clock, decides with it
+	// when retries are due and, unless RealTimeLeases, measures lease ages
+	// and counter windows with it too. It keeps its own audit chain.
+	New func(t *testing.T, clock jobs.Clock) jobs.Store
+	// Reopen returns a store over the same data as s, which the suite has
+	// closed (a process restart).
+	Reopen func(t *testing.T, s jobs.Store, clock jobs.Clock) jobs.Store
+	// BreakAudit makes s's audit appends fail until repair is called.
 	BreakAudit func(t *testing.T, s jobs.Store) (repair func())
+	// RealTimeLeases says lease ages and counter windows are real time
+	// measured by the backend (Redis), not the injected clock.
+	RealTimeLeases bool
 	// ClaimWaiting, if set, reports whether a Claim is blocked in s, so the
 	// blocking test enqueues only once a Claim really waits.
 	ClaimWaiting func(s jobs.Store) bool
@@ -64,6 +65,13 @@ func (c *FakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+// Set moves the clock to t.
+func (c *FakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
 }
 
 // Advance moves the clock forward by d.

@@ -30,6 +30,9 @@ const (
 	fUpdatedAt  = "updated_at"
 	fConsentPfx = "consent:" // one field per dataset: answers commute
 	fDeadline   = "consent_deadline"
+	fFailures   = "failures"
+	fScheduled  = "scheduled_at"
+	fWaiting    = "waiting"
 	fMsg        = "msg" // current queue entry id (internal)
 )
 
@@ -75,6 +78,10 @@ func changeFields(c jobs.Change) []any {
 	if c.Consent != nil {
 		add(fConsentPfx+c.Consent.Dataset, mustJSON(c.Consent))
 	}
+	if !c.RetryAt.IsZero() {
+		add(fScheduled, fmtTime(c.RetryAt))
+		add(fWaiting, c.Waiting)
+	}
 	return f
 }
 
@@ -83,13 +90,23 @@ func changeFields(c jobs.Change) []any {
 func decodeJob(h map[string]string, history []string) (j *jobs.Job, msg string, err error) {
 	j = &jobs.Job{
 		ID: h[fID], Owner: h[fOwner], Department: h[fDepartment], State: jobs.State(h[fState]),
-		Error: h[fError], Reviewer: h[fReviewer], Comment: h[fComment],
+		Error: h[fError], Reviewer: h[fReviewer], Comment: h[fComment], Waiting: h[fWaiting],
 	}
 	fail := func(field string, err error) (*jobs.Job, string, error) {
 		return nil, "", fmt.Errorf("redisstore: job %s: field %s: %w", h[fID], field, err)
 	}
 	if j.Attempt, err = strconv.Atoi(h[fAttempt]); err != nil {
 		return fail(fAttempt, err)
+	}
+	if s := h[fFailures]; s != "" {
+		if j.Failures, err = strconv.Atoi(s); err != nil {
+			return fail(fFailures, err)
+		}
+	}
+	if s := h[fScheduled]; s != "" {
+		if j.ScheduledAt, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return fail(fScheduled, err)
+		}
 	}
 	if err := json.Unmarshal([]byte(h[fSpec]), &j.Spec); err != nil {
 		return fail(fSpec, err)

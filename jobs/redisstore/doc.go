@@ -19,6 +19,8 @@
 //	P:audit                   stream: the audit chain, entry ids "<seq>-0",
 //	                          field "e" = audit.Entry.Encode()
 //	P:audit:head              hash {seq, hash}: the chain's last entry
+//	P:retry                   zset: the retryable jobs' ids, scored by when
+//	                          they are due (unix ms, by Options.Clock)
 //
 // Owners and idempotency keys are query-escaped inside keys.
 //
@@ -41,6 +43,15 @@
 // job's lease clock, so such a job becomes reclaimable only from then on.
 // Workers should start jobs with Claim.
 //
+// # Retries
+//
+// A transient failure moves a job running → retryable: its queue entry is
+// acknowledged and deleted (no lease, no worker), and the job goes into
+// P:retry scored by its due time. PromoteDue lists the due ids
+// (dueScript) and moves each retryable → queued with the transition
+// script, which takes it out of P:retry and adds a fresh queue entry; the
+// compare-and-set lets every coordinator run the scheduler at once.
+//
 // # Atomicity and audit
 //
 // Every state change is one Lua script (scripts.go documents each one's
@@ -56,7 +67,7 @@
 //
 // The audit chain is one global stream and head, and every transition
 // script touches them together with the job's keys, the queue and (on
-// Create) the indexes and idempotency key. That is fine on a standalone
+// Create) the indexes and idempotency key (and the retry schedule). That is fine on a standalone
 // Redis or under Sentinel. On Redis Cluster those keys sit in different
 // slots and the scripts would fail with CROSSSLOT; to run there, give a
 // Prefix that is itself a hash tag (e.g. "{unseen}") so every key of the

@@ -176,3 +176,66 @@ func (s *Store) Reclaim(ctx context.Context, worker string, minIdle time.Duratio
 	}
 	return out, nil
 }
+
+// promotePage bounds how many due jobs one dueScript call lists.
+const promotePage = 100
+
+// PromoteDue implements jobs.Queue: dueScript lists the due jobs (by
+// Options.Clock), and each moves retryable → queued through the transition
+// script. A job another coordinator moved first is a conflict, skipped.
+func (s *Store) PromoteDue(ctx context.Context, actor string) ([]*jobs.Job, error) {
+	if actor == "" {
+		return nil, errors.New("jobs: promote: no actor")
+	}
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	var out []*jobs.Job
+	for page := 0; page < 100; page++ {
+		ids, err := dueScript.Run(ctx, s.c, []string{s.k.retry}, now.UnixMilli(), promotePage).StringSlice()
+		if err != nil {
+			return out, mapErr(ctx, "list due retries", err)
+		}
+		moved := 0
+		for _, id := range ids {
+			j, err := s.promote(ctx, id, actor)
+			if err != nil {
+				return out, err
+			}
+			if j != nil {
+				out = append(out, j)
+				moved++
+			}
+		}
+		if len(ids) < promotePage || moved == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// promote moves one listed job retryable → queued; nil, nil if it is no
+// longer retryable (its schedule entry is then dropped).
+func (s *Store) promote(ctx context.Context, id, actor string) (*jobs.Job, error) {
+	var j *jobs.Job
+	var err error
+	if jobs.ValidID(id) {
+		j, _, err = s.load(ctx, id)
+	}
+	if !jobs.ValidID(id) || errors.Is(err, jobs.ErrNotFound) || err == nil && j.State != jobs.Retryable {
+		err := s.c.ZRem(ctx, s.k.retry, id).Err()
+		if jobs.ValidID(id) {
+			err = unscheduleScript.Run(ctx, s.c, []string{s.k.job(id), s.k.retry}, id).Err()
+		}
+		return nil, mapErr(ctx, "drop schedule entry", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.apply(ctx, j, jobs.Change{From: jobs.Retryable, Attempt: j.Attempt, To: jobs.Queued, Actor: actor, Role: "system", Note: "retry due"}, actor, "")
+	if errors.Is(err, jobs.ErrConflict) {
+		return nil, nil // moved by someone else meanwhile
+	}
+	return n, err
+}

@@ -107,11 +107,12 @@ return {1, msg}
 `)
 
 // transitionScript is the compare-and-set every state change goes through:
-// Transition, Claim (queued → running) and Reclaim (running → running, or
-// queued → running when a claimer died before starting the job).
+// Transition, Claim (queued → running), Reclaim (running → running, or
+// queued → running when a claimer died before starting the job) and
+// PromoteDue (retryable → queued).
 //
 //	KEYS[1] job hash   KEYS[2] history list   KEYS[3] queue stream
-//	KEYS[4] audit stream   KEYS[5] audit head
+//	KEYS[4] audit stream   KEYS[5] audit head   KEYS[6] retry schedule zset
 //	ARGV[1] from state   ARGV[2] from attempt   ARGV[3] to state
 //	ARGV[4] attempt after   ARGV[5] updated_at (RFC 3339)
 //	ARGV[6] history event (JSON)
@@ -119,12 +120,17 @@ return {1, msg}
 //	ARGV[9] queue entry the caller was handed: "" for a plain transition;
 //	        Claim and Reclaim pass theirs, which must still be the job's
 //	ARGV[10] "1" if a new attempt starts (its progress starts empty)
-//	ARGV[11..15] audit: prev seq, prev hash, new seq, new hash, entry (JSON)
-//	ARGV[16..] job hash field/value pairs to set
+//	ARGV[11] to retryable: when it is due (unix ms), its score in KEYS[6]
+//	ARGV[12..16] audit: prev seq, prev hash, new seq, new hash, entry (JSON)
+//	ARGV[17..] job hash field/value pairs to set
 //
 // Queue bookkeeping: leaving queued or running acknowledges and deletes the
 // job's entry; entering running resets the entry's idle time (the lease
-// clock); entering queued adds a new entry.
+// clock); entering queued adds a new entry. Retry bookkeeping: entering
+// retryable adds the job to the schedule, leaving it removes it (with the
+// job's due time and what it waited for); a transient failure (to
+// retryable, or running → dead_letter) adds one to the job's failures, and
+// leaving dead_letter (an admin retry) sets them back to 0.
 //
 // Returns {1, job hash as a flat field/value list} applied; {2} no such
 // job; {3, state, attempt} the compare-and-set failed; {5} the caller's
@@ -136,9 +142,9 @@ if not cur[1] then return {2} end
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return {3, cur[1], cur[2]} end
 local msg = cur[3] or ''
 if ARGV[9] ~= '' and ARGV[9] ~= msg then return {5} end
-redis.call('LLEN', KEYS[2]); redis.call('XLEN', KEYS[3])
-if not audit_head_is(KEYS[4], KEYS[5], ARGV[11], ARGV[12]) then return {4} end
-audit_append(KEYS[4], KEYS[5], ARGV[13], ARGV[14], ARGV[15])
+redis.call('LLEN', KEYS[2]); redis.call('XLEN', KEYS[3]); redis.call('ZCARD', KEYS[6])
+if not audit_head_is(KEYS[4], KEYS[5], ARGV[12], ARGV[13]) then return {4} end
+audit_append(KEYS[4], KEYS[5], ARGV[14], ARGV[15], ARGV[16])
 local from, to = ARGV[1], ARGV[3]
 if msg ~= '' and (from == 'queued' or from == 'running') and to ~= 'running' then
   redis.call('XACK', KEYS[3], ARGV[7], msg)
@@ -154,11 +160,49 @@ if to == 'queued' then
   msg = redis.call('XADD', KEYS[3], '*', 'job', cur[4])
   redis.call('HSET', KEYS[1], 'msg', msg)
 end
+if from == 'retryable' then
+  redis.call('ZREM', KEYS[6], cur[4])
+  redis.call('HDEL', KEYS[1], 'scheduled_at', 'waiting')
+end
+if to == 'retryable' then
+  redis.call('ZADD', KEYS[6], ARGV[11], cur[4])
+end
+if to == 'retryable' or (from == 'running' and to == 'dead_letter') then
+  redis.call('HINCRBY', KEYS[1], 'failures', 1)
+elseif from == 'dead_letter' then
+  redis.call('HSET', KEYS[1], 'failures', 0)
+end
 redis.call('HSET', KEYS[1], 'state', to, 'attempt', ARGV[4], 'updated_at', ARGV[5])
 if ARGV[10] == '1' then redis.call('HDEL', KEYS[1], 'progress') end
-if #ARGV >= 16 then redis.call('HSET', KEYS[1], unpack(ARGV, 16)) end
+if #ARGV >= 17 then redis.call('HSET', KEYS[1], unpack(ARGV, 17)) end
 redis.call('RPUSH', KEYS[2], ARGV[6])
 return {1, redis.call('HGETALL', KEYS[1])}
+`)
+
+// dueScript lists the retryable jobs that are due.
+//
+//	KEYS[1] retry schedule zset (score: due time, unix ms; member: job id)
+//	ARGV[1] now (unix ms, by Options.Clock)   ARGV[2] at most this many
+//
+// Returns the ids, earliest due first. It only reads: each job is then moved
+// by transitionScript, whose compare-and-set makes coordinators promoting
+// at once move each job once.
+var dueScript = redis.NewScript(`
+return redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
+`)
+
+// unscheduleScript drops a schedule entry whose job is not retryable (gone,
+// or moved on by a transition that raced the listing): such an entry must
+// not be listed as due forever.
+//
+//	KEYS[1] job hash   KEYS[2] retry schedule zset
+//	ARGV[1] job id
+//
+// Returns 1 dropped; 0 kept (the job is retryable).
+var unscheduleScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') == 'retryable' then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 `)
 
 // progressScript records progress, fenced by attempt.
@@ -235,4 +279,4 @@ return {1, total}
 
 // allScripts are loaded at New, so a script Redis rejects fails there and
 // not in the middle of a transition.
-var allScripts = []*redis.Script{appendScript, createScript, transitionScript, progressScript, heartbeatScript, settleScript, spendScript}
+var allScripts = []*redis.Script{appendScript, createScript, transitionScript, dueScript, unscheduleScript, progressScript, heartbeatScript, settleScript, spendScript}

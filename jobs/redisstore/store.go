@@ -32,8 +32,9 @@ type Options struct {
 	Stream string
 	// Group is the workers' consumer group on Stream. Default "workers".
 	Group string
-	// Clock stamps jobs, history and audit entries. Lease ages are measured
-	// by Redis (stream idle times), not by Clock. Default jobs.SystemClock.
+	// Clock stamps jobs, history and audit entries and decides when
+	// retryable jobs are due. Lease ages are measured by Redis (stream idle
+	// times), not by Clock. Default jobs.SystemClock.
 	Clock jobs.Clock
 }
 
@@ -54,7 +55,7 @@ type Store struct {
 
 var _ jobs.Store = (*Store)(nil)
 
-type keys struct{ prefix, queue, index, seq string }
+type keys struct{ prefix, queue, index, seq, retry string }
 
 func (k keys) job(id string) string     { return k.prefix + ":{" + id + "}:job" }
 func (k keys) history(id string) string { return k.prefix + ":{" + id + "}:history" }
@@ -81,7 +82,7 @@ func New(ctx context.Context, c redis.UniversalClient, opts Options) (*Store, er
 	}
 	s := &Store{
 		c:     c,
-		k:     keys{prefix: opts.Prefix, queue: opts.Stream, index: opts.Prefix + ":jobs", seq: opts.Prefix + ":seq"},
+		k:     keys{prefix: opts.Prefix, queue: opts.Stream, index: opts.Prefix + ":jobs", seq: opts.Prefix + ":seq", retry: opts.Prefix + ":retry"},
 		group: opts.Group,
 		clock: opts.Clock,
 		audit: NewAuditLog(c, opts.Prefix),
@@ -311,13 +312,18 @@ var errStaleEntry = errors.New("redisstore: queue entry is no longer the job's")
 // re-checks). consumer takes the lease when c enters running; entry is the
 // queue entry a Claim or Reclaim was handed ("" otherwise).
 func (s *Store) apply(ctx context.Context, j *jobs.Job, c jobs.Change, consumer, entry string) (*jobs.Job, error) {
+	c = storeutil.Normalize(c)
 	now := s.clock.Now().UTC()
 	ev := storeutil.Event(c, now)
 	reset := "0"
 	if storeutil.StartsAttempt(c) {
 		reset = "1"
 	}
-	keys := []string{s.k.job(j.ID), s.k.history(j.ID), s.k.queue, s.audit.stream, s.audit.head}
+	keys := []string{s.k.job(j.ID), s.k.history(j.ID), s.k.queue, s.audit.stream, s.audit.head, s.k.retry}
+	retryAt := ""
+	if !c.RetryAt.IsZero() {
+		retryAt = strconv.FormatInt(c.RetryAt.UnixMilli(), 10)
+	}
 	var (
 		code  int64
 		reply []any
@@ -325,7 +331,7 @@ func (s *Store) apply(ctx context.Context, j *jobs.Job, c jobs.Change, consumer,
 	_, err := s.audit.seal(ctx, jobs.AuditEntry(j, c, now), func(auditArgs []any) error {
 		args := []any{
 			string(c.From), strconv.Itoa(c.Attempt), string(c.To), strconv.Itoa(ev.Attempt),
-			fmtTime(now), mustJSON(ev), s.group, consumer, entry, reset,
+			fmtTime(now), mustJSON(ev), s.group, consumer, entry, reset, retryAt,
 		}
 		args = append(args, auditArgs...)
 		args = append(args, changeFields(c)...)

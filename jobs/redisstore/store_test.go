@@ -28,10 +28,17 @@ func newStore(t *testing.T, c redis.UniversalClient, clock jobs.Clock) *Store {
 func TestConformance(t *testing.T) {
 	c := redistest.Client(t)
 	h := jobstest.Harness{
-		New: func(t *testing.T, _ audit.Log, clock jobs.Clock) jobs.Store {
+		New: func(t *testing.T, clock jobs.Clock) jobs.Store {
 			return newStore(t, c, clock)
 		},
-		OwnAudit:       true,
+		Reopen: func(t *testing.T, old jobs.Store, clock jobs.Clock) jobs.Store {
+			s, err := New(t.Context(), c, Options{Prefix: old.(*Store).k.prefix, Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
 		RealTimeLeases: true,
 		BreakAudit:     breakAudit,
 	}
@@ -205,7 +212,7 @@ func TestUnavailable(t *testing.T) {
 	if _, err := New(t.Context(), c, Options{}); !errors.Is(err, jobs.ErrUnavailable) {
 		t.Errorf("New on a dead Redis: %v, want ErrUnavailable", err)
 	}
-	s := &Store{c: c, k: keys{prefix: "x", queue: "x:queue", index: "x:jobs", seq: "x:seq"}, group: "g", clock: jobs.SystemClock{}, audit: NewAuditLog(c, "x")}
+	s := &Store{c: c, k: keys{prefix: "x", queue: "x:queue", index: "x:jobs", seq: "x:seq", retry: "x:retry"}, group: "g", clock: jobs.SystemClock{}, audit: NewAuditLog(c, "x")}
 	if _, err := s.Get(t.Context(), jobs.NewID()); !errors.Is(err, jobs.ErrUnavailable) {
 		t.Errorf("Get: %v, want ErrUnavailable", err)
 	}
@@ -261,4 +268,33 @@ func closedAddr() (string, error) {
 	}
 	addr := l.Addr().String()
 	return addr, l.Close()
+}
+
+// Schedule entries whose job is gone, or no longer retryable, are dropped
+// rather than listed as due forever; a retryable job's entry is kept until
+// it is due.
+func TestStaleScheduleEntriesDropped(t *testing.T) {
+	c := redistest.Client(t)
+	clock := jobstest.NewFakeClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
+	s := newStore(t, c, clock)
+	ctx := t.Context()
+	q, _, err := s.Create(ctx, &jobs.Job{Owner: "alice", State: jobs.Queued}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := float64(clock.Now().UnixMilli())
+	for _, m := range []string{jobs.NewID(), "garbage}{", q.ID} {
+		if err := c.ZAdd(ctx, s.k.retry, redis.Z{Score: due, Member: m}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.PromoteDue(ctx, "scheduler"); err != nil || len(got) != 0 {
+		t.Fatalf("PromoteDue = %v, %v; want nothing", got, err)
+	}
+	if n, _ := c.ZCard(ctx, s.k.retry).Result(); n != 0 {
+		t.Errorf("%d stale schedule entries left", n)
+	}
+	if got, _ := s.Get(ctx, q.ID); got.State != jobs.Queued {
+		t.Errorf("queued job is %s", got.State)
+	}
 }

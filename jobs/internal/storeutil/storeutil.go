@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
@@ -39,7 +40,8 @@ func NewJob(in *jobs.Job, now time.Time) (*jobs.Job, error) {
 		return nil, fmt.Errorf("jobs: create: malformed job id %q", in.ID)
 	}
 	if in.Attempt != 0 || in.Progress != (jobs.Progress{}) || len(in.Review) > 0 || len(in.Result) > 0 ||
-		in.Error != "" || in.Reviewer != "" || in.Comment != "" || len(in.History) > 0 || len(in.Consents) > 0 {
+		in.Error != "" || in.Reviewer != "" || in.Comment != "" || len(in.History) > 0 || len(in.Consents) > 0 ||
+		in.Failures != 0 || !in.ScheduledAt.IsZero() || in.Waiting != "" {
 		return nil, errors.New("jobs: create: a new job carries only its id, spec, owner, department, decision, consent deadline and state")
 	}
 	j := Clone(in)
@@ -85,10 +87,76 @@ func Event(c jobs.Change, at time.Time) jobs.Event {
 	return jobs.Event{State: c.To, At: at.UTC(), Actor: c.Actor, Attempt: AttemptAfter(c), Note: c.Note}
 }
 
-// Apply returns a copy of j after c, which the caller has checked applies.
+// FailuresAfter is the job's transient-failure count after c, from cur:
+// a transient failure (to retryable, or the last one, running →
+// dead_letter) adds one; an admin retry out of dead_letter starts afresh.
+func FailuresAfter(cur int, c jobs.Change) int {
+	switch {
+	case c.To == jobs.Retryable, c.From == jobs.Running && c.To == jobs.DeadLetter:
+		return cur + 1
+	case c.From == jobs.DeadLetter:
+		return 0
+	}
+	return cur
+}
+
+// MaxErrorBytes bounds a stored error (and a retryable job's Waiting).
+const MaxErrorBytes = 1024
+
+// CapError is the error text a store keeps: the first cause only (errors
+// joined from several goroutines repeat one cause per goroutine, one per
+// line), at most MaxErrorBytes, saying how many more there were.
+func CapError(s string) string {
+	var causes []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			causes = append(causes, l)
+		}
+	}
+	if len(causes) == 0 {
+		return ""
+	}
+	first, suffix := causes[0], ""
+	if more := len(causes) - 1; more > 0 {
+		distinct := map[string]bool{}
+		for _, c := range causes[1:] {
+			if c != first {
+				distinct[c] = true
+			}
+		}
+		suffix = fmt.Sprintf(" [and %d more errors, %d of them different]", more, len(distinct))
+	}
+	if limit := MaxErrorBytes - len(suffix); len(first) > limit {
+		cut := limit - len("…")
+		for cut > 0 && !utf8.RuneStart(first[cut]) {
+			cut--
+		}
+		first = first[:cut] + "…"
+	}
+	return first + suffix
+}
+
+// Normalize is c as every backend stores it: error and waiting text capped.
+func Normalize(c jobs.Change) jobs.Change {
+	c.Error, c.Waiting = CapError(c.Error), CapError(c.Waiting)
+	if !c.RetryAt.IsZero() {
+		c.RetryAt = c.RetryAt.UTC()
+	}
+	return c
+}
+
+// Apply returns a copy of j after c (normalized), which the caller has
+// checked applies.
 func Apply(j *jobs.Job, c jobs.Change, at time.Time) *jobs.Job {
 	n := Clone(j)
 	n.State, n.Attempt, n.UpdatedAt = c.To, AttemptAfter(c), at.UTC()
+	n.Failures = FailuresAfter(j.Failures, c)
+	if c.From == jobs.Retryable {
+		n.ScheduledAt, n.Waiting = time.Time{}, ""
+	}
+	if c.To == jobs.Retryable {
+		n.ScheduledAt, n.Waiting = c.RetryAt.UTC(), c.Waiting
+	}
 	if StartsAttempt(c) {
 		n.Progress = jobs.Progress{}
 	}

@@ -2,7 +2,9 @@ package storeutil
 
 import (
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/unseen-data/unseen/jobs"
 )
@@ -56,5 +58,27 @@ func checkFlat(t *testing.T, path string, ty reflect.Type) {
 				checkFlat(t, path+"[]."+f.Name, f.Type)
 			}
 		}
+	}
+}
+
+// A node dying mid-release made one goroutine per request fail with the
+// same cause; errors.Join of them was stored as 10 kB of one sentence.
+func TestCapError(t *testing.T) {
+	cause := "node housing: Post \"http://127.0.0.1:7102/v1/he/release\": dial tcp 127.0.0.1:7102: connect: connection refused"
+	joined := strings.Repeat(cause+"\n", 29) + cause
+	got := CapError(joined)
+	if want := cause + " [and 29 more errors, 0 of them different]"; got != want {
+		t.Errorf("CapError(30 × one cause) = %q, want %q", got, want)
+	}
+	if got := CapError(cause + "\nnode civil: timeout\n" + cause); !strings.HasSuffix(got, "[and 2 more errors, 1 of them different]") {
+		t.Errorf("CapError(mixed) = %q", got)
+	}
+	long := strings.Repeat("é", 2*MaxErrorBytes)
+	got = CapError(long + "\nsecond")
+	if len(got) > MaxErrorBytes || !utf8.ValidString(got) || !strings.Contains(got, "…") || !strings.HasSuffix(got, "[and 1 more errors, 1 of them different]") {
+		t.Errorf("CapError(long) = %d bytes, valid %v: %q…", len(got), utf8.ValidString(got), got[len(got)-60:])
+	}
+	if CapError("") != "" || CapError("one") != "one" {
+		t.Error("CapError changed a short single error")
 	}
 }
