@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/unseen-data/unseen/compute/node/nodehttp"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/jobs"
@@ -88,7 +89,7 @@ func TestNodeDownDuringPSIJob(t *testing.T) {
 	rows := map[string][]int{"a.x": rng(0, 400), "b.y": rng(200, 700), "c.z": rng(350, 450)}
 	fed := nodetest.Start(t, rows, nil)
 	b := newStoppableNode(t)
-	b.start(fed.Servers["b"].Handler())
+	b.start(nodehttp.New(fed.Services["b"], nodehttp.Options{}))
 	nodes := map[string]*nodeapi.Client{"a": fed.Clients["a"], "c": fed.Clients["c"], "b": nodeapi.NewClient("b", b.url(), nodetest.Token)}
 
 	clock := &fakeClock{t: time.Date(2026, 11, 1, 10, 40, 0, 0, time.UTC)}
@@ -144,7 +145,7 @@ func TestNodeDownDuringPSIJob(t *testing.T) {
 
 	// The node's process restarts (fresh in-memory state, same files, same
 	// address); at the next due time the job completes, correctly.
-	b.start(fed.Restart(t, "b").Handler())
+	b.start(nodehttp.New(fed.Restart(t, "b"), nodehttp.Options{}))
 	clock.Set(mustGet(t, store, j1.ID).ScheduledAt)
 	st.wait(t, j1.ID, jobs.AwaitingReview)
 	_, res = review(t, store, j1.ID)
@@ -162,7 +163,7 @@ func TestWorkerKilledWhileRetryableKeepsJob(t *testing.T) {
 	rows := map[string][]int{"a.x": rng(0, 100), "b.y": rng(60, 160)}
 	fed := nodetest.Start(t, rows, nil)
 	b := newStoppableNode(t)
-	b.start(fed.Servers["b"].Handler())
+	b.start(nodehttp.New(fed.Services["b"], nodehttp.Options{}))
 	b.stop() // b is down from the start
 	nodes := map[string]*nodeapi.Client{"a": fed.Clients["a"], "b": nodeapi.NewClient("b", b.url(), nodetest.Token)}
 	clock := &fakeClock{t: time.Date(2026, 11, 1, 10, 40, 0, 0, time.UTC)}
@@ -187,7 +188,7 @@ func TestWorkerKilledWhileRetryableKeepsJob(t *testing.T) {
 	stop()
 	require.NoError(t, store.Close())
 
-	b.start(fed.Restart(t, "b").Handler())
+	b.start(nodehttp.New(fed.Restart(t, "b"), nodehttp.Options{}))
 	store, err = boltstore.Open(path, boltstore.Options{Clock: clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
