@@ -1,0 +1,299 @@
+package kkrt
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
+	"encoding/binary"
+	"fmt"
+	"sync"
+)
+
+// Sender is the node that holds the OPRF key: the OPRF sender, the
+// OT-extension sender and the base-OT receiver. It is driven by messages:
+// Reply (to the receiver's Setup), Finish (with the receiver's Seeds),
+// then per partition Partition, Apply for every correction chunk, Values.
+// Methods are safe for concurrent use; Apply may run concurrently for
+// different chunks.
+type Sender struct {
+	// Workers is the number of goroutines the sender's own parallel loops
+	// use; 0 means GOMAXPROCS. Set it before the first call.
+	Workers int
+
+	params Params
+	plan   Plan
+	keys   *keys
+
+	mu      sync.Mutex
+	stage   int // 0 new, 1 reply sent, 2 ready
+	ot      *baseOTReceiver
+	s       [CodeBytes]byte        // the OPRF key's choice bits
+	prg     [CodeBits]cipher.Block // G(k_i^{s_i})
+	started []bool
+}
+
+// NewSender returns the sender of a session. sessionKey (32 bytes) must be
+// shared by the two nodes only.
+func NewSender(params Params, sessionKey []byte) (*Sender, error) {
+	plan, err := params.Plan()
+	if err != nil {
+		return nil, err
+	}
+	k, err := deriveKeys(sessionKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Sender{params: params, plan: plan, keys: k, started: make([]bool, plan.Partitions)}, nil
+}
+
+// Plan returns the session's plan.
+func (s *Sender) Plan() Plan { return s.plan }
+
+// Tag returns the session tag that every message of the session carries.
+func (s *Sender) Tag() [TagSize]byte { return s.keys.tag }
+
+// Reply takes the receiver's Setup and returns the second base-OT message,
+// for the receiver. It refuses a Setup whose parameters differ from the
+// sender's.
+func (s *Sender) Reply(setup []byte) ([]byte, error) {
+	m, err := decodeSetup(setup)
+	if err != nil {
+		return nil, err
+	}
+	if m.tag != s.keys.tag {
+		return nil, fmt.Errorf("%w: setup of another session", ErrMessage)
+	}
+	if m.receiverSize != uint64(s.params.ReceiverSize) || m.senderSize != uint64(s.params.SenderSize) || m.plan != s.plan {
+		return nil, fmt.Errorf("%w: the receiver's parameters (sizes %d, %d; %+v) differ from ours (sizes %d, %d; %+v)",
+			ErrParams, m.receiverSize, m.senderSize, m.plan, s.params.ReceiverSize, s.params.SenderSize, s.plan)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stage != 0 {
+		return nil, fmt.Errorf("%w: reply already sent", ErrState)
+	}
+	ot, err := newBaseOTReceiver()
+	if err != nil {
+		return nil, err
+	}
+	out := &replyMsg{tag: s.keys.tag}
+	if err := ot.second(m, &out.points, s.Workers); err != nil {
+		return nil, err
+	}
+	s.ot, s.stage = ot, 1
+	return out.marshal(), nil
+}
+
+// Finish takes the receiver's Seeds; the sender is then ready for
+// partitions.
+func (s *Sender) Finish(seeds []byte) error {
+	m, err := decodeSeeds(seeds)
+	if err != nil {
+		return err
+	}
+	if m.tag != s.keys.tag {
+		return fmt.Errorf("%w: seeds of another session", ErrMessage)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stage != 1 {
+		return fmt.Errorf("%w: seeds need exactly one reply before them", ErrState)
+	}
+	var chosen [CodeBits][16]byte
+	if err := s.ot.finish(m, &chosen, s.Workers); err != nil {
+		return err
+	}
+	if err := s.installSeeds(s.ot.choice, chosen[:]); err != nil {
+		return err
+	}
+	s.ot = nil
+	return nil
+}
+
+// installSeeds keys the PRGs with k_i^{s_i}. Tests call it directly for
+// known-answer vectors.
+func (s *Sender) installSeeds(choice [CodeBytes]byte, chosen [][16]byte) error {
+	for i := range CodeBits {
+		b, err := aes.NewCipher(chosen[i][:])
+		if err != nil {
+			return err
+		}
+		s.prg[i] = b
+	}
+	s.s = choice
+	s.stage = 2
+	return nil
+}
+
+// SenderPartition is one partition on the sender's side: the matrix Q of
+// its bins, filled in by the receiver's correction chunks.
+type SenderPartition struct {
+	s *Sender
+	p int
+	q []byte // Bins rows of CodeBytes: q_b = t_b ⊕ (C(x_b) ∧ s)
+
+	mu       sync.Mutex
+	applied  []bool
+	napplied int
+	attempt  int // −1 until the first chunk
+	done     bool
+}
+
+// Partition starts partition p on the sender's side. A partition can be
+// started once per session.
+func (s *Sender) Partition(p int) (*SenderPartition, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stage != 2 {
+		return nil, fmt.Errorf("%w: base OTs not finished", ErrState)
+	}
+	if p < 0 || p >= s.plan.Partitions {
+		return nil, fmt.Errorf("%w: partition %d not in [0, %d)", ErrInput, p, s.plan.Partitions)
+	}
+	if s.started[p] {
+		return nil, fmt.Errorf("%w: partition %d already started", ErrState, p)
+	}
+	s.started[p] = true
+	return &SenderPartition{s: s, p: p, q: make([]byte, s.plan.Bins*CodeBytes),
+		applied: make([]bool, s.plan.Chunks), attempt: -1}, nil
+}
+
+// Apply takes one correction chunk of the partition: for each column i,
+// q^i = G(k_i^{s_i}) ⊕ s_i·u^i, stored as rows. Chunks may come in any
+// order and concurrently; each is accepted once.
+func (sp *SenderPartition) Apply(msg []byte) error {
+	m, err := decodeCorrection(msg)
+	if err != nil {
+		return err
+	}
+	plan := sp.s.plan
+	switch {
+	case m.tag != sp.s.keys.tag:
+		return fmt.Errorf("%w: correction of another session", ErrMessage)
+	case m.partition != sp.p:
+		return fmt.Errorf("%w: correction for partition %d applied to partition %d", ErrMessage, m.partition, sp.p)
+	case m.chunk >= len(sp.applied):
+		return fmt.Errorf("%w: chunk %d of %d", ErrMessage, m.chunk, len(sp.applied))
+	case m.rows != plan.chunkRows(m.chunk):
+		return fmt.Errorf("%w: chunk %d has %d rows, want %d", ErrMessage, m.chunk, m.rows, plan.chunkRows(m.chunk))
+	}
+	sp.mu.Lock()
+	switch {
+	case sp.applied[m.chunk]:
+		sp.mu.Unlock()
+		return fmt.Errorf("%w: chunk %d of partition %d already applied", ErrState, m.chunk, sp.p)
+	case sp.attempt >= 0 && sp.attempt != m.attempt:
+		sp.mu.Unlock()
+		return fmt.Errorf("%w: chunk %d uses cuckoo attempt %d, earlier chunks %d", ErrMessage, m.chunk, m.attempt, sp.attempt)
+	}
+	sp.applied[m.chunk], sp.attempt = true, m.attempt
+	sp.mu.Unlock()
+
+	rows, start := m.rows, m.chunk*plan.ChunkRows
+	colBytes := rows / 8
+	idx := uint64(sp.p*plan.Bins+start) / rowAlign
+	buf := getScratch(rows * CodeBytes)
+	defer putScratch(buf)
+	qcols := *buf
+	for i := range CodeBits {
+		qi := qcols[i*colBytes : (i+1)*colBytes]
+		if sp.s.s[i/8]>>(i%8)&1 == 1 {
+			copy(qi, m.u[i*colBytes:(i+1)*colBytes])
+		} else {
+			clear(qi)
+		}
+		ctrXOR(sp.s.prg[i], idx, qi)
+	}
+	colsToRows(sp.q[start*CodeBytes:(start+rows)*CodeBytes], qcols, rows)
+
+	sp.mu.Lock()
+	sp.napplied++
+	sp.mu.Unlock()
+	return nil
+}
+
+// Values returns the partition's messages for the coordinator: for every
+// sender item y (in the partition, distinct, with strictly increasing
+// positions), its OPRF values H(p, b, q_b ⊕ (C(y) ∧ s)) at its three
+// candidate bins b, sorted. It needs every chunk applied, and can be
+// called once.
+func (sp *SenderPartition) Values(items []Item, positions []uint64) ([][]byte, error) {
+	sp.mu.Lock()
+	switch {
+	case sp.napplied != len(sp.applied):
+		sp.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d of %d chunks applied", ErrState, sp.napplied, len(sp.applied))
+	case sp.done:
+		sp.mu.Unlock()
+		return nil, fmt.Errorf("%w: values of partition %d already taken", ErrState, sp.p)
+	}
+	sp.done = true
+	sp.mu.Unlock()
+
+	s, plan := sp.s, sp.s.plan
+	if err := checkItems(s.keys, plan.Partitions, sp.p, items, positions, s.Workers); err != nil {
+		sp.mu.Lock()
+		sp.done = false // nothing was revealed; the caller may retry
+		sp.mu.Unlock()
+		return nil, err
+	}
+	cands, err := candidates(s.keys, plan.Bins, sp.p, sp.attempt, items, s.Workers)
+	if err != nil {
+		return nil, err
+	}
+	var key [CodeBytes / 8]uint64
+	for i := range key {
+		key[i] = binary.LittleEndian.Uint64(s.s[8*i:])
+	}
+	values := make([][3][ValueSize]byte, len(items))
+	err = forRanges(len(items), s.Workers, func(lo, hi int) error {
+		cd := newCoder(s.keys)
+		h := newOutputHash(&s.keys.tag, sp.p)
+		var cs, row [CodeBytes]byte
+		for i := lo; i < hi; i++ {
+			cd.code(cs[:], &items[i])
+			for w := range key {
+				binary.LittleEndian.PutUint64(cs[8*w:], binary.LittleEndian.Uint64(cs[8*w:])&key[w])
+			}
+			v := &values[i]
+			for j, b := range cands[i] {
+				subtle.XORBytes(row[:], sp.q[int(b)*CodeBytes:(int(b)+1)*CodeBytes], cs[:])
+				v[j] = h.sum(int(b), row[:])
+			}
+			sort3(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	parts := splitParts(len(items))
+	msgs := make([][]byte, parts)
+	for part := range parts {
+		lo, hi := part*MaxPerMessage, min(len(items), (part+1)*MaxPerMessage)
+		m := &SenderValues{Tag: s.keys.tag, Partition: sp.p, Part: part, Parts: parts,
+			Positions: positions[lo:hi], Values: values[lo:hi]}
+		b, err := m.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		msgs[part] = b
+	}
+	sp.q = nil
+	return msgs, nil
+}
+
+// sort3 sorts an item's three values, so that their order depends on the
+// values only, not on which hash function gave which bin.
+func sort3(v *[3][ValueSize]byte) {
+	if bytes.Compare(v[0][:], v[1][:]) > 0 {
+		v[0], v[1] = v[1], v[0]
+	}
+	if bytes.Compare(v[1][:], v[2][:]) > 0 {
+		v[1], v[2] = v[2], v[1]
+	}
+	if bytes.Compare(v[0][:], v[1][:]) > 0 {
+		v[0], v[1] = v[1], v[0]
+	}
+}
