@@ -268,3 +268,6 @@ func (rp *ReceiverPartition) Outputs() ([][]byte, error) {
 	rp.items, rp.outputs, rp.occupant = nil, nil, nil
 	return msgs, nil
 }
+
+// occupantForTest exposes the cuckoo table to tests (nil after Outputs).
+func (rp *ReceiverPartition) occupantForTest() []int32 { return rp.occupant }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"math/bits"
 	"runtime"
 	"slices"
@@ -52,6 +53,10 @@ type Options struct {
 	// Progress, if not nil, is called after every correction chunk the
 	// sender applies, with done and total chunks (never concurrently).
 	Progress func(done, total int)
+
+	// fakeBaseOTs, in tests, replaces the base OTs by seeds drawn from it
+	// (everything after the base OTs is unchanged).
+	fakeBaseOTs io.Reader
 }
 
 // Stats are what Run measured.
@@ -110,25 +115,31 @@ func Run(ctx context.Context, senderSet, receiverSet []Item, opts *Options) (*Re
 	plan := recv.Plan()
 	st := Stats{Plan: plan}
 
-	// Base OTs, three flows.
-	setup, err := recv.Setup()
-	if err != nil {
-		return nil, err
-	}
-	reply, err := send.Reply(setup)
-	if err != nil {
-		return nil, err
-	}
-	seeds, err := recv.Seeds(reply)
-	if err != nil {
-		return nil, err
-	}
-	if err := send.Finish(seeds); err != nil {
-		return nil, err
-	}
 	var nodeBytes, coordBytes, messages atomic.Int64
-	nodeBytes.Add(int64(len(setup) + len(reply) + len(seeds)))
-	messages.Add(3)
+	if opts.fakeBaseOTs != nil {
+		if err := fakeBaseOTs(recv, send, opts.fakeBaseOTs); err != nil {
+			return nil, err
+		}
+	} else {
+		// Base OTs, three flows.
+		setup, err := recv.Setup()
+		if err != nil {
+			return nil, err
+		}
+		reply, err := send.Reply(setup)
+		if err != nil {
+			return nil, err
+		}
+		seeds, err := recv.Seeds(reply)
+		if err != nil {
+			return nil, err
+		}
+		if err := send.Finish(seeds); err != nil {
+			return nil, err
+		}
+		nodeBytes.Add(int64(len(setup) + len(reply) + len(seeds)))
+		messages.Add(3)
+	}
 
 	rParts, err := split(key, params, receiverSet, rIdx, workers)
 	if err != nil {
@@ -244,6 +255,36 @@ func Run(ctx context.Context, senderSet, receiverSet []Item, opts *Options) (*Re
 	})
 	st.NodeBytes, st.CoordinatorBytes, st.Messages, st.Rehashed = nodeBytes.Load(), coordBytes.Load(), messages.Load(), rehashed
 	return &Result{Matches: matches, Stats: st}, nil
+}
+
+// fakeBaseOTs gives r and s the outcome of base OTs with seeds and choice
+// bits read from rnd: what the base OTs compute, without running them.
+func fakeBaseOTs(r *Receiver, s *Sender, rnd io.Reader) error {
+	seeds := make([][2][16]byte, CodeBits)
+	chosen := make([][16]byte, CodeBits)
+	var choice [CodeBytes]byte
+	if _, err := io.ReadFull(rnd, choice[:]); err != nil {
+		return err
+	}
+	for i := range seeds {
+		for j := range 2 {
+			if _, err := io.ReadFull(rnd, seeds[i][j][:]); err != nil {
+				return err
+			}
+		}
+		chosen[i] = seeds[i][choice[i/8]>>(i%8)&1]
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.stage != 0 || s.stage != 0 {
+		return fmt.Errorf("%w: base OTs already started", ErrState)
+	}
+	if err := r.installSeeds(seeds); err != nil {
+		return err
+	}
+	return s.installSeeds(choice, chosen)
 }
 
 // distinct returns the indices of the first occurrence of every distinct
