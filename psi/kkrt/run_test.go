@@ -2,10 +2,10 @@ package kkrt
 
 import (
 	"context"
-	"errors"
-	"io"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -77,7 +77,9 @@ func checkRun(t *testing.T, sender, receiver []Item, opts *Options) *Result {
 func head(m []Match) []Match { return m[:min(len(m), 5)] }
 
 // testRand is a deterministic byte stream for fake base OTs.
-func testRand(seed uint64) io.Reader { return rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 1}) }
+func testRand(seed uint64) io.Reader {
+	return rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 1})
+}
 
 // TestRunSizes checks the engine against the plaintext intersection over
 // many shapes: empty sets, singletons, all-match, none-match, very unequal
