@@ -1,10 +1,10 @@
 package kkrt
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"slices"
 )
 
@@ -41,45 +41,84 @@ func entryCmp(a, b entry) int {
 	return 0
 }
 
-// sortEntries sorts e by value, using tmp (len(e)) as the second buffer,
-// and returns the sorted slice (e or tmp). Values are pseudo-random, so one
-// counting pass on their top bits leaves buckets of about one entry, which
-// insertion sort finishes; a bucket that is large anyway (values chosen by
-// a misbehaving node) is sorted by pdqsort, so the worst case stays
-// O(n log n).
-func sortEntries(e, tmp []entry) []entry {
-	n := len(e)
-	if n < 2 {
-		return e
+// sortEntries sorts e by value, using tmp (len(e)) as the second buffer.
+// It is a least-significant-digit radix sort on the top 32 bits of the
+// value, four passes of 8 bits (each a sequential read and 256 sequential
+// write streams, so cache-friendly), followed by a pass that sorts each
+// run of equal top bits completely. Values are pseudo-random, so such runs
+// are rare and short; a misbehaving node that sends many values with equal
+// top bits gets pdqsort on them, so the worst case stays O(n log n).
+func sortEntries(e, tmp []entry) {
+	if len(e) < 2 {
+		return
 	}
-	b := min(max(bits.Len(uint(n)), 1), 20)
-	shift := 64 - b
-	counts := make([]int, 1<<b+1)
-	for i := range e {
-		counts[e[i].k0>>shift+1]++
-	}
-	for i := 1; i < len(counts); i++ {
-		counts[i] += counts[i-1]
-	}
-	next := slices.Clone(counts[:len(counts)-1])
-	for i := range e {
-		d := e[i].k0 >> shift
-		tmp[next[d]] = e[i]
-		next[d]++
-	}
-	for d := 0; d < 1<<b; d++ {
-		bucket := tmp[counts[d]:counts[d+1]]
-		if len(bucket) > 16 {
-			slices.SortFunc(bucket, entryCmp)
-			continue
+	src, dst := e, tmp
+	var counts [256]int
+	for shift := 32; shift < 64; shift += 8 {
+		counts = [256]int{}
+		for i := range src {
+			counts[byte(src[i].k0>>shift)]++
 		}
-		for i := 1; i < len(bucket); i++ {
-			for j := i; j > 0 && entryLess(bucket[j], bucket[j-1]); j-- {
-				bucket[j], bucket[j-1] = bucket[j-1], bucket[j]
-			}
+		sum := 0
+		for d := range counts {
+			counts[d], sum = sum, sum+counts[d]
 		}
+		for i := range src {
+			d := byte(src[i].k0 >> shift)
+			dst[counts[d]] = src[i]
+			counts[d]++
+		}
+		src, dst = dst, src
 	}
-	return tmp
+	// Four passes: the sorted data is back in e.
+	for i := 0; i < len(e); {
+		j := i + 1
+		for j < len(e) && e[j].k0>>32 == e[i].k0>>32 {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(e[i:j], entryCmp)
+		}
+		i = j
+	}
+}
+
+// sortMatches sorts matches by receiver position (then sender position)
+// with the same kind of radix sort, on the 48 bits positions have.
+func sortMatches(m []Match) {
+	if len(m) < 2 {
+		return
+	}
+	src, dst := m, make([]Match, len(m))
+	var counts [256]int
+	for shift := 0; shift < 48; shift += 8 {
+		counts = [256]int{}
+		for i := range src {
+			counts[byte(src[i].Receiver>>shift)]++
+		}
+		sum := 0
+		for d := range counts {
+			counts[d], sum = sum, sum+counts[d]
+		}
+		for i := range src {
+			d := byte(src[i].Receiver >> shift)
+			dst[counts[d]] = src[i]
+			counts[d]++
+		}
+		src, dst = dst, src
+	}
+	// Six passes: the data is back in m. Ties (a receiver position in two
+	// matches, which honest inputs never produce) are ordered by sender.
+	for i := 0; i < len(m); {
+		j := i + 1
+		for j < len(m) && m[j].Receiver == m[i].Receiver {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(m[i:j], func(a, b Match) int { return cmp.Compare(a.Sender, b.Sender) })
+		}
+		i = j
+	}
 }
 
 // Join is the coordinator's join: it returns every (receiver position,
@@ -116,7 +155,8 @@ func Join(recv []*ReceiverOutputs, send []*SenderValues) ([]Match, error) {
 			}
 		}
 	}
-	r, s = sortEntries(r, rt), sortEntries(s, st)
+	sortEntries(r, rt)
+	sortEntries(s, st)
 	for _, side := range []struct {
 		name string
 		e    []entry
@@ -140,15 +180,7 @@ func Join(recv []*ReceiverOutputs, send []*SenderValues) ([]Match, error) {
 			j++
 		}
 	}
-	slices.SortFunc(out, func(a, b Match) int {
-		switch {
-		case a.Receiver < b.Receiver:
-			return -1
-		case a.Receiver > b.Receiver:
-			return 1
-		}
-		return 0
-	})
+	sortMatches(out)
 	return out, nil
 }
 

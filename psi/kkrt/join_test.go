@@ -1,6 +1,7 @@
 package kkrt
 
 import (
+	"cmp"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -129,5 +130,27 @@ func TestJoinerChecks(t *testing.T) {
 	}
 	if _, err := j.Add(msgs[KindValues]); !errors.Is(err, ErrState) {
 		t.Fatalf("a message for a joined partition: %v", err)
+	}
+}
+
+func TestSortMatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	m := make([]Match, 5000)
+	for i := range m {
+		m[i] = Match{Receiver: rng.Uint64N(1 << 48), Sender: rng.Uint64N(100)}
+		if i%10 == 0 && i > 0 {
+			m[i].Receiver = m[i-1].Receiver // ties, ordered by sender
+		}
+	}
+	want := slices.Clone(m)
+	slices.SortFunc(want, func(a, b Match) int {
+		if c := cmp.Compare(a.Receiver, b.Receiver); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Sender, b.Sender)
+	})
+	sortMatches(m)
+	if !slices.Equal(m, want) {
+		t.Fatal("sortMatches disagrees with slices.SortFunc")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/bits"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -94,7 +93,7 @@ func Run(ctx context.Context, senderSet, receiverSet []Item, opts *Options) (*Re
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	rIdx, sIdx := distinct(receiverSet), distinct(senderSet)
+	rIdx, sIdx := distinct(receiverSet, workers), distinct(senderSet, workers)
 	params := Params{ReceiverSize: len(rIdx), SenderSize: len(sIdx), PartitionSize: opts.PartitionSize, ChunkRows: opts.ChunkRows}
 	key := opts.SessionKey
 	if key == nil {
@@ -244,15 +243,7 @@ func Run(ctx context.Context, senderSet, receiverSet []Item, opts *Options) (*Re
 	for i := range matches {
 		matches[i] = Match{Receiver: uint64(rIdx[matches[i].Receiver]), Sender: uint64(sIdx[matches[i].Sender])}
 	}
-	slices.SortFunc(matches, func(a, b Match) int {
-		switch {
-		case a.Receiver < b.Receiver:
-			return -1
-		case a.Receiver > b.Receiver:
-			return 1
-		}
-		return 0
-	})
+	sortMatches(matches)
 	st.NodeBytes, st.CoordinatorBytes, st.Messages, st.Rehashed = nodeBytes.Load(), coordBytes.Load(), messages.Load(), rehashed
 	return &Result{Matches: matches, Stats: st}, nil
 }
@@ -288,22 +279,35 @@ func fakeBaseOTs(r *Receiver, s *Sender, rnd io.Reader) error {
 }
 
 // distinct returns the indices of the first occurrence of every distinct
-// item, in order.
-func distinct(items []Item) []int32 {
+// item, in order. Hashes are computed first, in parallel; the probing loop
+// then does little besides its (cache-missing) table reads, which the CPU
+// overlaps.
+func distinct(items []Item, workers int) []int32 {
 	seed := maphash.MakeSeed()
+	hs := make([]uint64, len(items))
+	_ = forRanges(len(items), workers, func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			hs[i] = maphash.Bytes(seed, items[i][:])
+		}
+		return nil
+	})
+	type slot struct {
+		h   uint64
+		idx int32 // index + 1, or 0 for an empty slot
+	}
 	size := 1 << bits.Len(uint(2*len(items)))
 	mask := uint64(size - 1)
-	slots := make([]int32, size) // index + 1, or 0
+	slots := make([]slot, size)
 	keep := make([]int32, 0, len(items))
-	for i := range items {
-		for h := maphash.Bytes(seed, items[i][:]) & mask; ; h = (h + 1) & mask {
-			j := slots[h] - 1
-			if j < 0 {
-				slots[h] = int32(i + 1)
+	for i, h := range hs {
+		for p := h & mask; ; p = (p + 1) & mask {
+			sl := &slots[p]
+			if sl.idx == 0 {
+				*sl = slot{h, int32(i + 1)}
 				keep = append(keep, int32(i))
 				break
 			}
-			if items[j] == items[i] {
+			if sl.h == h && items[sl.idx-1] == items[i] {
 				break
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+
+	"github.com/unseen-data/unseen/psi/cuckoo"
 )
 
 // Sender is the node that holds the OPRF key: the OPRF sender, the
@@ -250,18 +252,32 @@ func (sp *SenderPartition) Values(items []Item, positions []uint64) ([][]byte, e
 	err = forRanges(len(items), s.Workers, func(lo, hi int) error {
 		cd := newCoder(s.keys)
 		h := newOutputHash(&s.keys.tag, sp.p)
-		var cs, row [CodeBytes]byte
-		for i := lo; i < hi; i++ {
-			cd.code(cs[:], &items[i])
-			for w := range key {
-				binary.LittleEndian.PutUint64(cs[8*w:], binary.LittleEndian.Uint64(cs[8*w:])&key[w])
+		// Items go in batches: first every code word, then every row
+		// q_b ⊕ (C(y) ∧ s) (random reads of Q, which the CPU can overlap
+		// only when nothing else sits between them), then every hash.
+		const batch = 32
+		var cs [batch][CodeBytes]byte
+		var rows [batch][cuckoo.Hashes][CodeBytes]byte
+		for b0 := lo; b0 < hi; b0 += batch {
+			n := min(batch, hi-b0)
+			for i := range n {
+				cd.code(cs[i][:], &items[b0+i])
+				for w := range key {
+					binary.LittleEndian.PutUint64(cs[i][8*w:], binary.LittleEndian.Uint64(cs[i][8*w:])&key[w])
+				}
 			}
-			v := &values[i]
-			for j, b := range cands[i] {
-				subtle.XORBytes(row[:], sp.q[int(b)*CodeBytes:(int(b)+1)*CodeBytes], cs[:])
-				v[j] = h.sum(int(b), row[:])
+			for i := range n {
+				for j, b := range cands[b0+i] {
+					subtle.XORBytes(rows[i][j][:], sp.q[int(b)*CodeBytes:(int(b)+1)*CodeBytes], cs[i][:])
+				}
 			}
-			sort3(v)
+			for i := range n {
+				v := &values[b0+i]
+				for j, b := range cands[b0+i] {
+					v[j] = h.sum(int(b), rows[i][j][:])
+				}
+				sort3(v)
+			}
 		}
 		return nil
 	})

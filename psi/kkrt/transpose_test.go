@@ -51,24 +51,3 @@ func TestColsRows(t *testing.T) {
 		}
 	}
 }
-
-func BenchmarkColsToRows(b *testing.B) {
-	n := 1 << 14
-	cols := make([]byte, CodeBits*n/8)
-	rows := make([]byte, n*CodeBytes)
-	b.SetBytes(int64(len(cols)))
-	for b.Loop() {
-		colsToRows(rows, cols, n)
-	}
-}
-
-func BenchmarkTranspose64(b *testing.B) {
-	var a [64]uint64
-	for i := range a {
-		a[i] = uint64(i) * 0x9e3779b97f4a7c15
-	}
-	b.SetBytes(512)
-	for b.Loop() {
-		transpose64(&a)
-	}
-}
