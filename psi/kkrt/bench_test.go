@@ -61,7 +61,7 @@ func BenchmarkRun(b *testing.B) {
 			cpu0, _ := processCPU()
 			b.ResetTimer()
 			for range b.N {
-				res, err := Run(context.Background(), sender, receiver, nil)
+				res, err := Run(context.Background(), sender, receiver, benchOpts)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -161,3 +161,6 @@ func BenchmarkJoin(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*4*n), "ns/entry")
 }
+
+// benchOpts is nil (the defaults); change it locally to compare settings.
+var benchOpts *Options

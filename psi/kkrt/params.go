@@ -31,8 +31,11 @@ const (
 	TagSize = 8
 
 	// DefaultPartitionSize is the default target number of items per
-	// partition (of the larger set).
-	DefaultPartitionSize = 1 << 18
+	// partition (of the larger set). Smaller partitions cost a few percent
+	// more padding but keep the sender's matrix Q (about 90 bytes per
+	// item) in cache: at 2^15 the whole run used about 10% less CPU than at
+	// 2^16 and 20% less than at 2^18 on the development machine.
+	DefaultPartitionSize = 1 << 15
 	// MinPartitionSize and MaxPartitionSize bound Params.PartitionSize.
 	MinPartitionSize = 16
 	MaxPartitionSize = 1 << 20

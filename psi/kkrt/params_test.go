@@ -15,8 +15,9 @@ func TestPlan(t *testing.T) {
 	}{
 		{Params{}, Plan{Partitions: 1, Capacity: 0, Bins: 128, ChunkRows: 128, Chunks: 1}},
 		{Params{ReceiverSize: 1000, SenderSize: 10}, Plan{1, 1000, 1664, 1664, 1}},
-		{Params{ReceiverSize: 1 << 20, SenderSize: 1 << 20}, Plan{4, 266061, 337920, 1 << 14, 21}},
-		{Params{ReceiverSize: 10, SenderSize: 1 << 20}, Plan{4, 10, 128, 128, 1}},
+		{Params{ReceiverSize: 1 << 20, SenderSize: 1 << 20}, Plan{32, 34209, 43520, 1 << 14, 3}},
+		{Params{ReceiverSize: 1 << 20, SenderSize: 1 << 20, PartitionSize: 1 << 18}, Plan{4, 266061, 337920, 1 << 14, 21}},
+		{Params{ReceiverSize: 10, SenderSize: 1 << 20}, Plan{32, 10, 128, 128, 1}},
 	} {
 		got, err := c.p.Plan()
 		if err != nil {

@@ -99,10 +99,11 @@ func TestRunSizes(t *testing.T) {
 				if len(res.Matches) != c.common {
 					t.Fatalf("%d matches, want %d", len(res.Matches), c.common)
 				}
-				wantParts := 1
-				if psize > 0 {
-					wantParts = max(1, (max(c.nr, c.ns)+psize-1)/psize)
+				ps := psize
+				if ps == 0 {
+					ps = DefaultPartitionSize
 				}
+				wantParts := max(1, (max(c.nr, c.ns)+ps-1)/ps)
 				if res.Stats.Plan.Partitions != wantParts {
 					t.Fatalf("%d partitions, want %d", res.Stats.Plan.Partitions, wantParts)
 				}
