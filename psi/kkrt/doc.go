@@ -24,7 +24,8 @@
 // # Protocol
 //
 // Both nodes hold a 32-byte session key K that the coordinator does not
-// know, and agree on public Params (both set sizes; the receiver's first
+// know, fresh for every job (reusing it would give two jobs the same
+// partition and cuckoo functions), and agree on public Params (both set sizes; the receiver's first
 // message carries them, and the sender refuses a mismatch). HKDF-SHA256
 // derives from K: an 8-byte session tag carried by every message; an AES
 // key for the partition function; four AES keys for the pseudo-random
@@ -74,8 +75,9 @@
 //     weight ≥ κ and shows a random oracle is; we use SHA-256 (SHA-NI) as
 //     that random oracle rather than a fixed-key-AES construction, whose
 //     wide-input variants lack a proof in this setting. It costs about a
-//     sixth of the CPU (see BenchmarkRun); a proven fixed-key AES hash
-//     would be the one optimisation left with a large gain.
+//     quarter of the engine's CPU (profile of BenchmarkRun at 2^20); a
+//     proven fixed-key AES hash is the one optimisation left with a large
+//     gain.
 //   - Outputs are 16 bytes: a false match among n_X·3n_Y ≤ 2^55.6
 //     comparisons has probability ≤ 2^-72.
 //   - Items are 16 bytes (Item). Callers map IDs to items with a keyed
