@@ -135,6 +135,9 @@ type ReceiverPartition struct {
 // Every item must belong to partition p (Partitioner) and appear once, and
 // there may be at most Plan().Capacity of them. The slices are copied. A
 // partition can be started once per session: its OT rows are used once.
+// Every partition must be run, an empty one too: the sender's items in it
+// need its chunks, and a skipped partition would tell the sender that the
+// receiver has no item there.
 func (r *Receiver) Partition(p int, items []Item, positions []uint64) (*ReceiverPartition, error) {
 	r.mu.Lock()
 	ready := r.stage == 2
