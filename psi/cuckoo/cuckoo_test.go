@@ -267,9 +267,6 @@ func TestSmallBinsCertified(t *testing.T) {
 // is far below the rates we can measure. Seeds are fixed, so the run is
 // reproducible.
 func TestFailureTrend(t *testing.T) {
-	if testing.Short() {
-		t.Skip("statistical experiment; run without -short")
-	}
 	type point struct{ eps, log2p float64 }
 	cases := []struct {
 		n, trials int
