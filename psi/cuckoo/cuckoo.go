@@ -131,8 +131,8 @@ func reduce(x, n uint64) uint64 {
 	return hi<<22 | lo>>42
 }
 
-// Table is a stash-less cuckoo table over a fixed number of bins.
-type Table struct {
+// table is a stash-less cuckoo table over a fixed number of bins.
+type table struct {
 	occupant []int32 // item index in each bin, or −1
 	cands    [][Hashes]uint32
 	// Breadth-first search scratch: visited stamps, parents and the queue.
@@ -142,12 +142,12 @@ type Table struct {
 	gen    uint32
 }
 
-// NewTable returns an empty table of bins bins.
-func NewTable(bins int) (*Table, error) {
+// newTable returns an empty table of bins bins.
+func newTable(bins int) (*table, error) {
 	if bins < Hashes || bins > MaxBins {
 		return nil, fmt.Errorf("%w: %d", ErrBins, bins)
 	}
-	t := &Table{
+	t := &table{
 		occupant: make([]int32, bins),
 		stamp:    make([]uint32, bins),
 		parent:   make([]int32, bins),
@@ -166,7 +166,7 @@ func NewTable(bins int) (*Table, error) {
 // in an empty bin (an augmenting path), which exists whenever the items so
 // far plus the new one can all be placed.
 func Build(cands [][Hashes]uint32, bins int) ([]int32, error) {
-	t, err := NewTable(bins)
+	t, err := newTable(bins)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func Build(cands [][Hashes]uint32, bins int) ([]int32, error) {
 	return t.occupant, nil
 }
 
-func (t *Table) insert(item int32) bool {
+func (t *table) insert(item int32) bool {
 	c := &t.cands[item]
 	for _, b := range c {
 		if t.occupant[b] < 0 {
