@@ -43,7 +43,8 @@ const (
 	// (a 1 MiB message).
 	DefaultChunkRows = 1 << 14
 	// MaxChunkRows bounds Params.ChunkRows: a correction chunk carries
-	// CodeBytes per row, so at most 4 MiB.
+	// CodeBytes per row, so at most 4 MiB of matrix (plus a 26-byte
+	// header).
 	MaxChunkRows = 1 << 16
 	// MaxSetSize bounds each set: the code width and the output length are
 	// chosen for sets up to this size (see the package documentation).
