@@ -49,9 +49,9 @@
 //  4. Correction (Chunk → Apply): for bins b of the partition, the receiver
 //     sends, column by column, u^i = G(k_i^0) ⊕ G(k_i^1) ⊕ c^i, where row b
 //     of the matrix c is C(x_b) for the item x_b in bin b (zero if empty),
-//     in chunks of Plan.ChunkRows rows (1 MiB by default, at most 4 MiB). The sender computes
-//     q^i = G(k_i^{s_i}) ⊕ s_i·u^i, so that row b is q_b = t_b ⊕ (C(x_b) ∧ s),
-//     with t_b row b of G(k^0).
+//     in chunks of Plan.ChunkRows rows (1 MiB by default, at most 4 MiB).
+//     The sender computes q^i = G(k_i^{s_i}) ⊕ s_i·u^i, so that row b is
+//     q_b = t_b ⊕ (C(x_b) ∧ s), with t_b row b of G(k^0).
 //  5. Outputs: the receiver sends the coordinator, for each item x_b, H(p, b,
 //     t_b) with its position. The sender sends, for each item y with
 //     candidate bins b₁, b₂, b₃, the three values H(p, b_j, q_{b_j} ⊕ (C(y) ∧ s)),
