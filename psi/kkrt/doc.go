@@ -14,8 +14,8 @@
 // caller encrypts them end to end) and joins the results.
 //
 //   - The receiver (Receiver) holds set X. It cuckoo-hashes X, is the
-//     OT-extension receiver and the base-OT sender, and sends one OPRF
-//     output per item to the coordinator.
+//     OT-extension receiver, and sends one OPRF output per item to the
+//     coordinator.
 //   - The sender (Sender) holds set Y and the OPRF key s. For every item it
 //     sends the coordinator three OPRF values, one per candidate bin.
 //   - The coordinator joins outputs and values (Join, Joiner) and learns
@@ -32,12 +32,14 @@
 // code; and, per partition p and attempt a, the key of the cuckoo hash
 // functions.
 //
-//  1. Base OTs (Setup, Reply, Seeds): w = 512 instances of circl's
-//     ot/simot (Chou–Orlandi "simplest OT", Ristretto255). The receiver
-//     picks random seeds (k_i^0, k_i^1); the sender picks random choice
-//     bits s ∈ {0,1}^512 and learns k_i^{s_i}. G(k) is AES-128-CTR under
-//     key k from counter 0: an unbounded stream in which row r of column i
-//     is bit r of G(k_i^·).
+//  1. Base OTs (Setup, Reply, Seeds; see baseot.go): w = 512 random OTs in
+//     which the receiver holds seed pairs (k_i^0, k_i^1) and the sender
+//     random choice bits s ∈ {0,1}^512 and k_i^{s_i}. Only κ = 128 are
+//     public-key OTs (circl's ot/simot, Chou–Orlandi "simplest OT" over
+//     Ristretto255, the sender as base-OT sender); one IKNP step, with
+//     SHA-256 as its random oracle, extends them to 512. G(k) is
+//     AES-128-CTR under key k from counter 0: an unbounded stream in which
+//     row r of column i is bit r of G(k_i^·).
 //  2. Partitions: each node splits its set by P(x) = ⌊LE64(AES_Kp(x)[0:8])·P
 //     / 2^64⌋ (Partitioner) and runs one OPRF instance per partition, with
 //     the same base OTs: partition p owns rows [p·m, (p+1)·m) of the
@@ -105,12 +107,14 @@
 // to end, so the coordinator (and anyone relaying) sees their sizes only.
 //
 //   - The sender learns n_X (public, in Params) and nothing else: the
+//     base-OT messages hide the receiver's choice bits Δ, and the
 //     correction chunks are pseudo-random (each column is masked by
 //     G(k_i^{1−s_i}), a stream it cannot compute) and their sizes depend
 //     on the Params only. The cuckoo attempt counter reveals that a
 //     placement failed, an event of probability ≤ 2^-40 per partition.
 //   - The receiver learns n_Y (public) and nothing else: it receives only
-//     base-OT messages from the sender, and no value computed from Y.
+//     base-OT messages from the sender (which hide s), and no value
+//     computed from Y.
 //   - The coordinator learns n_X, n_Y, the partition of every position
 //     (partitions are a keyed function it cannot compute, so they are
 //     random labels to it), and which receiver positions match which
@@ -138,9 +142,9 @@
 //
 //	receiver                                 sender
 //	r := NewReceiver(params, K)              s := NewSender(params, K)
-//	setup := r.Setup()               ──────▶ reply := s.Reply(setup)
-//	seeds := r.Seeds(reply)          ◀──────
-//	                                 ──────▶ s.Finish(seeds)
+//	                                 ◀────── setup := s.Setup()
+//	reply := r.Reply(setup)          ──────▶ seeds := s.Seeds(reply)
+//	r.Finish(seeds)                  ◀──────
 //	per partition p (any order, concurrently):
 //	rp := r.Partition(p, items, pos)         sp := s.Partition(p)
 //	chunk := rp.Chunk(c), every c    ──────▶ sp.Apply(chunk)

@@ -232,13 +232,16 @@ func TestStateErrors(t *testing.T) {
 	if _, err := s0.Partition(0); !errors.Is(err, ErrState) {
 		t.Fatalf("sender partition before base OTs: %v", err)
 	}
-	if _, err := r0.Seeds(make([]byte, replySize)); err == nil {
-		t.Fatal("seeds before setup accepted")
+	if err := r0.Finish(make([]byte, seedsSize)); err == nil {
+		t.Fatal("seeds before reply accepted")
+	}
+	if _, err := s0.Seeds(make([]byte, replySize)); err == nil {
+		t.Fatal("reply before setup accepted")
 	}
 
 	r, s := newPair(t, params, key, 1)
 	plan := r.Plan()
-	if _, err := r.Setup(); !errors.Is(err, ErrState) {
+	if _, err := s.Setup(); !errors.Is(err, ErrState) {
 		t.Fatalf("setup after the base OTs: %v", err)
 	}
 	rp, err := r.Partition(0, rItems[0], rPos[0])
@@ -340,70 +343,81 @@ func TestStateErrors(t *testing.T) {
 	}
 }
 
-// The sender refuses a Setup made for other parameters or another session,
-// and the base-OT flows refuse to run twice.
+// The receiver refuses a Setup made for other parameters or another
+// session, the base-OT flows refuse to run twice, tampered messages change
+// nothing, and the extended OTs are correct: the sender's seed i is the
+// receiver's seed i at choice bit s_i, and differs from the other one.
 func TestBaseOTChecks(t *testing.T) {
 	params := Params{ReceiverSize: 10, SenderSize: 10}
-	r, _ := NewReceiver(params, testKey(1))
-	setup, err := r.Setup()
+	s, _ := NewSender(params, testKey(1))
+	setup, err := s.Setup()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := NewSender(Params{ReceiverSize: 11, SenderSize: 10}, testKey(1))
+	if _, err := s.Setup(); !errors.Is(err, ErrState) {
+		t.Fatalf("setup twice: %v", err)
+	}
+	other, _ := NewReceiver(Params{ReceiverSize: 11, SenderSize: 10}, testKey(1))
 	if _, err := other.Reply(setup); !errors.Is(err, ErrParams) {
 		t.Fatalf("mismatched params: %v", err)
 	}
-	stranger, _ := NewSender(params, testKey(2))
+	stranger, _ := NewReceiver(params, testKey(2))
 	if _, err := stranger.Reply(setup); !errors.Is(err, ErrMessage) {
 		t.Fatalf("another session's setup: %v", err)
 	}
-	s, _ := NewSender(params, testKey(1))
-	reply, err := s.Reply(setup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Reply(setup); !errors.Is(err, ErrState) {
-		t.Fatalf("reply twice: %v", err)
-	}
-	// A reply with an invalid point is refused before anything changes.
-	bad := bytes.Clone(reply)
-	for i := headerSize; i < headerSize+pointSize; i++ {
+	// An invalid point is refused.
+	bad := bytes.Clone(setup)
+	for i := setupSize - pointSize; i < setupSize; i++ {
 		bad[i] = 0xff
 	}
-	if _, err := r.Seeds(bad); !errors.Is(err, ErrMessage) {
+	r, _ := NewReceiver(params, testKey(1))
+	if _, err := r.Reply(bad); !errors.Is(err, ErrMessage) {
 		t.Fatalf("invalid point: %v", err)
 	}
-	seeds, err := r.Seeds(reply)
+	reply, err := r.Reply(setup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Tampered ciphertexts do not decrypt.
+	if _, err := r.Reply(setup); !errors.Is(err, ErrState) {
+		t.Fatalf("reply twice: %v", err)
+	}
+	seeds, err := s.Seeds(reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Seeds(reply); !errors.Is(err, ErrState) {
+		t.Fatalf("seeds twice: %v", err)
+	}
+	// Tampered ciphertexts do not decrypt…
 	bad = bytes.Clone(seeds)
 	bad[headerSize+20] ^= 1
 	bad[headerSize+sealedSize+20] ^= 1
-	if err := s.Finish(bad); !errors.Is(err, ErrMessage) {
+	if err := r.Finish(bad); !errors.Is(err, ErrMessage) {
 		t.Fatalf("tampered seeds: %v", err)
 	}
 	// …and change nothing: the genuine message still works.
-	if err := s.Finish(seeds); err != nil {
+	if err := r.Finish(seeds); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Finish(seeds); !errors.Is(err, ErrState) {
+	if err := r.Finish(seeds); !errors.Is(err, ErrState) {
 		t.Fatalf("finish twice: %v", err)
 	}
-	// The sender's seeds are the receiver's seeds at the choice bits: the
-	// PRG columns agree.
 	var probe, want [16]byte
+	ones := 0
 	for i := range CodeBits {
 		c := s.s[i/8] >> (i % 8) & 1
+		ones += int(c)
 		s.prg[i].Encrypt(probe[:], make([]byte, 16))
 		r.prg[c][i].Encrypt(want[:], make([]byte, 16))
 		if probe != want {
-			t.Fatalf("base OT %d: sender's seed is not the receiver's seed %d", i, c)
+			t.Fatalf("extended OT %d: sender's seed is not the receiver's seed %d", i, c)
 		}
 		r.prg[1-c][i].Encrypt(want[:], make([]byte, 16))
 		if probe == want {
-			t.Fatalf("base OT %d: both seeds equal", i)
+			t.Fatalf("extended OT %d: both seeds equal", i)
 		}
+	}
+	if ones < 180 || ones > 332 { // Bin(512, 1/2): mean 256, sd 11.3
+		t.Fatalf("%d of 512 choice bits set", ones)
 	}
 }

@@ -26,11 +26,11 @@ func Example() {
 	r, _ := kkrt.NewReceiver(params, key)
 	s, _ := kkrt.NewSender(params, key)
 
-	// Base OTs: receiver → sender → receiver → sender.
-	setup, _ := r.Setup()
-	reply, _ := s.Reply(setup)
-	seeds, _ := r.Seeds(reply)
-	if err := s.Finish(seeds); err != nil {
+	// Base OTs: sender → receiver → sender → receiver.
+	setup, _ := s.Setup()
+	reply, _ := r.Reply(setup)
+	seeds, _ := s.Seeds(reply)
+	if err := r.Finish(seeds); err != nil {
 		panic(err)
 	}
 

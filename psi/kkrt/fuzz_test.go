@@ -68,7 +68,7 @@ func TestWriteCorpus(t *testing.T) {
 	for i, c := range []struct {
 		b     []byte
 		which byte
-	}{{msgs[KindSetup], 0}, {msgs[KindSeeds], 1}, {msgs[KindCorrection], 2}, {nil, 2}} {
+	}{{msgs[KindSetup], 0}, {msgs[KindSeeds], 1}, {msgs[KindReply], 1}, {msgs[KindCorrection], 2}, {nil, 2}} {
 		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\nbyte(%q)\n", c.b, c.which)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed%d", i)), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -115,17 +115,19 @@ func FuzzJoinerAdd(f *testing.F) {
 	})
 }
 
-// The sender's side of the base OTs and chunk application must refuse
+// The nodes' message handlers (base OTs, chunk application) must refuse
 // arbitrary bytes without panicking, too.
 func FuzzSenderInputs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, which byte) {
 		params := Params{ReceiverSize: 10, SenderSize: 10, ChunkRows: 128}
-		s, _ := NewSender(params, testKey(1))
+		r, _ := NewReceiver(params, testKey(1))
 		switch which % 3 {
 		case 0:
-			_, _ = s.Reply(b)
+			_, _ = r.Reply(b)
 		case 1:
-			_ = s.Finish(b)
+			s, _ := NewSender(params, testKey(1))
+			_, _ = s.Seeds(b)
+			_ = r.Finish(b)
 		default:
 			_, s2 := newPair(t, params, testKey(1), 1)
 			sp, _ := s2.Partition(0)

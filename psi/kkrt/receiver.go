@@ -9,10 +9,11 @@ import (
 )
 
 // Receiver is the node whose set is cuckoo-hashed: the OPRF receiver, the
-// OT-extension receiver and the base-OT sender. It is driven by messages:
-// Setup → (sender's Reply) → Seeds, then per partition Partition, Chunk
-// for every chunk, Outputs. Methods are safe for concurrent use; Chunk may
-// run concurrently for different chunks.
+// OT-extension receiver and the base-OT receiver. It is driven by
+// messages: Reply (to the sender's Setup), Finish (with the sender's
+// Seeds), then per partition Partition, Chunk for every chunk, Outputs.
+// Methods are safe for concurrent use; Chunk may run concurrently for
+// different chunks.
 type Receiver struct {
 	// Workers is the number of goroutines the receiver's own parallel
 	// loops use; 0 means GOMAXPROCS. Set it before the first call.
@@ -23,8 +24,8 @@ type Receiver struct {
 	keys   *keys
 
 	mu      sync.Mutex
-	stage   int // 0 new, 1 setup sent, 2 ready
-	ot      *baseOTSender
+	stage   int // 0 new, 1 reply sent, 2 ready
+	ot      *baseOTReceiver
 	prg     [2][CodeBits]cipher.Block // G(k_i^0), G(k_i^1)
 	started []bool
 }
@@ -49,51 +50,62 @@ func (r *Receiver) Plan() Plan { return r.plan }
 // Tag returns the session tag that every message of the session carries.
 func (r *Receiver) Tag() [TagSize]byte { return r.keys.tag }
 
-// Setup returns the first base-OT message, for the sender. It carries the
-// Params so that the sender can check that both sides agree.
-func (r *Receiver) Setup() ([]byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stage != 0 {
-		return nil, fmt.Errorf("%w: setup already sent", ErrState)
-	}
-	ot, err := newBaseOTSender()
-	if err != nil {
-		return nil, err
-	}
-	m := &setupMsg{tag: r.keys.tag, receiverSize: uint64(r.params.ReceiverSize),
-		senderSize: uint64(r.params.SenderSize), plan: r.plan}
-	if err := ot.first(&m.points, r.Workers); err != nil {
-		return nil, err
-	}
-	r.ot, r.stage = ot, 1
-	return m.marshal(), nil
-}
-
-// Seeds takes the sender's Reply and returns the last base-OT message,
-// for the sender. The receiver is then ready for partitions.
-func (r *Receiver) Seeds(reply []byte) ([]byte, error) {
-	m, err := decodeReply(reply)
+// Reply takes the sender's Setup and returns the second base-OT message,
+// for the sender. It refuses a Setup whose parameters differ from the
+// receiver's.
+func (r *Receiver) Reply(setup []byte) ([]byte, error) {
+	m, err := decodeSetup(setup)
 	if err != nil {
 		return nil, err
 	}
 	if m.tag != r.keys.tag {
-		return nil, fmt.Errorf("%w: reply of another session", ErrMessage)
+		return nil, fmt.Errorf("%w: setup of another session", ErrMessage)
+	}
+	if m.receiverSize != uint64(r.params.ReceiverSize) || m.senderSize != uint64(r.params.SenderSize) || m.plan != r.plan {
+		return nil, fmt.Errorf("%w: the sender's parameters (sizes %d, %d; %+v) differ from ours (sizes %d, %d; %+v)",
+			ErrParams, m.receiverSize, m.senderSize, m.plan, r.params.ReceiverSize, r.params.SenderSize, r.plan)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stage != 0 {
+		return nil, fmt.Errorf("%w: reply already sent", ErrState)
+	}
+	ot, err := newBaseOTReceiver()
+	if err != nil {
+		return nil, err
+	}
+	out := &replyMsg{tag: r.keys.tag}
+	if err := ot.second(m, &out.points, r.Workers); err != nil {
+		return nil, err
+	}
+	r.ot, r.stage = ot, 1
+	return out.marshal(), nil
+}
+
+// Finish takes the sender's Seeds; the receiver is then ready for
+// partitions. A Seeds message that does not decrypt changes nothing.
+func (r *Receiver) Finish(seeds []byte) error {
+	m, err := decodeSeeds(seeds)
+	if err != nil {
+		return err
+	}
+	if m.tag != r.keys.tag {
+		return fmt.Errorf("%w: seeds of another session", ErrMessage)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stage != 1 {
-		return nil, fmt.Errorf("%w: seeds need exactly one setup before them", ErrState)
+		return fmt.Errorf("%w: seeds need exactly one reply before them", ErrState)
 	}
-	out := &seedsMsg{tag: r.keys.tag}
-	if err := r.ot.third(m, &out.sealed, r.Workers); err != nil {
-		return nil, err
+	pairs, err := r.ot.finish(&r.keys.tag, m, r.Workers)
+	if err != nil {
+		return err
 	}
-	if err := r.installSeeds(r.ot.seeds); err != nil {
-		return nil, err
+	if err := r.installSeeds(pairs); err != nil {
+		return err
 	}
 	r.ot = nil
-	return out.marshal(), nil
+	return nil
 }
 
 // installSeeds keys the PRGs with the base-OT seeds (k_i^0, k_i^1).

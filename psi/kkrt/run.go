@@ -121,19 +121,19 @@ func Run(ctx context.Context, senderSet, receiverSet []Item, opts *Options) (*Re
 		}
 	} else {
 		// Base OTs, three flows.
-		setup, err := recv.Setup()
+		setup, err := send.Setup()
 		if err != nil {
 			return nil, err
 		}
-		reply, err := send.Reply(setup)
+		reply, err := recv.Reply(setup)
 		if err != nil {
 			return nil, err
 		}
-		seeds, err := recv.Seeds(reply)
+		seeds, err := send.Seeds(reply)
 		if err != nil {
 			return nil, err
 		}
-		if err := send.Finish(seeds); err != nil {
+		if err := recv.Finish(seeds); err != nil {
 			return nil, err
 		}
 		nodeBytes.Add(int64(len(setup) + len(reply) + len(seeds)))

@@ -13,8 +13,8 @@ import (
 )
 
 // Sender is the node that holds the OPRF key: the OPRF sender, the
-// OT-extension sender and the base-OT receiver. It is driven by messages:
-// Reply (to the receiver's Setup), Finish (with the receiver's Seeds),
+// OT-extension sender and the base-OT sender. It is driven by messages:
+// Setup, then Seeds (from the receiver's Reply), after which it is ready;
 // then per partition Partition, Apply for every correction chunk, Values.
 // Methods are safe for concurrent use; Apply may run concurrently for
 // different chunks.
@@ -28,8 +28,8 @@ type Sender struct {
 	keys   *keys
 
 	mu      sync.Mutex
-	stage   int // 0 new, 1 reply sent, 2 ready
-	ot      *baseOTReceiver
+	stage   int // 0 new, 1 setup sent, 2 ready
+	ot      *baseOTSender
 	s       [CodeBytes]byte        // the OPRF key's choice bits
 	prg     [CodeBits]cipher.Block // G(k_i^{s_i})
 	started []bool
@@ -55,62 +55,52 @@ func (s *Sender) Plan() Plan { return s.plan }
 // Tag returns the session tag that every message of the session carries.
 func (s *Sender) Tag() [TagSize]byte { return s.keys.tag }
 
-// Reply takes the receiver's Setup and returns the second base-OT message,
-// for the receiver. It refuses a Setup whose parameters differ from the
-// sender's.
-func (s *Sender) Reply(setup []byte) ([]byte, error) {
-	m, err := decodeSetup(setup)
-	if err != nil {
-		return nil, err
-	}
-	if m.tag != s.keys.tag {
-		return nil, fmt.Errorf("%w: setup of another session", ErrMessage)
-	}
-	if m.receiverSize != uint64(s.params.ReceiverSize) || m.senderSize != uint64(s.params.SenderSize) || m.plan != s.plan {
-		return nil, fmt.Errorf("%w: the receiver's parameters (sizes %d, %d; %+v) differ from ours (sizes %d, %d; %+v)",
-			ErrParams, m.receiverSize, m.senderSize, m.plan, s.params.ReceiverSize, s.params.SenderSize, s.plan)
-	}
+// Setup returns the first base-OT message, for the receiver. It carries
+// the Params so that the receiver can check that both sides agree.
+func (s *Sender) Setup() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stage != 0 {
-		return nil, fmt.Errorf("%w: reply already sent", ErrState)
+		return nil, fmt.Errorf("%w: setup already sent", ErrState)
 	}
-	ot, err := newBaseOTReceiver()
+	ot, err := newBaseOTSender()
 	if err != nil {
 		return nil, err
 	}
-	out := &replyMsg{tag: s.keys.tag}
-	if err := ot.second(m, &out.points, s.Workers); err != nil {
+	m := &setupMsg{tag: s.keys.tag, receiverSize: uint64(s.params.ReceiverSize),
+		senderSize: uint64(s.params.SenderSize), plan: s.plan}
+	if err := ot.first(&m.points, s.Workers); err != nil {
 		return nil, err
 	}
 	s.ot, s.stage = ot, 1
-	return out.marshal(), nil
+	return m.marshal(), nil
 }
 
-// Finish takes the receiver's Seeds; the sender is then ready for
-// partitions.
-func (s *Sender) Finish(seeds []byte) error {
-	m, err := decodeSeeds(seeds)
+// Seeds takes the receiver's Reply and returns the last base-OT message,
+// for the receiver. The sender is then ready for partitions.
+func (s *Sender) Seeds(reply []byte) ([]byte, error) {
+	m, err := decodeReply(reply)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if m.tag != s.keys.tag {
-		return fmt.Errorf("%w: seeds of another session", ErrMessage)
+		return nil, fmt.Errorf("%w: reply of another session", ErrMessage)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stage != 1 {
-		return fmt.Errorf("%w: seeds need exactly one reply before them", ErrState)
+		return nil, fmt.Errorf("%w: seeds need exactly one setup before them", ErrState)
 	}
-	var chosen [CodeBits][16]byte
-	if err := s.ot.finish(m, &chosen, s.Workers); err != nil {
-		return err
+	out := &seedsMsg{tag: s.keys.tag}
+	chosen, err := s.ot.third(&s.keys.tag, m, out, s.Workers)
+	if err != nil {
+		return nil, err
 	}
-	if err := s.installSeeds(s.ot.choice, chosen[:]); err != nil {
-		return err
+	if err := s.installSeeds(s.ot.s, chosen); err != nil {
+		return nil, err
 	}
 	s.ot = nil
-	return nil
+	return out.marshal(), nil
 }
 
 // installSeeds keys the PRGs with k_i^{s_i}. Tests call it directly for

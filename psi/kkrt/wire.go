@@ -16,11 +16,12 @@ import (
 // allocate, and reject trailing bytes: there is exactly one encoding of
 // every message (positions use minimal uvarints).
 //
-//	Setup      (receiver → sender)    uint64 ReceiverSize ‖ uint64 SenderSize ‖
+//	Setup      (sender → receiver)    uint64 ReceiverSize ‖ uint64 SenderSize ‖
 //	                                  uint32 Partitions, Capacity, Bins, ChunkRows, Chunks ‖
-//	                                  512 × 32-byte Ristretto255 points A_i
-//	Reply      (sender → receiver)    512 × 32-byte points B_i
-//	Seeds      (receiver → sender)    512 × (e0 ‖ e1), each 44 bytes of AES-GCM
+//	                                  128 × 32-byte Ristretto255 points A_j
+//	Reply      (receiver → sender)    128 × 32-byte points B_j
+//	Seeds      (sender → receiver)    128 × (e0 ‖ e1), each 44 bytes of AES-GCM ‖
+//	                                  128 × 64-byte rows u_j of the IKNP step
 //	Correction (receiver → sender)    uint32 partition, chunk, attempt, rows ‖
 //	                                  512 columns × rows/8 bytes (column-major)
 //	Outputs    (receiver → coord.)    uint32 partition, part, parts, count ‖
@@ -39,9 +40,9 @@ const (
 	pointSize  = 32
 	sealedSize = 12 + 16 + 16 // simot: AES-GCM nonce ‖ 16-byte seed ‖ tag
 
-	setupSize      = headerSize + 16 + 5*4 + CodeBits*pointSize
-	replySize      = headerSize + CodeBits*pointSize
-	seedsSize      = headerSize + CodeBits*2*sealedSize
+	setupSize      = headerSize + 16 + 5*4 + baseOTs*pointSize
+	replySize      = headerSize + baseOTs*pointSize
+	seedsSize      = headerSize + baseOTs*(2*sealedSize+CodeBytes)
 	correctionHead = headerSize + 4*4
 	listHead       = headerSize + 4*4
 )
@@ -51,9 +52,9 @@ type Kind byte
 
 // Message kinds.
 const (
-	KindSetup      Kind = 1 // receiver → sender: base-OT first flow
-	KindReply      Kind = 2 // sender → receiver: base-OT second flow
-	KindSeeds      Kind = 3 // receiver → sender: base-OT third flow
+	KindSetup      Kind = 1 // sender → receiver: base-OT first flow
+	KindReply      Kind = 2 // receiver → sender: base-OT second flow
+	KindSeeds      Kind = 3 // sender → receiver: base-OT third flow and IKNP step
 	KindCorrection Kind = 4 // receiver → sender: one chunk of the OT-extension matrix
 	KindOutputs    Kind = 5 // receiver → coordinator
 	KindValues     Kind = 6 // sender → coordinator
@@ -113,13 +114,13 @@ func checkHeader(msg []byte, want Kind) ([TagSize]byte, error) {
 	return tag, nil
 }
 
-// setupMsg is the base-OT first flow, with the parameters the receiver
-// uses so that the sender can refuse a mismatch.
+// setupMsg is the base-OT first flow, with the parameters the sender uses
+// so that the receiver can refuse a mismatch.
 type setupMsg struct {
 	tag                      [TagSize]byte
 	receiverSize, senderSize uint64
 	plan                     Plan
-	points                   [CodeBits][pointSize]byte
+	points                   [baseOTs][pointSize]byte
 }
 
 func (m *setupMsg) marshal() []byte {
@@ -169,7 +170,7 @@ func decodeSetup(b []byte) (*setupMsg, error) {
 // replyMsg is the base-OT second flow.
 type replyMsg struct {
 	tag    [TagSize]byte
-	points [CodeBits][pointSize]byte
+	points [baseOTs][pointSize]byte
 }
 
 func (m *replyMsg) marshal() []byte {
@@ -197,10 +198,12 @@ func decodeReply(b []byte) (*replyMsg, error) {
 }
 
 // seedsMsg is the base-OT third flow: both seeds of every base OT, each
-// encrypted under a key only the matching choice can derive.
+// encrypted under a key only the matching choice can derive, and the IKNP
+// matrix u.
 type seedsMsg struct {
 	tag    [TagSize]byte
-	sealed [CodeBits][2][sealedSize]byte
+	sealed [baseOTs][2][sealedSize]byte
+	u      [baseOTs][CodeBytes]byte
 }
 
 func (m *seedsMsg) marshal() []byte {
@@ -212,6 +215,10 @@ func (m *seedsMsg) marshal() []byte {
 			copy(b[o:], m.sealed[i][j][:])
 			o += sealedSize
 		}
+	}
+	for i := range m.u {
+		copy(b[o:], m.u[i][:])
+		o += CodeBytes
 	}
 	return b
 }
@@ -231,6 +238,10 @@ func decodeSeeds(b []byte) (*seedsMsg, error) {
 			copy(m.sealed[i][j][:], b[o:])
 			o += sealedSize
 		}
+	}
+	for i := range m.u {
+		copy(m.u[i][:], b[o:])
+		o += CodeBytes
 	}
 	return m, nil
 }

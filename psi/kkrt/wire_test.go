@@ -16,19 +16,19 @@ func sampleMessages(t testing.TB) map[Kind][]byte {
 	key := testKey(5)
 	r, _ := NewReceiver(params, key)
 	s, _ := NewSender(params, key)
-	setup, err := r.Setup()
+	setup, err := s.Setup()
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply, err := s.Reply(setup)
+	reply, err := r.Reply(setup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seeds, err := r.Seeds(reply)
+	seeds, err := s.Seeds(reply)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Finish(seeds); err != nil {
+	if err := r.Finish(seeds); err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
