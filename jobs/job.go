@@ -39,6 +39,7 @@ import (
 
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // State is a job's lifecycle state.
@@ -139,9 +140,13 @@ type Job struct {
 	Error      string           `json:"error,omitempty"`
 	Reviewer   string           `json:"reviewer,omitempty"`
 	Comment    string           `json:"comment,omitempty"`
-	CreatedAt  time.Time        `json:"created_at"`
-	UpdatedAt  time.Time        `json:"updated_at"`
-	History    []Event          `json:"history,omitempty"`
+	// Approval is the reviewer's signed approval of the release: nodes
+	// deliver nothing (psi_members lists) without it, and anyone holding
+	// the reviewer's public key can check that this result was approved.
+	Approval  *attest.SignedApproval `json:"approval,omitempty"`
+	CreatedAt time.Time              `json:"created_at"`
+	UpdatedAt time.Time              `json:"updated_at"`
+	History   []Event                `json:"history,omitempty"`
 	// Consents are the owners' answers for conditional datasets; past
 	// ConsentDeadline a job still awaiting consent expires.
 	Consents        []Consent `json:"consents,omitempty"`
@@ -166,6 +171,10 @@ type Consent struct {
 	Approved bool      `json:"approved"`
 	Reason   string    `json:"reason,omitempty"`
 	At       time.Time `json:"at"`
+	// Signed is the owner's signed statement (policy/attest): the nodes
+	// act on a conditional dataset only with it, never on the coordinator's
+	// word that the owner agreed.
+	Signed *attest.SignedConsent `json:"signed,omitempty"`
 }
 
 // Change is a compare-and-set transition: it applies only if the job is in
@@ -188,6 +197,8 @@ type Change struct {
 	// an earlier answer for the same dataset). Answers for different
 	// datasets commute, so owners answering at once lose nothing.
 	Consent *Consent
+	// Approval is the reviewer's signed approval, set with the release.
+	Approval *attest.SignedApproval
 	// RetryAt and Waiting are set, and only set, on running → retryable:
 	// when the job is due back in the queue, and what it waits for.
 	RetryAt time.Time
@@ -333,6 +344,9 @@ func (c Change) Check() error {
 	}
 	if len(c.Result) > 0 && c.To != Released {
 		return fmt.Errorf("jobs: a result is set only on release")
+	}
+	if c.Approval != nil && c.To != Released {
+		return fmt.Errorf("jobs: an approval is set only on release")
 	}
 	if (c.To == Retryable) != !c.RetryAt.IsZero() || c.Waiting != "" && c.To != Retryable {
 		return fmt.Errorf("jobs: a retry time (and what the job waits for) is set on, and only on, running → retryable")

@@ -63,6 +63,15 @@ type Dataset struct {
 	DP *DP `json:"dp,omitempty" yaml:"dp"`
 	// RateLimit bounds how many jobs one analyst may run on this dataset.
 	RateLimit *RateLimit `json:"rate_limit,omitempty" yaml:"rate_limit"`
+	// MaxRowsPerKey is the most rows one person (one key) contributes to a
+	// job: the node keeps the first that many rows per key, in the source's
+	// order, after the filter, so that every count and sum moves by at most
+	// one person's worth. 0 means 1.
+	MaxRowsPerKey int `json:"max_rows_per_key,omitempty" yaml:"max_rows_per_key"`
+	// PersonKey is the id column that names the person a row is about (for
+	// aggregate jobs, which have no join key). Default: the dataset's only
+	// id column.
+	PersonKey string `json:"person_key,omitempty" yaml:"person_key"`
 }
 
 // DP is a dataset's differential-privacy rule.
@@ -74,12 +83,19 @@ type DP struct {
 	// ValueBound is the largest |value| of a value column, so sums can be
 	// given noise of the right scale (values beyond it are clamped).
 	ValueBound int64 `json:"value_bound,omitempty" yaml:"value_bound"`
+	// TotalBudget is the ε all analysts together may spend on the dataset,
+	// kept in the node's own ledger (so a coordinator that invents analysts
+	// cannot exceed it). 0: no limit beyond each analyst's budget.
+	TotalBudget float64 `json:"total_budget,omitempty" yaml:"total_budget"`
 }
 
 // RateLimit is at most Jobs jobs per analyst per Per.
 type RateLimit struct {
 	Jobs int           `json:"jobs" yaml:"jobs"`
 	Per  time.Duration `json:"per" yaml:"per"`
+	// TotalJobs bounds the jobs of all analysts together per Per, counted
+	// by the node itself. 0: no limit beyond each analyst's.
+	TotalJobs int `json:"total_jobs,omitempty" yaml:"total_jobs"`
 }
 
 // MicroEpsilon converts ε to the integer units budgets are counted in.
@@ -166,14 +182,29 @@ func (d *Dataset) Validate() error {
 	if d.DP != nil && (d.DP.Epsilon <= 0 || d.DP.Budget < d.DP.Epsilon || d.DP.ValueBound < 0) {
 		return fmt.Errorf("policy: dataset %s: dp needs epsilon > 0, a budget of at least one job's epsilon, and a non-negative value_bound", d.Name)
 	}
-	if d.RateLimit != nil && (d.RateLimit.Jobs < 1 || d.RateLimit.Per <= 0) {
-		return fmt.Errorf("policy: dataset %s: rate_limit needs jobs ≥ 1 and a positive per", d.Name)
+	if d.RateLimit != nil && (d.RateLimit.Jobs < 1 || d.RateLimit.Per <= 0 || d.RateLimit.TotalJobs < 0 || d.RateLimit.TotalJobs > 0 && d.RateLimit.TotalJobs < d.RateLimit.Jobs) {
+		return fmt.Errorf("policy: dataset %s: rate_limit needs jobs ≥ 1, a positive per, and total_jobs (if set) at least jobs", d.Name)
+	}
+	if d.DP != nil && (d.DP.TotalBudget < 0 || d.DP.TotalBudget > 0 && d.DP.TotalBudget < d.DP.Budget) {
+		return fmt.Errorf("policy: dataset %s: dp.total_budget (if set) must be at least the per-analyst budget", d.Name)
+	}
+	if d.MaxRowsPerKey < 0 {
+		return fmt.Errorf("policy: dataset %s: max_rows_per_key must not be negative", d.Name)
+	}
+	if d.PersonKey != "" {
+		c, ok := d.Column(d.PersonKey)
+		if !ok || c.Kind != KindID {
+			return fmt.Errorf("policy: dataset %s: person_key %q must name an id column", d.Name, d.PersonKey)
+		}
 	}
 	if d.MinCount < 0 {
 		return fmt.Errorf("policy: dataset %s: min_count must not be negative", d.Name)
 	}
 	return nil
 }
+
+// RowsPerKey is MaxRowsPerKey with its default (1) applied.
+func (d *Dataset) RowsPerKey() int { return max(1, d.MaxRowsPerKey) }
 
 // EffectiveMinCount is k with the default applied.
 func (d *Dataset) EffectiveMinCount() int {

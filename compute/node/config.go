@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/unseen-data/unseen/compute/pki"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Config is a node's configuration file, written by its department.
@@ -36,10 +38,40 @@ type Config struct {
 	TLS *pki.Files `yaml:"tls"`
 	// KeysDir holds the node's homomorphic key shares and decryption ledger
 	// (files 0600). Default: a "keys" folder beside the secret file.
-	KeysDir  string          `yaml:"keys_dir"`
-	Datasets []DatasetConfig `yaml:"datasets"`
+	KeysDir string `yaml:"keys_dir"`
+	// SigningKey is the node's Ed25519 key (PEM): it signs the PSI chunks,
+	// homomorphic contributions and ceremony messages the node produces, and
+	// its audit head. Default: signing.ed25519 beside the secret file,
+	// created (0600) on first start; `unseen node identity` prints its
+	// public half for the other departments' federation sections.
+	SigningKey string `yaml:"signing_key"`
+	// StateDB is the node's own ledger of jobs (each job id bound to one
+	// spec), privacy budgets and rate limits, kept whatever the coordinator
+	// says. Default: node.db beside the secret file.
+	StateDB string `yaml:"state_db"`
+	// Federation names, from this department's own configuration, whom the
+	// node believes: the other nodes, the reviewers and the coordinator.
+	Federation Federation `yaml:"federation"`
+	// Owners are this department's data owners (数源单位) and their
+	// public keys: a job on a conditional dataset needs one's signed consent.
+	Owners   map[string]string `yaml:"owners"`
+	Datasets []DatasetConfig   `yaml:"datasets"`
 
 	dir string // the config file's folder: relative paths resolve against it
+}
+
+// Federation is the node's own list of the parties of its federation and
+// their public keys ("ed25519:…"). The node never takes these from the
+// coordinator: a key ceremony's roster, a PSI chunk's producer and a
+// release's reviewer are checked against them.
+type Federation struct {
+	// Coordinator is the coordinator's key: its signed audit heads, which
+	// the node keeps as a witness.
+	Coordinator string `yaml:"coordinator"`
+	// Nodes are every department's node, this one included.
+	Nodes map[string]string `yaml:"nodes"`
+	// Reviewers (安全管理方) may approve the release of a result.
+	Reviewers map[string]string `yaml:"reviewers"`
 }
 
 // DatasetConfig declares one dataset: its policy (metadata) and where its
@@ -85,6 +117,68 @@ func parseConfig(b []byte, name, dir string) (*Config, error) {
 	return &c, nil
 }
 
+// Keys are the public keys a node believes, parsed from its configuration.
+type Keys struct {
+	Coordinator ed25519.PublicKey // nil if not configured
+	Nodes       attest.Keyring    // by department
+	Reviewers   attest.Keyring    // by name
+	Owners      attest.Keyring    // by name
+}
+
+// Trust parses the federation and owners sections.
+func (c *Config) Trust() (*Keys, error) {
+	k := &Keys{Nodes: attest.Keyring{}, Reviewers: attest.Keyring{}, Owners: attest.Keyring{}}
+	parse := func(section string, in map[string]string, out attest.Keyring) error {
+		for name, txt := range in {
+			if !policy.ValidColumnName(name) {
+				return fmt.Errorf("%s: %q is not a simple name", section, name)
+			}
+			pub, err := attest.ParsePublicKey(txt)
+			if err != nil {
+				return fmt.Errorf("%s.%s: %w", section, name, err)
+			}
+			out[name] = pub
+		}
+		return nil
+	}
+	if err := parse("federation.nodes", c.Federation.Nodes, k.Nodes); err != nil {
+		return nil, err
+	}
+	if err := parse("federation.reviewers", c.Federation.Reviewers, k.Reviewers); err != nil {
+		return nil, err
+	}
+	if err := parse("owners", c.Owners, k.Owners); err != nil {
+		return nil, err
+	}
+	if c.Federation.Coordinator != "" {
+		pub, err := attest.ParsePublicKey(c.Federation.Coordinator)
+		if err != nil {
+			return nil, fmt.Errorf("federation.coordinator: %w", err)
+		}
+		k.Coordinator = pub
+	}
+	if _, ok := k.Nodes[c.Department]; !ok {
+		return nil, fmt.Errorf("federation.nodes must list this node (%s) with its public key (unseen node identity prints it)", c.Department)
+	}
+	return k, nil
+}
+
+// SigningKeyPath is the resolved SigningKey.
+func (c *Config) SigningKeyPath() string {
+	if c.SigningKey != "" {
+		return c.Path(c.SigningKey)
+	}
+	return filepath.Join(filepath.Dir(c.Path(c.SecretFile)), "signing.ed25519")
+}
+
+// StateDBPath is the resolved StateDB.
+func (c *Config) StateDBPath() string {
+	if c.StateDB != "" {
+		return c.Path(c.StateDB)
+	}
+	return filepath.Join(filepath.Dir(c.Path(c.SecretFile)), "node.db")
+}
+
 // KeysPath is the resolved KeysDir.
 func (c *Config) KeysPath() string {
 	if c.KeysDir != "" {
@@ -125,6 +219,9 @@ func (c *Config) Validate() error {
 	}
 	if h, err := hex.DecodeString(c.CoordinatorTokenSHA256); err != nil || len(h) != 32 {
 		return errors.New("coordinator_token_sha256 must be 64 hex characters")
+	}
+	if _, err := c.Trust(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i := range c.Datasets {

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -19,6 +21,7 @@ import (
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Service is a running node's logic: its datasets, secret, audit log,
@@ -36,6 +39,10 @@ type Service struct {
 
 	he *heState // homomorphic keys and ledger (he_keys.go)
 
+	priv  ed25519.PrivateKey // the node's signing key (trust.go)
+	keys  *Keys              // whom it believes: federation and owners
+	state *stateDB           // its own ledger of jobs, budgets, rates (state.go)
+
 	mu       sync.Mutex
 	sessions map[string]*session // by sessionKey (session.go)
 }
@@ -48,6 +55,9 @@ type Options struct {
 	// FS, if set, is where dataset files are read from (the demo's embedded
 	// examples); otherwise the operating system's files.
 	FS fs.FS
+	// SigningKey, if set, is the node's signing key (the demo's example
+	// keys); otherwise the config's signing_key file, created if missing.
+	SigningKey ed25519.PrivateKey
 }
 
 // Caller is who a request comes from, as the transport authenticated it
@@ -79,7 +89,24 @@ func New(cfg *Config, opts Options) (*Service, error) {
 	if s.tokenSum, err = hex.DecodeString(cfg.CoordinatorTokenSHA256); err != nil || len(s.tokenSum) != sha256.Size {
 		return nil, fmt.Errorf("node: coordinator_token_sha256 must be 64 hex characters")
 	}
+	if s.keys, err = cfg.Trust(); err != nil {
+		return nil, fmt.Errorf("node: config: %w", err)
+	}
+	s.priv = opts.SigningKey
+	if s.priv == nil {
+		if s.priv, err = attest.LoadOrCreatePrivateKeyFile(cfg.SigningKeyPath()); err != nil {
+			return nil, fmt.Errorf("node: signing key: %w", err)
+		}
+	}
+	if want := s.keys.Nodes[cfg.Department]; !bytes.Equal(want, s.PublicKey()) {
+		return nil, fmt.Errorf("node: federation.nodes.%s is %s, but this node's signing key (%s) is %s: put the node's own public key there (unseen node identity prints it)",
+			cfg.Department, attest.FormatPublicKey(want), cfg.SigningKeyPath(), attest.FormatPublicKey(s.PublicKey()))
+	}
+	if s.state, err = openState(cfg.StateDBPath()); err != nil {
+		return nil, err
+	}
 	if s.he, err = newHEState(cfg, s.tokenSum, s.log); err != nil {
+		s.state.Close()
 		return nil, err
 	}
 	sealKey := make([]byte, 32)
@@ -118,6 +145,9 @@ func New(cfg *Config, opts Options) (*Service, error) {
 	}
 	return s, nil
 }
+
+// Close releases the node's files (its state ledger).
+func (s *Service) Close() error { return s.state.Close() }
 
 // Department is the node's department.
 func (s *Service) Department() string { return s.cfg.Department }

@@ -9,7 +9,10 @@
 package nodeapi
 
 import (
+	"encoding/json"
+
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Paths of the node's endpoints.
@@ -20,6 +23,7 @@ const (
 	PathOwn      = "/v1/node/psi/own"
 	PathReblind  = "/v1/node/psi/reblind"
 	PathMembers  = "/v1/node/psi/members"
+	PathDeliver  = "/v1/node/psi/deliver"
 	PathFinish   = "/v1/node/jobs/finish"
 	PathOutcome  = "/v1/node/jobs/outcome"
 )
@@ -40,19 +44,27 @@ const (
 	StepOwn     Step = "psi.own"
 	StepReblind Step = "psi.reblind"
 	StepMembers Step = "psi.members"
+	StepDeliver Step = "psi.deliver"
 	StepFinish  Step = "job.finish"
 	StepOutcome Step = "job.outcome"
 )
 
 // Header is carried by every protocol request.
 type Header struct {
-	Job     string `json:"job"`
-	Step    Step   `json:"step"`
-	Attempt int    `json:"attempt"`
-	// Party is the node's position among the job's parties (one node may
-	// hold two of a job's inputs, each its own party).
+	Job string `json:"job"`
+	// SpecHash is the job's spec hash (policy.Spec.Hash): a node binds every
+	// step of a job to it and refuses a step for the same job id under
+	// another spec, at any attempt.
+	SpecHash attest.Digest `json:"spec_hash"`
+	Step     Step          `json:"step"`
+	Attempt  int           `json:"attempt"`
+	// Party is the node's position among the job's parties: the index of
+	// its department's input (one party per department).
 	Party int `json:"party"`
 }
+
+// Ref is the statement reference of the request's job.
+func (h Header) Ref() JobRef { return JobRef{Job: h.Job, SpecHash: h.SpecHash, Attempt: h.Attempt} }
 
 // DatasetsResponse lists a node's declared datasets (metadata only).
 type DatasetsResponse struct {
@@ -112,6 +124,23 @@ type MembersRequest struct {
 type MembersResponse struct {
 	Ciphertext []byte `json:"ciphertext"`
 	Count      int    `json:"count"`
+}
+
+// DeliverRequest asks the requesting node of a psi_members job for the
+// member list it sealed to the analyst (Members), once the result has been
+// released: Approval is the reviewer's signed approval and Result the
+// released result it approves (whose SHA-256 it signs). The node checks the
+// approval against its own reviewers' keys and its binding of the job, and
+// that Result names the list it sealed, before it hands anything over.
+type DeliverRequest struct {
+	Header
+	Approval *attest.SignedApproval `json:"approval"`
+	Result   json.RawMessage        `json:"result"`
+}
+
+// DeliverResponse is the sealed member list; only the analyst can open it.
+type DeliverResponse struct {
+	Ciphertext []byte `json:"ciphertext"`
 }
 
 // FinishRequest tells a node the job is over so it can drop its state.

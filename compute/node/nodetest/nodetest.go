@@ -4,6 +4,7 @@
 package nodetest
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 	"github.com/unseen-data/unseen/compute/node/nodehttp"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Districts used for rows (row i gets Districts[i % len]).
@@ -106,6 +108,7 @@ func StartWith(t testing.TB, rows map[string][]int, opts Options) *Federation {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { f.Services[dept].Close() })
 		sh := &swapHandler{}
 		sh.set(f.handler(dept, s))
 		ts := httptest.NewServer(sh)
@@ -130,6 +133,10 @@ func Configs(t testing.TB, rows map[string][]int, customise func(*policy.Dataset
 		byDept[policy.Department(name)] = append(byDept[policy.Department(name)], name)
 	}
 	cfgs, cat := map[string]*node.Config{}, policy.Catalog{}
+	fed := node.Federation{Coordinator: PublicKey("coordinator"), Nodes: map[string]string{}, Reviewers: map[string]string{Reviewer: PublicKey(Reviewer)}}
+	for dept := range byDept {
+		fed.Nodes[dept] = PublicKey("node-" + dept)
+	}
 	for dept, names := range byDept {
 		sort.Strings(names)
 		cfg := &node.Config{
@@ -139,6 +146,10 @@ func Configs(t testing.TB, rows map[string][]int, customise func(*policy.Dataset
 			AuditLog:               filepath.Join(dir, dept+".audit"),
 			CoordinatorTokenSHA256: sha(Token),
 			KeysDir:                filepath.Join(dir, dept+".keys"),
+			SigningKey:             writeKey(t, filepath.Join(dir, dept+".signing.ed25519"), "node-"+dept),
+			StateDB:                filepath.Join(dir, dept+".db"),
+			Federation:             fed,
+			Owners:                 map[string]string{Owner(dept): PublicKey(Owner(dept))},
 		}
 		for _, name := range names {
 			file := filepath.Join(dir, name+".csv")
@@ -173,6 +184,9 @@ func (f *Federation) handler(dept string, s *node.Service) http.Handler {
 // lost; what the node persisted is reloaded.
 func (f *Federation) Restart(t testing.TB, dept string) *node.Service {
 	t.Helper()
+	if old := f.Services[dept]; old != nil {
+		old.Close() // a process that died lets go of its files
+	}
 	s, err := node.New(f.Configs[dept], node.Options{Audit: f.Audits[dept]})
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +213,33 @@ func writeCSV(t testing.TB, path string, idx []int) {
 	if err := fh.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Reviewer is the reviewer every test node believes (PrivateKey(Reviewer)
+// signs as them).
+const Reviewer = "rita"
+
+// Owner is the name of department dept's data owner in test configs.
+func Owner(dept string) string { return "owner_" + dept }
+
+// PrivateKey is the test signing key of a party ("coordinator",
+// "node-<dept>", Reviewer, Owner(dept)): derived from its name, so tests
+// can sign as anyone, and never to be used outside tests.
+func PrivateKey(name string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("unseen/nodetest/key/" + name))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+// PublicKey is the text form of PrivateKey(name)'s public half.
+func PublicKey(name string) string {
+	return attest.FormatPublicKey(PrivateKey(name).Public().(ed25519.PublicKey))
+}
+
+func writeKey(t testing.TB, path, name string) string {
+	if err := attest.WritePrivateKeyFile(path, PrivateKey(name)); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func sha(s string) string {

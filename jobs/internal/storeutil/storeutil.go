@@ -178,6 +178,9 @@ func Apply(j *jobs.Job, c jobs.Change, at time.Time) *jobs.Job {
 	if c.Consent != nil {
 		n.Consents = SetConsent(n.Consents, *c.Consent)
 	}
+	if c.Approval != nil {
+		n.Approval = c.Approval
+	}
 	n.History = append(n.History, Event(c, at))
 	return n
 }
