@@ -586,3 +586,25 @@ func TestMoments(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The bounds a releasing node computes itself: an aggregate of n inputs is
+// n fresh terms; an intersection_stats result is C masked chunks plus one
+// zero-sum mask per department. Nonsense is refused, never defaulted.
+func TestNodeNoiseBounds(t *testing.T) {
+	n, err := SumNoise(3)
+	if err != nil || n != (Noise{Terms: 3}) {
+		t.Fatalf("SumNoise(3) = %+v, %v", n, err)
+	}
+	n, err = MaskedSumNoise(5, 3)
+	if err != nil || n != (Noise{Terms: 8, Masked: 5}) {
+		t.Fatalf("MaskedSumNoise(5, 3) = %+v, %v", n, err)
+	}
+	for _, c := range [][2]int{{0, 0}, {-1, 3}, {3, -1}, {1 << 41, 1}, {1 << 40, 1}} {
+		if n, err := MaskedSumNoise(c[0], c[1]); err == nil {
+			t.Errorf("MaskedSumNoise(%d, %d) = %+v accepted", c[0], c[1], n)
+		}
+	}
+	if _, err := SumNoise(0); err == nil {
+		t.Error("SumNoise(0) accepted")
+	}
+}

@@ -9,8 +9,11 @@ import (
 // Noise describes how a ciphertext was computed, which is all that is
 // needed to bound its noise: it is the sum of Terms fresh public-key
 // encryptions, Masked of which went through exactly one MulMask before
-// being summed. It travels with the ciphertext so that every releasing node
-// computes the smudging itself from the parameters.
+// being summed. Every Ciphertext carries one (it travels on the wire, and
+// the coordinator's evaluator keeps it up to date), but a releasing node
+// never sizes its smudging from a descriptor someone sent it: it computes
+// the Noise of the result itself from what it knows of the job (SumNoise,
+// MaskedSumNoise) and passes that to the release.
 //
 // Noise model (variance of each coefficient of the error e in
 // c0 + c1·s = Δ·m + e, lattigo's BGV convention, CLT heuristic as in
@@ -34,6 +37,22 @@ var FreshNoise = Noise{Terms: 1}
 const maxTerms = 1 << 40
 
 var errNoise = errors.New("he: invalid noise descriptor")
+
+// SumNoise bounds a sum of `fresh` fresh encryptions: an aggregate's
+// result, one encryption per input.
+func SumNoise(fresh int) (Noise, error) { return MaskedSumNoise(0, fresh) }
+
+// MaskedSumNoise bounds a sum of `masked` fresh encryptions that were each
+// masked once (MulMask) and `fresh` unmasked fresh encryptions: an
+// intersection_stats result is at most every chunk of the value node's
+// layout, masked, plus one zero-sum mask per department.
+func MaskedSumNoise(masked, fresh int) (Noise, error) {
+	if masked < 0 || fresh < 0 || masked > maxTerms || fresh > maxTerms {
+		return Noise{}, fmt.Errorf("%w: %d masked and %d fresh terms", errNoise, masked, fresh)
+	}
+	n := Noise{Terms: uint64(masked) + uint64(fresh), Masked: uint64(masked)}
+	return n, n.validate()
+}
 
 func (n Noise) validate() error {
 	if n.Terms == 0 || n.Terms > maxTerms || n.Masked > n.Terms {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/hkdf"
 
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Paths of the node's homomorphic endpoints.
@@ -91,20 +92,27 @@ type CeremonyHeader struct {
 
 // KeysBeginRequest opens a ceremony: the roster (department names) and the
 // threshold t. The node answers with a fresh HPKE public key, on which the
-// others will seal its Shamir shares.
+// others will seal its Shamir shares. A node takes part only if every
+// department of the roster is in its own federation.nodes, itself
+// included, and 2 ≤ t ≤ N.
 type KeysBeginRequest struct {
 	CeremonyHeader
 	Nodes     []string `json:"nodes"`
 	Threshold int      `json:"threshold"`
 }
 
-// KeysBeginResponse is the node's HPKE public key for this ceremony.
+// KeysBeginResponse is the node's HPKE public key for this ceremony and
+// its signature over CeremonyKeyStatement{ceremony, params, node, key}, so
+// that the other nodes seal their Shamir shares to this node and no one
+// else, whatever the coordinator relays.
 type KeysBeginResponse struct {
 	HPKEPublicKey []byte `json:"hpke_public_key"`
+	Signature     []byte `json:"signature"`
 }
 
 // KeysSharesRequest fixes the setup (roster, threshold, every node's HPKE
-// key). The node draws its secret-key share and answers with its
+// key with that node's signature, KeysBeginResponse.Signature, by
+// department). The node draws its secret-key share and answers with its
 // public-key-generation share and its Shamir shares, each sealed (HPKE) to
 // its recipient.
 type KeysSharesRequest struct {
@@ -112,24 +120,33 @@ type KeysSharesRequest struct {
 	Nodes          []string          `json:"nodes"`
 	Threshold      int               `json:"threshold"`
 	HPKEPublicKeys map[string][]byte `json:"hpke_public_keys"`
+	HPKESignatures map[string][]byte `json:"hpke_signatures"`
 }
 
 // KeysSharesResponse: PublicKeyShare is an envelope (he/ckg-share/v1);
 // SealedShares maps each recipient to an envelope
 // (ceremony/sealed-shamir-share/v1) whose payload only it can open. Empty
-// for t = N.
+// for t = N. Each payload is signed by the sending node
+// (CeremonyShareStatement over the SHA-256 of the envelope's payload; To
+// empty for the public-key share), so that its recipients know who made
+// it.
 type KeysSharesResponse struct {
-	PublicKeyShare []byte            `json:"public_key_share"`
-	SealedShares   map[string][]byte `json:"sealed_shares,omitempty"`
+	PublicKeyShare          []byte            `json:"public_key_share"`
+	PublicKeyShareSignature []byte            `json:"public_key_share_signature"`
+	SealedShares            map[string][]byte `json:"sealed_shares,omitempty"`
+	SealedShareSignatures   map[string][]byte `json:"sealed_share_signatures,omitempty"`
 }
 
 // KeysFinishRequest delivers every node's public-key share and the sealed
 // Shamir shares addressed to this node (by sender), each re-enveloped by the
-// coordinator for this node.
+// coordinator for this node, with their senders' signatures
+// (KeysSharesResponse) by sender.
 type KeysFinishRequest struct {
 	CeremonyHeader
-	PublicKeyShares map[string][]byte `json:"public_key_shares"`
-	SealedShares    map[string][]byte `json:"sealed_shares,omitempty"`
+	PublicKeyShares          map[string][]byte `json:"public_key_shares"`
+	PublicKeyShareSignatures map[string][]byte `json:"public_key_share_signatures"`
+	SealedShares             map[string][]byte `json:"sealed_shares,omitempty"`
+	SealedShareSignatures    map[string][]byte `json:"sealed_share_signatures,omitempty"`
 }
 
 // KeysFinishResponse is the SHA-256 of the collective public key the node
@@ -160,11 +177,16 @@ type KeysStatusResponse struct {
 // input Input's rows after its filter (aggregate with group_by), so that the
 // coordinator can lay out one slot per group across all nodes. This tells
 // the coordinator which groups exist at each node (not their sizes).
+// Consents are the owners' signed consents (a conditional dataset needs
+// one); the node checks the request like every first step of a job (spec
+// hash and binding, party, own policy, consent, budgets and rate limits)
+// and refuses an input whose filter leaves fewer rows than its k.
 type HEGroupsRequest struct {
 	Header
-	Spec      policy.Spec      `json:"spec"`
-	Requester policy.Requester `json:"requester"`
-	Input     int              `json:"input"`
+	Spec      policy.Spec            `json:"spec"`
+	Requester policy.Requester       `json:"requester"`
+	Input     int                    `json:"input"`
+	Consents  []attest.SignedConsent `json:"consents,omitempty"`
 }
 
 // HEGroupsResponse lists the group labels, sorted.
@@ -176,26 +198,31 @@ type HEGroupsResponse struct {
 // Input. Groups is the slot layout (sorted labels; empty without group_by).
 // MaxRows bounds the rows summed over all the job's inputs: each node
 // refuses more than MaxRows/len(inputs) rows of its own and range-checks its
-// values so that no total can wrap modulo T.
+// values so that no total can wrap modulo T. The node checks it as
+// HEGroupsRequest says (and refuses an input below k: code input_below_k).
 type HEAggregateRequest struct {
 	Header
-	Spec      policy.Spec      `json:"spec"`
-	Requester policy.Requester `json:"requester"`
-	Input     int              `json:"input"`
-	Groups    []string         `json:"groups,omitempty"`
-	MaxRows   int64            `json:"max_rows"`
+	Spec      policy.Spec            `json:"spec"`
+	Requester policy.Requester       `json:"requester"`
+	Input     int                    `json:"input"`
+	Groups    []string               `json:"groups,omitempty"`
+	MaxRows   int64                  `json:"max_rows"`
+	Consents  []attest.SignedConsent `json:"consents,omitempty"`
 }
 
 // HEAggregateResponse: Sums is an envelope of a ciphertext under the "sums"
 // set with slot g the count of group g and, when a value is asked, slot
 // G+g its Σx; Squares (when variance is asked) is under "squares" with slot
-// g the group's Σx².
+// g the group's Σx². Each is signed by the node: SumsSignature over
+// ContributionStatement{job, spec hash, attempt, input, "sums", SHA-256 of
+// the envelope's payload}, SquaresSignature likewise with "squares". A node
+// decrypts an aggregate only as the sum it computes itself of every
+// input's signed contribution.
 type HEAggregateResponse struct {
-	Sums    []byte `json:"sums"`
-	Squares []byte `json:"squares,omitempty"`
-	// BelowK: the node's filter leaves fewer rows than its dataset's k (a
-	// flag for the reviewer; the count itself stays hidden).
-	BelowK bool `json:"below_k,omitempty"`
+	Sums             []byte `json:"sums"`
+	SumsSignature    []byte `json:"sums_signature"`
+	Squares          []byte `json:"squares,omitempty"`
+	SquaresSignature []byte `json:"squares_signature,omitempty"`
 }
 
 // HEValuesRequest asks the value node of an intersection_stats job (which
@@ -226,11 +253,15 @@ type HEValuesChunk struct {
 
 // HEValuesResponse carries the requested chunks and the whole layout's
 // size: Total chunks, group labels indexed by HEValuesChunk.Group (one
-// empty label without group_by).
+// empty label without group_by). LayoutSignature is the value node's
+// signature over LayoutStatement{job, spec hash, attempt, len(Groups),
+// Total}: the releasing nodes decrypt at most 3·len(Groups) results of the
+// job, with smudging sized for Total masked chunks.
 type HEValuesResponse struct {
-	Total  int             `json:"total"`
-	Groups []string        `json:"groups"`
-	Chunks []HEValuesChunk `json:"chunks"`
+	Total           int             `json:"total"`
+	Groups          []string        `json:"groups"`
+	Chunks          []HEValuesChunk `json:"chunks"`
+	LayoutSignature []byte          `json:"layout_signature"`
 }
 
 // HEZeroMaskRequest asks for Count encryptions of random vectors whose slots
@@ -246,16 +277,50 @@ type HEZeroMaskResponse struct {
 	Masks [][]byte `json:"masks"`
 }
 
-// HEReleaseRequest asks a node for its decryption share of Ciphertext (an
-// envelope at Level) towards ReleaseKey (an envelope of the coordinator's
-// release public key), by exactly the nodes in Active.
+// HEReleaseRequest asks a node for its decryption share of result Output
+// of a job towards ReleaseKey (an envelope of the coordinator's release
+// public key), by exactly the nodes in Active (t of the ceremony's roster;
+// a node that holds no input of the job may be one of them and checks the
+// same). The node binds the job id to Spec's hash like any other step and
+// decrypts each output of each job at most once, ever.
+//
+// Outputs: an aggregate has output 0 (the "sums" vector) and, with the
+// variance, output 1 ("squares"); for those, Contributions must carry every
+// input's signed contribution to that vector and Ciphertext is empty: the
+// node sums the contributions itself and decrypts that sum. An
+// intersection_stats job has output 3g+k (group g; k = 0 count, 1 Σx, 2
+// Σx², as its stats need) for g below the value node's signed Layout's
+// groups; Ciphertext is the coordinator's result (an envelope at Level).
 type HEReleaseRequest struct {
 	Header
-	Params     string   `json:"params"`
-	Active     []string `json:"active"`
-	Level      int      `json:"level"`
-	Ciphertext []byte   `json:"ciphertext"`
-	ReleaseKey []byte   `json:"release_key"`
+	Spec          policy.Spec      `json:"spec"`
+	Requester     policy.Requester `json:"requester"`
+	Output        int              `json:"output"`
+	Params        string           `json:"params"`
+	Active        []string         `json:"active"`
+	Level         int              `json:"level"`
+	Ciphertext    []byte           `json:"ciphertext,omitempty"`
+	ReleaseKey    []byte           `json:"release_key"`
+	Contributions []HEContribution `json:"contributions,omitempty"`
+	Layout        *HELayout        `json:"layout,omitempty"`
+}
+
+// HEContribution is one input's contribution to an aggregate output as it
+// travels to a releasing node: the ciphertext (an envelope, at the top
+// level, re-enveloped by the coordinator for that node) and the
+// contributing node's signature (HEAggregateResponse) over its payload.
+type HEContribution struct {
+	Input      int    `json:"input"`
+	Ciphertext []byte `json:"ciphertext"`
+	Signature  []byte `json:"signature"`
+}
+
+// HELayout is the value node's signed layout of an intersection_stats job
+// (HEValuesResponse: Groups = len(Groups), Chunks = Total).
+type HELayout struct {
+	Groups    int    `json:"groups"`
+	Chunks    int    `json:"chunks"`
+	Signature []byte `json:"signature"`
 }
 
 // HEReleaseResponse is the decryption share (envelope, release/share/v1).

@@ -1,13 +1,22 @@
-// Package ledger records, at each node, the ciphertexts the node has helped
-// decrypt, so that it helps decrypt each one at most once, ever.
+// Package ledger records, at each node, what the node has helped decrypt,
+// so that it helps decrypt each thing at most once, ever.
 //
-// A node must Record a ciphertext's hash, durably, BEFORE it produces its
-// decryption share: if the record cannot be written the share is not made
-// (fail closed), and a crash after the record leaves the ciphertext burnt
-// rather than decryptable twice.
+// What is recorded is a set of 32-byte keys. A node records, for every
+// decryption share it makes, the output it decrypts — OutputKey(job,
+// index): each result of each job is decrypted at most once, whatever
+// ciphertext is offered for it (so re-randomising a result, ct + Enc(0),
+// buys nothing) — and the hash of the ciphertext itself (the same bytes
+// are never decrypted as two outputs).
+//
+// A node must Record the keys, durably, BEFORE it produces its decryption
+// share: if the record cannot be written the share is not made (fail
+// closed), and a crash after the record leaves the output burnt rather than
+// decryptable twice.
 package ledger
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,15 +26,33 @@ import (
 	"github.com/unseen-data/unseen/internal/appendfile"
 )
 
-// ErrAlreadyDecrypted is returned by Record for a hash already recorded.
-var ErrAlreadyDecrypted = errors.New("he: ledger: this ciphertext has already been decrypted once; refusing a second decryption")
+// ErrAlreadyDecrypted is returned by Record for a key already recorded.
+var ErrAlreadyDecrypted = errors.New("he: ledger: this has already been decrypted once; refusing a second decryption")
 
-// Ledger is an append-only set of 32-byte ciphertext hashes.
+// OutputKey is the ledger key of result `index` of job `job`:
+// SHA-256("unseen/he/ledger/output/v1" ‖ len(job) ‖ job ‖ index), domain-
+// separated from ciphertext hashes (he.Ciphertext.Hash) that share the set.
+func OutputKey(job string, index int) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("unseen/he/ledger/output/v1"))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(job)))
+	h.Write(n[:])
+	h.Write([]byte(job))
+	binary.BigEndian.PutUint64(n[:], uint64(index))
+	h.Write(n[:])
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// Ledger is an append-only set of 32-byte keys.
 type Ledger interface {
-	// Record adds h, durably, or returns ErrAlreadyDecrypted if h is present.
-	// It must be safe for concurrent use and atomic: of two concurrent calls
-	// with the same h, exactly one succeeds.
-	Record(h [32]byte) error
+	// Record adds every key, durably and in order, or returns
+	// ErrAlreadyDecrypted, recording none, if any is present. It must be
+	// safe for concurrent use and atomic: of two concurrent calls that
+	// share a key, exactly one succeeds.
+	Record(keys ...[32]byte) error
 	// Contains reports whether h has been recorded.
 	Contains(h [32]byte) (bool, error)
 }
@@ -40,13 +67,33 @@ type Memory struct {
 func NewMemory() *Memory { return &Memory{seen: map[[32]byte]struct{}{}} }
 
 // Record implements Ledger.
-func (m *Memory) Record(h [32]byte) error {
+func (m *Memory) Record(keys ...[32]byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.seen[h]; ok {
-		return ErrAlreadyDecrypted
+	if err := fresh(m.seen, keys); err != nil {
+		return err
 	}
-	m.seen[h] = struct{}{}
+	for _, h := range keys {
+		m.seen[h] = struct{}{}
+	}
+	return nil
+}
+
+// fresh checks that no key is in seen, nor twice in keys.
+func fresh(seen map[[32]byte]struct{}, keys [][32]byte) error {
+	if len(keys) == 0 {
+		return errors.New("he: ledger: nothing to record")
+	}
+	for i, h := range keys {
+		if _, ok := seen[h]; ok {
+			return ErrAlreadyDecrypted
+		}
+		for _, o := range keys[:i] {
+			if o == h {
+				return ErrAlreadyDecrypted
+			}
+		}
+	}
 	return nil
 }
 
@@ -140,22 +187,27 @@ func (l *File) Cut() (appendfile.Tail, bool) {
 	return *l.cut, true
 }
 
-// Record implements Ledger: check, append, fsync, then remember.
-func (l *File) Record(h [32]byte) error {
+// Record implements Ledger: check every key, then append and fsync each
+// in turn, remembering it once it is on disk. If an append fails, the keys
+// already written stay recorded (burnt, never decryptable twice) and the
+// error is returned, so no share is made.
+func (l *File) Record(keys ...[32]byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.af == nil {
 		return errors.New("he: ledger: closed")
 	}
-	if _, ok := l.seen[h]; ok {
-		return ErrAlreadyDecrypted
+	if err := fresh(l.seen, keys); err != nil {
+		return err
 	}
 	line := make([]byte, recordLen)
-	hex.Encode(line, h[:])
-	if _, err := l.af.Append(line); err != nil {
-		return fmt.Errorf("he: ledger: %w", err)
+	for _, h := range keys {
+		hex.Encode(line, h[:])
+		if _, err := l.af.Append(line); err != nil {
+			return fmt.Errorf("he: ledger: %w", err)
+		}
+		l.seen[h] = struct{}{}
 	}
-	l.seen[h] = struct{}{}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -170,4 +171,47 @@ func TestLedgerConcurrentRecord(t *testing.T) {
 			t.Fatalf("%d concurrent records succeeded", ok)
 		}
 	}
+}
+
+// Output keys name (job, index) and nothing else: distinct per job and per
+// index, unambiguous where a job id ends, and stable (they are on disk).
+func TestOutputKey(t *testing.T) {
+	seen := map[[32]byte]string{}
+	for _, job := range []string{"j", "j1", "j\x00", ""} {
+		for i := range 4 {
+			k := OutputKey(job, i)
+			name := fmt.Sprintf("%q/%d", job, i)
+			require.NotContains(t, seen, k, "%s collides with %s", name, seen[k])
+			seen[k] = name
+		}
+	}
+	require.Equal(t, OutputKey("job-1", 2), OutputKey("job-1", 2))
+	// SHA-256("unseen/he/ledger/output/v1" ‖ be64(len(job)) ‖ job ‖ be64(index)),
+	// computed independently: the keys are on every node's disk.
+	k := OutputKey("job-1", 2)
+	require.Equal(t, "33396511dd1b4fbd", hex.EncodeToString(k[:8]))
+}
+
+// Several keys are recorded all or none: one already present (or given
+// twice) refuses the whole call and records nothing; the File keeps them
+// across a restart.
+func TestRecordSeveralKeys(t *testing.T) {
+	a, b, c := sha256.Sum256([]byte("a")), sha256.Sum256([]byte("b")), sha256.Sum256([]byte("c"))
+	path := filepath.Join(t.TempDir(), "ledger")
+	fl, err := OpenFile(path)
+	require.NoError(t, err)
+	for name, l := range map[string]Ledger{"memory": NewMemory(), "file": fl} {
+		require.NoError(t, l.Record(a, b), name)
+		require.ErrorIs(t, l.Record(c, b), ErrAlreadyDecrypted, name)
+		ok, _ := l.Contains(c)
+		require.False(t, ok, "%s: a refused call recorded its other keys", name)
+		require.ErrorIs(t, l.Record(c, c), ErrAlreadyDecrypted, "%s: a key twice in one call", name)
+		require.Error(t, l.Record(), name)
+		require.NoError(t, l.Record(c), name)
+	}
+	require.NoError(t, fl.Close())
+	fl2, err := OpenFile(path)
+	require.NoError(t, err)
+	defer fl2.Close()
+	require.Equal(t, 3, fl2.Len())
 }

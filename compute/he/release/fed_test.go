@@ -88,7 +88,7 @@ func (f *fed) nodeShare(t testing.TB, id ceremony.NodeID, active []ceremony.Node
 	if err != nil {
 		return nil, err
 	}
-	sh, err := f.nodes[id].Share(active, ct, target)
+	sh, err := f.nodes[id].Share(active, ct, target, dec(ct))
 	if err != nil {
 		return nil, err
 	}
@@ -179,4 +179,15 @@ func (f *fed) zeroSumMasks(t testing.TB) []*he.Ciphertext {
 		out = append(out, f.ship(t, id, m))
 	}
 	return out
+}
+
+// dec is an honest node's Decryption of ct in these tests: the bound of
+// ct's own descriptor (the tests build it honestly) and an output named
+// after the ciphertext, so that one ciphertext is one output.
+func dec(ct *he.Ciphertext) Decryption {
+	h, err := ct.Hash()
+	if err != nil {
+		panic(err)
+	}
+	return Decryption{Noise: ct.Noise(), Output: ledger.OutputKey(fmt.Sprintf("test-%x", h[:8]), 0)}
 }

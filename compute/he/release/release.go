@@ -4,11 +4,13 @@
 // The active set (the t node ids) is fixed before any share is produced;
 // every node checks it against the ceremony's roster and refuses a wrong
 // size, duplicates or outsiders before it computes anything. Each active
-// node records the ciphertext's hash in its ledger (durably) and only then
-// produces a mhe.PublicKeySwitchProtocol share towards the release key,
-// flooded with Gaussian noise of σ = 2^40 × the ciphertext's noise bound
+// node records what it decrypts in its ledger (durably: the job's output
+// and the ciphertext's hash) and only then produces a
+// mhe.PublicKeySwitchProtocol share towards the release key, flooded with
+// Gaussian noise of σ = 2^40 × a noise bound the node computed itself
 // (he.ParamSet.SmudgingFor, which also guards lattigo v5.0.7's sampler
-// pitfall). The coordinator accepts exactly one share from each active node,
+// pitfall) — never the descriptor that travelled with the ciphertext,
+// which whoever sent it could have lowered. The coordinator accepts exactly one share from each active node,
 // all bound to the same active set and ciphertext, combines them, key-switches
 // the ciphertext to its release key, decrypts and decodes.
 package release
@@ -212,14 +214,26 @@ func NewNode(keys *ceremony.NodeKeys, l ledger.Ledger) (*Node, error) {
 	return &Node{keys: keys, ledger: l}, nil
 }
 
+// Decryption is what the releasing node itself vouches for about one
+// decryption, whatever came with the ciphertext.
+type Decryption struct {
+	// Noise bounds ct's noise: computed by the node from what it knows
+	// (the job's spec, signed statements, its own parameters), never read
+	// from ct's descriptor. The smudging is sized from it.
+	Noise he.Noise
+	// Output is the ledger key of the result decrypted
+	// (ledger.OutputKey(job, index)).
+	Output [32]byte
+}
+
 // Share produces this node's share for decrypting ct towards target (the
 // coordinator's release public key) by exactly the nodes in active. In order:
 // the active set is validated (size t, distinct, in the roster, including
 // this node); parameters and level are checked; the smudging is computed
-// from ct's noise descriptor and refused if lattigo would sample it wrongly
-// or decryption would fail; the ciphertext is recorded in the ledger
-// (refused if it was decrypted before); only then is the share computed.
-func (n *Node) Share(active []ceremony.NodeID, ct *he.Ciphertext, target *he.PublicKey) (*Share, error) {
+// from d.Noise and refused if lattigo would sample it wrongly or decryption
+// would fail; d.Output and ct's hash are recorded in the ledger (refused if
+// either was decrypted before); only then is the share computed.
+func (n *Node) Share(active []ceremony.NodeID, ct *he.Ciphertext, target *he.PublicKey, d Decryption) (*Share, error) {
 	s := n.keys.Setup()
 	as, err := NewActiveSet(s, active)
 	if err != nil {
@@ -234,7 +248,7 @@ func (n *Node) Share(active []ceremony.NodeID, ct *he.Ciphertext, target *he.Pub
 		return nil, fmt.Errorf("%w: parameter set mismatch", ErrShare)
 	}
 	level := ct.Level()
-	sm, err := ps.SmudgingFor(ct.Noise(), level, s.Threshold())
+	sm, err := ps.SmudgingFor(d.Noise, level, s.Threshold())
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +260,7 @@ func (n *Node) Share(active []ceremony.NodeID, ct *he.Ciphertext, target *he.Pub
 	if err != nil {
 		return nil, err
 	}
-	if err := n.ledger.Record(id); err != nil {
+	if err := n.ledger.Record(d.Output, id); err != nil {
 		return nil, err
 	}
 	sh, err := genShare(ps, sm, sk, target, ct)

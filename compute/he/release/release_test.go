@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/big"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/heint"
 	"github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/ring"
@@ -381,7 +384,7 @@ func TestCoordinatorAloneCannotDecrypt(t *testing.T) {
 	}
 	// With t-1 real shares it is still garbage (and Combiner refuses it).
 	one := make([]*Share, 0)
-	sh, err := f.nodes["dept1"].Share([]ceremony.NodeID{"dept1", "dept2"}, ct, f.rk.PublicKey())
+	sh, err := f.nodes["dept1"].Share([]ceremony.NodeID{"dept1", "dept2"}, ct, f.rk.PublicKey(), dec(ct))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +431,7 @@ func TestLedgerRefusesSecondDecryption(t *testing.T) {
 	}
 	defer fl2.Close()
 	n2, _ := NewNode(f.keys["dept1"], fl2)
-	if _, err := n2.Share([]ceremony.NodeID{"dept1", "dept3"}, ct, f.rk.PublicKey()); !errors.Is(err, ledger.ErrAlreadyDecrypted) {
+	if _, err := n2.Share([]ceremony.NodeID{"dept1", "dept3"}, ct, f.rk.PublicKey(), dec(ct)); !errors.Is(err, ledger.ErrAlreadyDecrypted) {
 		t.Fatalf("after restart: %v", err)
 	}
 }
@@ -453,7 +456,7 @@ func TestWrongActiveSetRefusedBeforeAnyShare(t *testing.T) {
 			if _, err := NewActiveSet(f.setup, act); err == nil && name != "without self" {
 				t.Errorf("t=%d %s: NewActiveSet accepted %v", thr, name, act)
 			}
-			if _, err := f.nodes["dept1"].Share(act, ct, f.rk.PublicKey()); !errors.Is(err, ErrActiveSet) {
+			if _, err := f.nodes["dept1"].Share(act, ct, f.rk.PublicKey(), dec(ct)); !errors.Is(err, ErrActiveSet) {
 				t.Errorf("t=%d %s: Share: %v", thr, name, err)
 			}
 		}
@@ -471,13 +474,13 @@ func TestCombinerRefusesWrongContributors(t *testing.T) {
 	ct2 := f.encryptAt(t, "dept1", []int64{3, 4}, 1)
 	act := []ceremony.NodeID{"dept1", "dept2"}
 	as, _ := NewActiveSet(f.setup, act)
-	s1, err := f.nodes["dept1"].Share(act, ct, f.rk.PublicKey())
+	s1, err := f.nodes["dept1"].Share(act, ct, f.rk.PublicKey(), dec(ct))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := f.nodes["dept2"].Share(act, ct, f.rk.PublicKey())
-	s3other, _ := f.nodes["dept3"].Share([]ceremony.NodeID{"dept3", "dept2"}, ct2, f.rk.PublicKey())
-	s2other, _ := f.nodes["dept2"].Share(act, ct2, f.rk.PublicKey())
+	s2, _ := f.nodes["dept2"].Share(act, ct, f.rk.PublicKey(), dec(ct))
+	s3other, _ := f.nodes["dept3"].Share([]ceremony.NodeID{"dept3", "dept2"}, ct2, f.rk.PublicKey(), dec(ct2))
+	s2other, _ := f.nodes["dept2"].Share(act, ct2, f.rk.PublicKey(), dec(ct2))
 	cmb, _ := NewCombiner(f.setup, as, ct, f.rk)
 	if err := cmb.Add("dept3", s3other); !errors.Is(err, ErrShare) {
 		t.Fatalf("non-active contributor: %v", err)
@@ -499,7 +502,7 @@ func TestCombinerRefusesWrongContributors(t *testing.T) {
 	}
 	// A share made for another active set of the same ciphertext.
 	ct3 := f.encryptAt(t, "dept1", []int64{9}, 1)
-	x, _ := f.nodes["dept2"].Share([]ceremony.NodeID{"dept2", "dept3"}, ct3, f.rk.PublicKey())
+	x, _ := f.nodes["dept2"].Share([]ceremony.NodeID{"dept2", "dept3"}, ct3, f.rk.PublicKey(), dec(ct3))
 	cmb3, _ := NewCombiner(f.setup, as, ct3, f.rk)
 	if err := cmb3.Add("dept2", x); !errors.Is(err, ErrShare) {
 		t.Fatalf("share for another active set: %v", err)
@@ -665,7 +668,7 @@ func TestWireTypesRoundTripThroughEnvelopes(t *testing.T) {
 		t.Fatalf("sealed share: %v", err)
 	}
 	// Decryption share, and release key persistence.
-	share, err := f.nodes["dept1"].Share([]ceremony.NodeID{"dept1", "dept2"}, ct, f.rk.PublicKey())
+	share, err := f.nodes["dept1"].Share([]ceremony.NodeID{"dept1", "dept2"}, ct, f.rk.PublicKey(), dec(ct))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -739,4 +742,120 @@ func TestTamperedHEMessagesRejected(t *testing.T) {
 	if corrupted < 200 {
 		t.Fatalf("only %d of 400 corrupted headers rejected", corrupted)
 	}
+}
+
+// withDescriptor re-encodes ct with another noise descriptor, as a
+// coordinator that lies about how a ciphertext was computed would send it.
+func withDescriptor(t *testing.T, ct *he.Ciphertext, n he.Noise) *he.Ciphertext {
+	t.Helper()
+	b, err := ct.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.BigEndian.PutUint64(b[:8], n.Terms)
+	binary.BigEndian.PutUint64(b[8:16], n.Masked)
+	out, err := ct.ParamSet().UnmarshalCiphertext(b, ct.Level())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The smudging of a share is sized by the bound the node passes in
+// (Decryption.Noise), never by the descriptor that came with the
+// ciphertext: measured. Each case releases a fresh encryption of zero, so
+// what the release key decrypts is the noise alone; its standard deviation
+// is that of t smudging samples, √t·σ, with σ = 2^40 × the node's bound.
+func TestShareSmudgingFromNodeBound(t *testing.T) {
+	ps := insecure(t, he.NameInsecureTestParamsSums)
+	f := newFed(t, ps, 3, 2)
+	params := ps.Params()
+	L := ps.MaxLevel()
+	active := []ceremony.NodeID{"dept1", "dept2"}
+	measure := func(job string, descriptor, bound he.Noise) float64 {
+		t.Helper()
+		ct := withDescriptor(t, f.encryptAt(t, "dept3", make([]int64, 8), 1), descriptor)
+		require.Equal(t, descriptor, ct.Noise())
+		pcks, err := mhe.NewPublicKeySwitchProtocol(params, params.Xe())
+		require.NoError(t, err)
+		agg := pcks.AllocateShare(L)
+		for i, id := range active {
+			sh, err := f.nodes[id].Share(active, ct, f.rk.PublicKey(), Decryption{Noise: bound, Output: ledger.OutputKey(job, 0)})
+			require.NoError(t, err)
+			if i == 0 {
+				agg.Value[0].Copy(sh.share.Value[0])
+				agg.Value[1].Copy(sh.share.Value[1])
+				continue
+			}
+			require.NoError(t, pcks.AggregateShares(agg, *sh.share, &agg))
+		}
+		out := heint.NewCiphertext(params, 1, L)
+		pcks.KeySwitch(ct.RLWE(), agg, out)
+		std, _, _ := rlwe.Norm(out, rlwe.NewDecryptor(params, f.rk.sk))
+		return std
+	}
+	expect := func(bound he.Noise) float64 {
+		sm, err := ps.SmudgingFor(bound, L, len(active))
+		require.NoError(t, err)
+		return math.Log2(sm.Sigma) + 0.5*math.Log2(float64(len(active)))
+	}
+	honest := he.Noise{Terms: 1}
+	wide := he.Noise{Terms: 1 << 8}  // 16× the bound: 4 bits more smudging
+	huge := he.Noise{Terms: 1 << 12} // σ = 2^40·B falls in lattigo's bad band: raised to 2^80
+	for _, c := range []struct {
+		name              string
+		descriptor, bound he.Noise
+	}{
+		{"descriptor claims far more noise", he.Noise{Terms: 1 << 30, Masked: 1 << 30}, honest},
+		{"descriptor honest", honest, honest},
+		{"descriptor claims less than the node's bound", honest, wide},
+		{"descriptor claims a masked sum", he.Noise{Terms: 4, Masked: 3}, wide},
+		{"node's bound on the big-integer path", honest, huge},
+	} {
+		got, want := measure(c.name, c.descriptor, c.bound), expect(c.bound)
+		t.Logf("%s: log2 std of the released noise %.2f, node's bound gives %.2f", c.name, got, want)
+		require.InDelta(t, want, got, 0.5, c.name)
+	}
+}
+
+// A node that names no bound (the zero Decryption) gets a refusal, not a
+// default, and nothing is burnt in its ledger.
+func TestShareNeedsNodeBound(t *testing.T) {
+	ps := insecure(t, he.NameInsecureTestParamsSums)
+	f := newFed(t, ps, 3, 2)
+	ct := f.encryptAt(t, "dept1", []int64{1}, 1)
+	require.Equal(t, he.FreshNoise, ct.Noise())
+	_, err := f.nodes["dept1"].Share([]ceremony.NodeID{"dept1", "dept2"}, ct, f.rk.PublicKey(), Decryption{})
+	require.Error(t, err)
+	id, _ := ct.Hash()
+	for _, k := range [][32]byte{id, {}} {
+		ok, _ := f.ledgers["dept1"].Contains(k)
+		require.False(t, ok, "a refused share burnt a ledger entry")
+	}
+}
+
+// The ledger is keyed by output: a second ciphertext for an output already
+// decrypted (ct + Enc(0): the same values, other bytes) is refused, and so
+// is the same ciphertext offered as another output.
+func TestLedgerKeyedByOutput(t *testing.T) {
+	ps := insecure(t, he.NameInsecureTestParamsSums)
+	f := newFed(t, ps, 3, 2)
+	ct := f.encryptAt(t, "dept1", []int64{5, 6}, 1)
+	zero := f.encryptAt(t, "dept2", []int64{0}, 1)
+	rerand, err := he.NewEvaluator(ps).Add(ct, zero)
+	require.NoError(t, err)
+	a, b := ct.Hash()
+	require.NoError(t, b)
+	c, _ := rerand.Hash()
+	require.NotEqual(t, a, c, "re-randomised bytes differ")
+	act := []ceremony.NodeID{"dept1", "dept2"}
+	share := func(x *he.Ciphertext, job string, out int) error {
+		_, err := f.nodes["dept1"].Share(act, x, f.rk.PublicKey(), Decryption{Noise: he.Noise{Terms: 2}, Output: ledger.OutputKey(job, out)})
+		return err
+	}
+	require.NoError(t, share(ct, "job-a", 0))
+	require.ErrorIs(t, share(rerand, "job-a", 0), ledger.ErrAlreadyDecrypted, "ct + Enc(0) for the same output")
+	require.ErrorIs(t, share(ct, "job-a", 1), ledger.ErrAlreadyDecrypted, "the same bytes as another output")
+	require.ErrorIs(t, share(ct, "job-b", 0), ledger.ErrAlreadyDecrypted, "the same bytes as another job's output")
+	require.NoError(t, share(rerand, "job-b", 0), "another job's own output")
 }
