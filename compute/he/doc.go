@@ -14,8 +14,9 @@
 //	                     public key, Shamir shares sealed node-to-node (HPKE)
 //	compute/he/release   active sets, per-node decryption shares towards the
 //	                     coordinator's release key, combining and decoding
-//	compute/he/ledger    append-only, fsynced record of ciphertexts a node
-//	                     has helped decrypt (each at most once)
+//	compute/he/ledger    append-only, fsynced record of what a node has
+//	                     helped decrypt — each job's output and each
+//	                     ciphertext at most once
 //
 // Who learns what (honest-but-curious parties, the coordinator colluding
 // with no node, decryption needing t nodes):
@@ -24,13 +25,15 @@
 //     share, the collective public key, and the public parameters. It sees
 //     the ciphertexts it is asked to help decrypt but cannot decrypt them
 //     alone (t−1 shares reveal nothing of the key). Its decryption share is
-//     flooded with noise of 2^40 × the ciphertext's noise bound, so the share
+//     flooded with noise of 2^40 × a noise bound the node computes itself
+//     (never the descriptor that came with the ciphertext), so the share
 //     reveals nothing of its key share either.
 //   - The coordinator learns ciphertexts (nothing of their content), the
 //     collective public key, and, after t nodes switch a result to its
 //     release key, the result ciphertext's plaintext: with zero-sum masking
-//     the individual slots are uniformly random and only each block's total
-//     (the aggregate) is meaningful. It never sees a record, a key share or a
+//     (which each releasing node can add to its own share,
+//     release.Decryption.ZeroSum) the individual slots are uniformly random
+//     and only each block's total (the aggregate) is meaningful. It never sees a record, a key share or a
 //     Shamir share in the clear (those are HPKE-sealed node-to-node). With
 //     its own state alone (release key, public key, ciphertexts) it cannot
 //     decrypt anything.

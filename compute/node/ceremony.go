@@ -5,6 +5,23 @@ package node
 // Shamir shares, each sealed to its recipient), finish (the node derives and
 // persists its keys). Each step is idempotent: a retried step gets the same
 // answer, never fresh shares.
+//
+// The coordinator only relays. A node takes the roster from its own
+// configuration, not the coordinator's word: every department of the roster
+// must be in its federation.nodes (itself included), with 2 ≤ t ≤ N. Every
+// message a party makes is signed with its federation key — its HPKE key
+// (CeremonyKeyStatement), its public-key-generation share and each sealed
+// Shamir share (CeremonyShareStatement) — and a node verifies each one
+// before it seals a share to anyone or uses anything. So a coordinator can
+// neither add a phantom party nor substitute a party's HPKE key to collect
+// t Shamir shares (the whole key): a share is sealed only to a key its
+// recipient signed, and only shares their senders signed are summed.
+//
+// A finished ceremony replaces the node's keys for its parameter set (jobs
+// in flight under the old keys then fail on the ceremony check, loudly).
+// The old key file is kept, renamed after its ceremony, never deleted by
+// the node, and the replacement is audited (replaces_ceremony,
+// replaces_public_key_sha256) and logged as a warning.
 
 import (
 	"context"
@@ -85,11 +102,8 @@ func (s *Service) keysBegin(ctx context.Context, c Caller, req *nodeapi.KeysBegi
 	fail := func(err error) (*nodeapi.KeysBeginResponse, error) {
 		return nil, s.refusedStep(ctx, c, nodeapi.StepKeysBegin, "", nil, detail, err)
 	}
-	if !slices.Contains(req.Nodes, s.cfg.Department) {
-		return fail(refuse(KindBadRequest, "not_in_roster", "node %s is not in the ceremony's roster", s.cfg.Department))
-	}
-	if len(req.Nodes) > ceremony.MaxNodes || req.Threshold < min(2, len(req.Nodes)) || req.Threshold > len(req.Nodes) {
-		return fail(refuse(KindBadRequest, "bad_request", "threshold %d of %d nodes is not allowed", req.Threshold, len(req.Nodes)))
+	if err := s.checkRoster(req.Nodes, req.Threshold); err != nil {
+		return fail(err)
 	}
 	nodes := sortedRoster(req.Nodes)
 	hs := s.he
@@ -101,7 +115,7 @@ func (s *Service) keysBegin(ctx context.Context, c Caller, req *nodeapi.KeysBegi
 			return fail(refuse(KindConflict, "ceremony_conflict", "ceremony %s was begun with another setup", req.Ceremony))
 		}
 		// A retried begin gets the same key.
-		return &nodeapi.KeysBeginResponse{HPKEPublicKey: p.hpke.Public()}, nil
+		return s.signedHPKE(req.CeremonyHeader, p.hpke.Public()), nil
 	}
 	if len(hs.pending) >= maxPendingCeremonies {
 		return fail(refuse(KindBusy, "busy", "%d key ceremonies are already in progress", len(hs.pending)))
@@ -114,7 +128,52 @@ func (s *Service) keysBegin(ctx context.Context, c Caller, req *nodeapi.KeysBegi
 		return nil, err
 	}
 	hs.pending[req.Ceremony] = &pendingCeremony{ps: ps, nodes: nodes, threshold: req.Threshold, hpke: kp, created: s.clock()}
-	return &nodeapi.KeysBeginResponse{HPKEPublicKey: kp.Public()}, nil
+	return s.signedHPKE(req.CeremonyHeader, kp.Public()), nil
+}
+
+// checkRoster checks a ceremony's roster against the node's own
+// federation: every department in federation.nodes, this node among them,
+// no one twice, and 2 ≤ t ≤ N (t = 1 would hand every node the whole key).
+func (s *Service) checkRoster(nodes []string, threshold int) error {
+	if len(nodes) < 2 || len(nodes) > ceremony.MaxNodes {
+		return refuse(KindBadRequest, "bad_request", "a roster of %d nodes is not allowed (2..%d)", len(nodes), ceremony.MaxNodes)
+	}
+	seen := map[string]bool{}
+	for _, n := range nodes {
+		if seen[n] {
+			return refuse(KindBadRequest, "bad_request", "%q is in the roster twice", n)
+		}
+		seen[n] = true
+		if _, ok := s.keys.Nodes[n]; !ok {
+			return refuse(KindForbidden, "unknown_party", "%q is not a node of this node's federation (its federation.nodes): a ceremony takes part only with the departments this node's own configuration names", n)
+		}
+	}
+	if !seen[s.cfg.Department] {
+		return refuse(KindBadRequest, "not_in_roster", "node %s is not in the ceremony's roster", s.cfg.Department)
+	}
+	if threshold < 2 || threshold > len(nodes) {
+		return refuse(KindBadRequest, "bad_request", "threshold %d of %d nodes is not allowed (2 ≤ t ≤ N)", threshold, len(nodes))
+	}
+	return nil
+}
+
+// signedHPKE is the node's HPKE key for a ceremony, signed.
+func (s *Service) signedHPKE(h nodeapi.CeremonyHeader, pub []byte) *nodeapi.KeysBeginResponse {
+	st := nodeapi.CeremonyKeyStatement{Ceremony: h.Ceremony, Params: h.Params, Node: s.cfg.Department, Key: pub}
+	return &nodeapi.KeysBeginResponse{HPKEPublicKey: pub, Signature: s.sign(st.Message())}
+}
+
+// verifyShare checks that node `from` made payload for `to` (empty: its
+// public-key-generation share) in this ceremony.
+func (s *Service) verifyShare(h nodeapi.CeremonyHeader, from, to string, payload, sig []byte) error {
+	st := nodeapi.CeremonyShareStatement{Ceremony: h.Ceremony, Params: h.Params, From: from, To: to, Payload: nodeapi.DigestOf(payload)}
+	return s.verifyNode(from, st.Message(), sig)
+}
+
+// signShare signs a payload the node made for `to` (empty: everyone).
+func (s *Service) signShare(h nodeapi.CeremonyHeader, to string, payload []byte) []byte {
+	st := nodeapi.CeremonyShareStatement{Ceremony: h.Ceremony, Params: h.Params, From: s.cfg.Department, To: to, Payload: nodeapi.DigestOf(payload)}
+	return s.sign(st.Message())
 }
 
 // KeysShares fixes the ceremony's setup (roster, threshold, every node's
@@ -145,9 +204,22 @@ func (s *Service) keysShares(ctx context.Context, c Caller, req *nodeapi.KeysSha
 	if p.ps != ps || p.threshold != req.Threshold || !slices.Equal(p.nodes, nodes) {
 		return fail(refuse(KindConflict, "ceremony_conflict", "ceremony %s was begun with another setup", req.Ceremony))
 	}
+	// Every party's HPKE key, signed by that party: a share is sealed only
+	// to a key its recipient made for this ceremony.
+	if len(req.HPKEPublicKeys) != len(nodes) {
+		return fail(refuse(KindBadRequest, "bad_setup", "%d HPKE keys for a roster of %d", len(req.HPKEPublicKeys), len(nodes)))
+	}
 	keys := make(map[ceremony.NodeID][]byte, len(req.HPKEPublicKeys))
-	for id, k := range req.HPKEPublicKeys {
-		keys[ceremony.NodeID(id)] = k
+	for _, n := range nodes {
+		k, ok := req.HPKEPublicKeys[n]
+		if !ok {
+			return fail(refuse(KindBadRequest, "bad_setup", "no HPKE key for %s", n))
+		}
+		st := nodeapi.CeremonyKeyStatement{Ceremony: req.Ceremony, Params: req.Params, Node: n, Key: k}
+		if err := s.verifyNode(n, st.Message(), req.HPKESignatures[n]); err != nil {
+			return fail(err)
+		}
+		keys[ceremony.NodeID(n)] = k
 	}
 	ids := make([]ceremony.NodeID, len(nodes))
 	for i, n := range nodes {
@@ -179,14 +251,16 @@ func (s *Service) keysShares(ctx context.Context, c Caller, req *nodeapi.KeysSha
 	if err != nil {
 		return nil, err
 	}
-	out := &nodeapi.KeysSharesResponse{SealedShares: map[string][]byte{}}
+	out := &nodeapi.KeysSharesResponse{SealedShares: map[string][]byte{}, SealedShareSignatures: map[string][]byte{}}
 	if out.PublicKeyShare, err = hs.seal(ps, req.Ceremony, he.LabelCKGShare, ps.MaxLevel(), ckg); err != nil {
 		return nil, err
 	}
+	out.PublicKeyShareSignature = s.signShare(req.CeremonyHeader, "", ckg)
 	for to, b := range sealed {
 		if out.SealedShares[string(to)], err = hs.seal(ps, req.Ceremony, ceremony.LabelSealedShamirShare, ps.MaxLevel(), b); err != nil {
 			return nil, err
 		}
+		out.SealedShareSignatures[string(to)] = s.signShare(req.CeremonyHeader, string(to), b)
 	}
 	d := setup.Digest()
 	detail["setup_digest"] = hex.EncodeToString(d[:])
@@ -250,6 +324,9 @@ func (s *Service) keysFinish(ctx context.Context, c Caller, req *nodeapi.KeysFin
 		if err != nil {
 			return abandon(err)
 		}
+		if err := s.verifyShare(req.CeremonyHeader, from, "", b, req.PublicKeyShareSignatures[from]); err != nil {
+			return abandon(err)
+		}
 		ckg[ceremony.NodeID(from)] = b
 	}
 	for from, msg := range req.SealedShares {
@@ -258,6 +335,9 @@ func (s *Service) keysFinish(ctx context.Context, c Caller, req *nodeapi.KeysFin
 		}
 		b, err := hs.open(ps, req.Ceremony, ceremony.LabelSealedShamirShare, ps.MaxLevel(), msg, "sealed share of "+from)
 		if err != nil {
+			return abandon(err)
+		}
+		if err := s.verifyShare(req.CeremonyHeader, from, s.cfg.Department, b, req.SealedShareSignatures[from]); err != nil {
 			return abandon(err)
 		}
 		if err := p.party.ReceiveSealedShare(ceremony.NodeID(from), b); err != nil {
@@ -279,12 +359,34 @@ func (s *Service) keysFinish(ctx context.Context, c Caller, req *nodeapi.KeysFin
 	detail["public_key_sha256"] = hex.EncodeToString(pkHash)
 	detail["threshold"] = fmt.Sprint(keys.Setup().Threshold())
 	detail["nodes"] = strings.Join(p.nodes, ",")
+	old := hs.keys[ps.Name()]
+	var oldHash []byte
+	if old != nil {
+		oh, err := publicKeyHash(old.PublicKey())
+		if err != nil {
+			return abandon(err)
+		}
+		detail["replaces_ceremony"] = old.Setup().CeremonyID()
+		detail["replaces_public_key_sha256"] = hex.EncodeToString(oh)
+		oldHash = oh
+	}
 	// Audited before the keys take effect (fail closed).
 	if err := s.record(ctx, c, string(nodeapi.StepKeysFinish), "", nil, detail); err != nil {
 		delete(hs.pending, req.Ceremony)
 		return nil, err
 	}
 	delete(hs.pending, req.Ceremony)
+	if old != nil {
+		// Keep the replaced keys (never deleted by the node): an operator
+		// can still restore the old epoch if jobs needed it.
+		archive := hs.archiveFile(ps.Name(), old.Setup().CeremonyID(), oldHash)
+		if err := archiveKeys(hs.keyFile(ps.Name()), archive); err != nil {
+			s.log.Error("archiving replaced key shares failed; keeping them", "params", ps.Name(), "ceremony", req.Ceremony, "err", err)
+			return fail(fmt.Errorf("archiving the replaced key shares: %w", err))
+		}
+		s.log.Warn("key ceremony replaces this node's keys: jobs still using the old keys will fail; the old key shares are kept",
+			"params", ps.Name(), "old_ceremony", old.Setup().CeremonyID(), "new_ceremony", req.Ceremony, "archive", archive)
+	}
 	if err := securefile.Write(hs.keyFile(ps.Name()), b); err != nil {
 		s.log.Error("persisting key shares failed", "params", ps.Name(), "ceremony", req.Ceremony, "err", err)
 		return fail(fmt.Errorf("persisting key shares: %w", err))

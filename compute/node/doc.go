@@ -34,18 +34,28 @@
 //     coordinator relays a ciphertext it cannot open.
 //   - Key ceremony: the coordinator relays the nodes' HPKE public keys,
 //     their public-key-generation shares (public), and Shamir shares
-//     HPKE-sealed node-to-node, which it cannot open. A node's secret-key
-//     share and threshold share never leave it; they are kept in the keys
-//     directory (files 0600) and reloaded at start.
+//     HPKE-sealed node-to-node, which it cannot open; each is signed by the
+//     node that made it, and a node takes part only with the departments of
+//     its own federation.nodes and checks every signature, so no phantom or
+//     substituted party receives a share. A node's secret-key share and
+//     threshold share never leave it; they are kept in the keys directory
+//     (files 0600) and reloaded at start; keys replaced by a later ceremony
+//     are kept beside them (*.keys.old) and the replacement is audited.
 //   - he/groups tells the coordinator which labels of the group-by column
 //     occur in this node's filtered rows (not how often): the price of a
 //     common slot layout for aggregate.
 //   - he/aggregate and he/zeromask return ciphertexts under the collective
-//     key only; he/values additionally returns, per slot, the position in
-//     this node's PSI list whose rows the slot holds, so the coordinator
-//     learns each PSI position's group (and how many groups a key has rows
-//     in), but no value or count.
-//   - he/release returns a decryption share flooded with noise; the node
-//     records the ciphertext in its ledger first and never helps decrypt the
-//     same ciphertext twice.
+//     key only (he/aggregate signs them: they are this input's contribution
+//     to this job and no other); he/values additionally returns, per slot,
+//     the position in this node's PSI list whose rows the slot holds, so the
+//     coordinator learns each PSI position's group (and how many groups a
+//     key has rows in), but no value or count, and the signed layout (groups
+//     and chunks) that bounds what may be released.
+//   - he/release returns a decryption share flooded with noise the node
+//     sized itself, of one output of one job: an aggregate only as the sum
+//     the node computes of every input's signed contribution; an
+//     intersection_stats output only as its total (the node zero-sums its
+//     share), at most 3 per group of the signed layout. The node records
+//     (job, output) in its ledger first and never helps decrypt it twice
+//     (he_release.go says what a malicious coordinator can still choose).
 package node

@@ -84,9 +84,10 @@ func TestServiceRefusals(t *testing.T) {
 	require.Len(t, refusals("request.refused"), 2)
 
 	// A homomorphic step's refusal: <step>.refused.
-	_, err = hrss.HEZeroMask(ctx, c, &nodeapi.HEZeroMaskRequest{Header: nodeapi.Header{Job: "j3", Step: nodeapi.StepHEZeroMask, Attempt: 1}, Params: "sums", Count: 1})
+	agg := policy.Spec{Type: policy.Aggregate, Purpose: "p", Inputs: []policy.Input{{Dataset: "hrss.benefits"}}, Stats: []string{"count"}}
+	_, err = hrss.HEAggregate(ctx, c, &nodeapi.HEAggregateRequest{Header: nodeapi.Header{Job: "j3", SpecHash: agg.Hash(), Step: nodeapi.StepHEAggregate, Attempt: 1}, Spec: agg, Requester: alice, MaxRows: 100})
 	e := refusal(t, err, node.KindConflict, "no_keys")
-	es = refusals("he.zeromask.refused")
+	es = refusals("he.aggregate.refused")
 	require.Len(t, es, 1)
 	require.Equal(t, e.Message, es[0].Detail["reason"])
 	require.Equal(t, "192.0.2.7:4711", es[0].Detail["remote"])

@@ -37,6 +37,19 @@ func FuzzServiceMessages(f *testing.F) {
 	} {
 		f.Add(uint8(i), []byte(s))
 	}
+	// The signed ceremony messages and the release of a job's output (the
+	// step index as above).
+	for _, seed := range []struct {
+		step uint8
+		body string
+	}{
+		{7, `{"ceremony":"c1","step":"keys.shares","params":"sums","nodes":["hrss","b"],"threshold":2,"hpke_public_keys":{"hrss":"AAAA","b":"AAAA"},"hpke_signatures":{"hrss":"AAAA"}}`},
+		{8, `{"ceremony":"c1","step":"keys.finish","params":"sums","public_key_shares":{"hrss":"AAAA"},"public_key_share_signatures":{"hrss":"AAAA"},"sealed_shares":{"b":"AAAA"},"sealed_share_signatures":{"b":""}}`},
+		{13, `{"job":"j1","spec_hash":"0000000000000000000000000000000000000000000000000000000000000000","step":"he.release","attempt":1,"spec":{"type":"aggregate","purpose":"p","inputs":[{"dataset":"hrss.benefits"}],"stats":["count"]},"requester":{"user":"a","department":"hrss"},"output":0,"params":"sums","active":["hrss","b"],"level":2,"release_key":"AAAA","contributions":[{"input":0,"ciphertext":"AAAA","signature":"AAAA"}]}`},
+		{13, `{"job":"j1","step":"he.release","attempt":1,"spec":{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"hrss.benefits","key":"id_number"},{"dataset":"x.y","key":"id_number"}],"value":{"dataset":"hrss.benefits","column":"amount"},"stats":["sum"]},"requester":{"user":"a","department":"hrss"},"output":4,"params":"sums","active":["hrss"],"level":2,"ciphertext":"AAAA","release_key":"AAAA","layout":{"groups":2,"chunks":3,"signature":"AAAA"}}`},
+	} {
+		f.Add(seed.step, []byte(seed.body))
+	}
 	cfgs, _ := nodetest.Configs(f, map[string][]int{"hrss.benefits": rng(0, 5)}, nil)
 	s, err := node.New(cfgs["hrss"], node.Options{Audit: &audit.MemLog{}})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // heInput is a job-bound request's input at this node, checked against
@@ -24,13 +25,16 @@ type heInput struct {
 	tbl    *Table
 	in     policy.Input
 	ds     *policy.Dataset
+	rows   []int             // the input's rows after its filter
 	detail map[string]string // what the step's audit entry records
 }
 
-// checkInput checks a job-bound request against the node's own policy and
-// returns the input's table and declaration with the audit detail. Refusals
-// are audited.
-func (s *Service) checkInput(ctx context.Context, c Caller, step nodeapi.Step, h nodeapi.Header, spec *policy.Spec, req policy.Requester, input int, typ policy.JobType) (*heInput, error) {
+// checkInput checks the first step of an aggregate at this node like every
+// step that starts a job's work with one of its datasets (gate: the spec
+// and its hash, the job's binding, the party, the node's own policy, the
+// owner's signed consent, budgets and rate limits), selects the input's
+// rows and refuses an input below its dataset's k. Refusals are audited.
+func (s *Service) checkInput(ctx context.Context, c Caller, step nodeapi.Step, h nodeapi.Header, spec *policy.Spec, req policy.Requester, input int, consents []attest.SignedConsent) (*heInput, error) {
 	detail := jobDetail(spec, req, h.Attempt)
 	detail["input"] = fmt.Sprint(input)
 	if input < 0 || input >= len(spec.Inputs) {
@@ -38,33 +42,52 @@ func (s *Service) checkInput(ctx context.Context, c Caller, step nodeapi.Step, h
 	}
 	in := spec.Inputs[input]
 	s.inputDetail(detail, spec, in)
-	ds := []string{in.Dataset}
-	tbl, ok := s.tables[in.Dataset]
+	dsn := []string{in.Dataset}
+	fail := func(err error) (*heInput, error) {
+		return nil, s.refusedStep(ctx, c, step, h.Job, dsn, detail, err)
+	}
+	if spec.Type != policy.Aggregate {
+		return fail(refuse(KindForbidden, "unsupported", "job type %s is not served by %s", spec.Type, step))
+	}
+	ds, err := s.gate(ctx, h, spec, req, input, consents)
+	if err != nil {
+		return fail(err)
+	}
+	tbl, ok := s.tables[ds.Name]
 	if !ok {
-		return nil, s.refusedStep(ctx, c, step, h.Job, ds, detail, refuse(KindNotFound, "unknown_dataset", "dataset %q is not held by node %s", in.Dataset, s.cfg.Department))
+		return fail(refuse(KindNotFound, "unknown_dataset", "dataset %q is not held by node %s", ds.Name, s.cfg.Department))
 	}
-	if spec.Type != typ {
-		return nil, s.refusedStep(ctx, c, step, h.Job, ds, detail, refuse(KindForbidden, "unsupported", "job type %s is not served by %s", spec.Type, step))
+	detail["policy_version"] = ds.Version()
+	rows, err := tbl.Select(in.Filter)
+	if err != nil {
+		return fail(refuse(KindBadRequest, "bad_input", "%v", err))
 	}
-	// The node's own policy decides, whatever the coordinator checked.
-	dec := policy.Decide(s.catalog, spec, req, true)
-	if !dec.Allow {
-		return nil, s.refusedStep(ctx, c, step, h.Job, ds, detail, refuse(KindForbidden, "policy_violation", "%s", dec.Error()))
+	// The coordinator sees every total before a reviewer does, so the node
+	// does not take part at all — not merely flag it — when its filter
+	// leaves fewer than k rows. The count itself stays here.
+	if k := ds.EffectiveMinCount(); len(rows) < k {
+		return fail(refuse(KindForbidden, "input_below_k", "the filter on %s leaves fewer than its k = %d rows: node %s does not take part in a result that could single out a person", ds.Name, k, s.cfg.Department))
 	}
-	detail["policy_version"] = dec.Versions[in.Dataset]
-	return &heInput{tbl: tbl, in: in, ds: s.catalog[in.Dataset], detail: detail}, nil
+	return &heInput{tbl: tbl, in: in, ds: ds, rows: rows, detail: detail}, nil
+}
+
+// sealedCT is an encrypted vector as it leaves the node: the envelope, and
+// the SHA-256 of its payload (what the node signs).
+type sealedCT struct {
+	env    []byte
+	digest attest.Digest
 }
 
 // encryptSealed encrypts each vector under keys' collective key (each
 // goroutine with its own ShallowCopy of the encryptor) and envelopes it;
-// nil vectors stay nil. maxTerms is passed to Encrypt's own range check.
-func (s *Service) encryptSealed(keys *ceremony.NodeKeys, vecs [][]int64, maxTerms int) ([][]byte, error) {
+// nil vectors stay empty. maxTerms is passed to Encrypt's own range check.
+func (s *Service) encryptSealed(keys *ceremony.NodeKeys, vecs [][]int64, maxTerms int) ([]sealedCT, error) {
 	enc, err := he.NewEncryptor(keys.PublicKey())
 	if err != nil {
 		return nil, err
 	}
 	cer := keys.Setup().CeremonyID()
-	out := make([][]byte, len(vecs))
+	out := make([]sealedCT, len(vecs))
 	g := new(errgroup.Group)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range vecs {
@@ -76,11 +99,22 @@ func (s *Service) encryptSealed(keys *ceremony.NodeKeys, vecs [][]int64, maxTerm
 			if err != nil {
 				return err
 			}
-			out[i], err = s.he.sealCiphertext(ct, cer)
+			b, err := ct.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			env, err := s.he.seal(ct.ParamSet(), cer, he.LabelCiphertext, ct.Level(), b)
+			out[i] = sealedCT{env: env, digest: nodeapi.DigestOf(b)}
 			return err
 		})
 	}
 	return out, g.Wait()
+}
+
+// signContribution signs the node's contribution to an aggregate.
+func (s *Service) signContribution(h nodeapi.Header, input int, params string, ct sealedCT) []byte {
+	st := nodeapi.ContributionStatement{JobRef: h.Ref(), Input: input, Params: params, Payload: ct.digest}
+	return s.sign(st.Message())
 }
 
 // HEGroups lists the labels of the group-by column present in the input's
@@ -95,7 +129,7 @@ func (s *Service) heGroups(ctx context.Context, c Caller, req *nodeapi.HEGroupsR
 	if err := checkHeader(req.Header, nodeapi.StepHEGroups); err != nil {
 		return nil, err
 	}
-	hi, err := s.checkInput(ctx, c, nodeapi.StepHEGroups, req.Header, &req.Spec, req.Requester, req.Input, policy.Aggregate)
+	hi, err := s.checkInput(ctx, c, nodeapi.StepHEGroups, req.Header, &req.Spec, req.Requester, req.Input, req.Consents)
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +144,7 @@ func (s *Service) heGroups(ctx context.Context, c Caller, req *nodeapi.HEGroupsR
 	if err != nil {
 		return fail(err)
 	}
-	rows, err := tbl.Select(hi.in.Filter)
-	if err != nil {
-		return fail(refuse(KindBadRequest, "bad_input", "%v", err))
-	}
-	labels, err := tbl.t.Strings(rows, col)
+	labels, err := tbl.t.Strings(hi.rows, col)
 	if err != nil {
 		return fail(refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err))
 	}
@@ -142,7 +172,7 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 	if err := checkHeader(req.Header, nodeapi.StepHEAggregate); err != nil {
 		return nil, err
 	}
-	hi, err := s.checkInput(ctx, c, nodeapi.StepHEAggregate, req.Header, &req.Spec, req.Requester, req.Input, policy.Aggregate)
+	hi, err := s.checkInput(ctx, c, nodeapi.StepHEAggregate, req.Header, &req.Spec, req.Requester, req.Input, req.Consents)
 	if err != nil {
 		return nil, err
 	}
@@ -184,10 +214,7 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 			return fail(refuse(KindBadRequest, "too_many_groups", "%d groups × %d histogram buckets do not fit one ciphertext", len(groups), B))
 		}
 	}
-	rows, err := tbl.Select(hi.in.Filter)
-	if err != nil {
-		return fail(refuse(KindBadRequest, "bad_input", "%v", err))
-	}
+	rows := hi.rows
 	// Each node may hold at most its share of the job's row bound, so that
 	// the bound the values are checked against holds for the total.
 	share := req.MaxRows / parties
@@ -261,18 +288,20 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 	if err := s.record(ctx, c, string(nodeapi.StepHEAggregate), req.Job, dsn, detail); err != nil {
 		return nil, err
 	}
-	// Each slot is this node's part of a total over len(inputs) nodes.
-	out := &nodeapi.HEAggregateResponse{BelowK: len(rows) < ds.EffectiveMinCount()}
+	// Each slot is this node's part of a total over len(inputs) nodes. Each
+	// ciphertext is signed: a releasing node decrypts only the sum of every
+	// input's signed contribution.
+	out := &nodeapi.HEAggregateResponse{}
 	cts, err := s.encryptSealed(sumsKeys, [][]int64{sums}, int(parties))
 	if err != nil {
 		return nil, err
 	}
-	out.Sums = cts[0]
+	out.Sums, out.SumsSignature = cts[0].env, s.signContribution(req.Header, req.Input, he.NameSums, cts[0])
 	if sqKeys != nil {
 		if cts, err = s.encryptSealed(sqKeys, [][]int64{sq}, int(parties)); err != nil {
 			return nil, err
 		}
-		out.Squares = cts[0]
+		out.Squares, out.SquaresSignature = cts[0].env, s.signContribution(req.Header, req.Input, he.NameSquares, cts[0])
 	}
 	return out, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/unseen-data/unseen/compute/he/ledger"
 	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/internal/securefile"
 )
 
 // heParamSets are the parameter sets a node holds keys for (one ceremony each).
@@ -85,6 +86,27 @@ func (h *heState) keyFile(params string) string {
 }
 
 func (h *heState) ledgerFile() string { return filepath.Join(h.dir, h.dept+".ledger") }
+
+// archiveFile is where keys replaced by a later ceremony are kept:
+// <dept>.<params>.<ceremony>.<first bytes of the public key's hash>.keys.old
+// (ceremony ids are [A-Za-z0-9._-]; the hash keeps two key sets of one
+// reused ceremony id apart). The node never loads or deletes them.
+func (h *heState) archiveFile(params, ceremonyID string, pkHash []byte) string {
+	return filepath.Join(h.dir, fmt.Sprintf("%s.%s.%s.%x.keys.old", h.dept, params, ceremonyID, pkHash[:6]))
+}
+
+// archiveKeys copies the key file at path to archive (0600, fsynced). A
+// missing key file has nothing to archive.
+func archiveKeys(path, archive string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return securefile.Write(archive, b)
+}
 
 // keysFor returns the node's keys for a parameter set.
 func (h *heState) keysFor(params string) (*ceremony.NodeKeys, error) {

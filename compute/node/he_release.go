@@ -2,13 +2,53 @@ package node
 
 // The release steps: he/zeromask (encryptions of random vectors whose slots
 // sum to zero, which the coordinator adds so that only totals survive) and
-// he/release (a decryption share, once per ciphertext ever).
+// he/release (a decryption share of one output of one job, once ever).
+//
+// What a node decrypts, whatever the coordinator says:
+//
+//   - only an output of a job: the request names the job (its spec and
+//     requester; the node binds the job id to the spec's hash in node.db as
+//     at every step, so a job id is never reused with another spec) and an
+//     output index below the count the spec implies — an aggregate has
+//     output 0 ("sums") and, with the variance, 1 ("squares"); an
+//     intersection_stats job has 3·G (count, Σx, Σx² for each of the G
+//     groups of the value node's signed layout, as its stats need);
+//   - each output once, ever: the ledger records (job, output) — and the
+//     ciphertext's hash — before the share exists, so re-randomising a
+//     result (ct + Enc(0)) buys nothing;
+//   - for an aggregate, only the sum the node computes itself of every
+//     input's contribution, each signed by the node of that input's
+//     department (keys from this node's own federation.nodes), exactly one
+//     per input: never a ciphertext the coordinator computed, so a result
+//     that is not the job's sum — one department's contribution alone,
+//     another job's ciphertext — cannot be decrypted;
+//   - for intersection_stats, the coordinator's result ciphertext: it holds
+//     the match mask, and checking that the result is the masked sum of the
+//     value node's chunks would need the mask, i.e. the intersection, so
+//     the node bounds what it cannot check (3·G outputs of the job, each
+//     once, each only as a total) and the README's threat model says what
+//     remains;
+//   - with smudging sized from its own bound (he.SumNoise of the inputs;
+//     he.MaskedSumNoise of the layout's chunks and one zero-sum mask per
+//     department), never from the descriptor that came with a ciphertext;
+//   - for intersection_stats, only an output's total: the node adds its own
+//     fresh zero-sum vector to its share (release.Decryption.ZeroSum), so no
+//     slot decrypts alone even if the coordinator leaves out the
+//     departments' zero-sum masks.
+//
+// Who may release: exactly the t nodes of the active set, any t of the
+// ceremony's roster. A node that holds no input of the job may be one of
+// them: it binds the job like any other step and checks everything above
+// (signatures, output count, its own ledger and bound), but not the
+// inputs' policies, consents and budgets — the contributing nodes checked
+// those before they signed.
 
 import (
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -20,10 +60,12 @@ import (
 	"github.com/unseen-data/unseen/compute/he/ledger"
 	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/policy"
 )
 
 // HEZeroMask encrypts Count random zero-sum vectors under the collective
-// key of a parameter set.
+// key of a parameter set, for an intersection_stats job this node has
+// prepared (same spec, same attempt).
 func (s *Service) HEZeroMask(ctx context.Context, c Caller, req *nodeapi.HEZeroMaskRequest) (*nodeapi.HEZeroMaskResponse, error) {
 	out, err := s.heZeroMask(ctx, c, req)
 	return out, s.settle(ctx, c, nodeapi.PathHEZeroMask, err)
@@ -33,9 +75,20 @@ func (s *Service) heZeroMask(ctx context.Context, c Caller, req *nodeapi.HEZeroM
 	if err := checkHeader(req.Header, nodeapi.StepHEZeroMask); err != nil {
 		return nil, err
 	}
-	detail := map[string]string{"params": req.Params, "count": fmt.Sprint(req.Count), "attempt": fmt.Sprint(req.Attempt)}
+	ss, err := s.lookup(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSpecHash(req.Header, &ss.spec); err != nil {
+		return nil, err
+	}
+	detail := map[string]string{"purpose": ss.spec.Purpose, "params": req.Params, "count": fmt.Sprint(req.Count), "attempt": fmt.Sprint(req.Attempt)}
+	dsn := []string{ss.dataset}
 	fail := func(err error) (*nodeapi.HEZeroMaskResponse, error) {
-		return nil, s.refusedStep(ctx, c, nodeapi.StepHEZeroMask, req.Job, nil, detail, err)
+		return nil, s.refusedStep(ctx, c, nodeapi.StepHEZeroMask, req.Job, dsn, detail, err)
+	}
+	if ss.spec.Type != policy.IntersectionStats {
+		return fail(refuse(KindForbidden, "unsupported", "job %s is not an intersection_stats job", req.Job))
 	}
 	ps, err := he.ParamsByName(req.Params)
 	if err != nil {
@@ -48,7 +101,7 @@ func (s *Service) heZeroMask(ctx context.Context, c Caller, req *nodeapi.HEZeroM
 	if err != nil {
 		return fail(err)
 	}
-	if err := s.record(ctx, c, string(nodeapi.StepHEZeroMask), req.Job, nil, detail); err != nil {
+	if err := s.record(ctx, c, string(nodeapi.StepHEZeroMask), req.Job, dsn, detail); err != nil {
 		return nil, err
 	}
 	enc, err := he.NewEncryptor(keys.PublicKey())
@@ -75,20 +128,69 @@ func (s *Service) heZeroMask(ctx context.Context, c Caller, req *nodeapi.HEZeroM
 	return out, nil
 }
 
-// HERelease computes the node's decryption share of one ciphertext towards
-// the coordinator's release key, by exactly the nodes of the active set.
-// The ciphertext goes into the ledger before the share exists, and a
-// ciphertext in the ledger is never decrypted again.
+// HERelease computes the node's decryption share of one output of a job
+// towards the coordinator's release key, by exactly the nodes of the
+// active set. The output goes into the ledger before the share exists, and
+// an output in the ledger is never decrypted again.
 func (s *Service) HERelease(ctx context.Context, c Caller, req *nodeapi.HEReleaseRequest) (*nodeapi.HEReleaseResponse, error) {
 	out, err := s.heRelease(ctx, c, req)
 	return out, s.settle(ctx, c, nodeapi.PathHERelease, err)
 }
 
+// outputParams is the parameter set of output `index` of a job, or an
+// error if the job has no such output: aggregate 0 sums, 1 squares (with
+// the variance); intersection_stats 3g+k for g < groups, k = 0 count
+// (sums), 1 Σx (sums, when a value is asked), 2 Σx² (squares, with the
+// variance).
+func outputParams(spec *policy.Spec, index, groups int) (string, error) {
+	need, err := statNeeds(spec)
+	if err != nil {
+		return "", err
+	}
+	none := func(why string) (string, error) {
+		return "", refuse(KindForbidden, "not_an_output", "job has no output %d: %s", index, why)
+	}
+	switch spec.Type {
+	case policy.Aggregate:
+		switch {
+		case index == 0:
+			return he.NameSums, nil
+		case index == 1 && need.squares:
+			return he.NameSquares, nil
+		}
+		return none("an aggregate has output 0 (sums) and, with the variance, 1 (squares)")
+	case policy.IntersectionStats:
+		if groups < 1 || index < 0 || index >= 3*groups {
+			return none(fmt.Sprintf("the value node's layout has %d groups, so the job has outputs below %d", groups, 3*groups))
+		}
+		switch index % 3 {
+		case 0:
+			return he.NameSums, nil
+		case 1:
+			if need.value {
+				return he.NameSums, nil
+			}
+			return none("the job asks for no sum of a value")
+		default:
+			if need.squares {
+				return he.NameSquares, nil
+			}
+			return none("the job asks for no variance")
+		}
+	}
+	return none(fmt.Sprintf("job type %s is not released homomorphically", spec.Type))
+}
+
+// maxLayoutChunks bounds a layout's chunks (a list of MaxChunk-bounded
+// requests can never need more; it keeps the noise bound finite).
+const maxLayoutChunks = 1 << 24
+
 func (s *Service) heRelease(ctx context.Context, c Caller, req *nodeapi.HEReleaseRequest) (*nodeapi.HEReleaseResponse, error) {
 	if err := checkHeader(req.Header, nodeapi.StepHERelease); err != nil {
 		return nil, err
 	}
-	detail := map[string]string{"params": req.Params, "active": strings.Join(req.Active, ","), "level": fmt.Sprint(req.Level), "attempt": fmt.Sprint(req.Attempt)}
+	detail := jobDetail(&req.Spec, req.Requester, req.Attempt)
+	detail["params"], detail["output"], detail["active"], detail["level"] = req.Params, fmt.Sprint(req.Output), strings.Join(req.Active, ","), fmt.Sprint(req.Level)
 	fail := func(err error) (*nodeapi.HEReleaseResponse, error) {
 		return nil, s.refusedStep(ctx, c, nodeapi.StepHERelease, req.Job, nil, detail, err)
 	}
@@ -116,15 +218,72 @@ func (s *Service) heRelease(ctx context.Context, c Caller, req *nodeapi.HEReleas
 	if _, err := release.NewActiveSet(setup, active); err != nil {
 		return fail(refuse(KindBadRequest, "bad_active_set", "%v", err))
 	}
-	p, err := s.he.open(ps, cer, he.LabelCiphertext, req.Level, req.Ciphertext, "ciphertext")
-	if err != nil {
+	// The job: its spec, bound to its id here for good, and the output.
+	if err := s.bindJob(req.Header, &req.Spec, req.Requester); err != nil {
 		return fail(err)
 	}
-	ct, err := ps.UnmarshalCiphertext(p, req.Level)
-	if err != nil {
-		return fail(refuse(KindBadRequest, "bad_payload", "ciphertext: %v", err))
+	var (
+		ct      *he.Ciphertext
+		bound   he.Noise
+		zeroSum int // intersection_stats: only each output's total may survive
+	)
+	switch req.Spec.Type {
+	case policy.Aggregate:
+		want, err := outputParams(&req.Spec, req.Output, 0)
+		if err != nil {
+			return fail(err)
+		}
+		if want != ps.Name() {
+			return fail(refuse(KindForbidden, "not_an_output", "output %d of an aggregate is under %s, not %s", req.Output, want, ps.Name()))
+		}
+		if len(req.Ciphertext) != 0 || req.Layout != nil {
+			return fail(refuse(KindBadRequest, "bad_request", "an aggregate is released from its signed contributions only: the node sums them itself"))
+		}
+		if ct, err = s.sumContributions(ps, cer, req); err != nil {
+			return fail(err)
+		}
+		if bound, err = he.SumNoise(len(req.Spec.Inputs)); err != nil {
+			return fail(refuse(KindBadRequest, "bad_request", "%v", err))
+		}
+	case policy.IntersectionStats:
+		l := req.Layout
+		if l == nil {
+			return fail(refuse(KindForbidden, "bad_layout", "an intersection_stats result is released only with the value node's signed layout"))
+		}
+		if err := s.checkLayout(req.Header, &req.Spec, l); err != nil {
+			return fail(err)
+		}
+		want, err := outputParams(&req.Spec, req.Output, l.Groups)
+		if err != nil {
+			return fail(err)
+		}
+		if want != ps.Name() {
+			return fail(refuse(KindForbidden, "not_an_output", "output %d of an intersection_stats job is under %s, not %s", req.Output, want, ps.Name()))
+		}
+		if len(req.Contributions) != 0 {
+			return fail(refuse(KindBadRequest, "bad_request", "contributions are given for aggregates only"))
+		}
+		p, err := s.he.open(ps, cer, he.LabelCiphertext, req.Level, req.Ciphertext, "ciphertext")
+		if err != nil {
+			return fail(err)
+		}
+		if ct, err = ps.UnmarshalCiphertext(p, req.Level); err != nil {
+			return fail(refuse(KindBadRequest, "bad_payload", "ciphertext: %v", err))
+		}
+		// At most every chunk of the layout, each masked once, and one
+		// zero-sum mask per department (one party each).
+		if bound, err = he.MaskedSumNoise(l.Chunks, len(req.Spec.Inputs)); err != nil {
+			return fail(refuse(KindBadRequest, "bad_layout", "%v", err))
+		}
+		// An intersection_stats output means only its total: the node masks
+		// its own share so that no slot (one key's rows) decrypts alone,
+		// whether or not the coordinator added the departments' masks.
+		zeroSum = ps.Slots()
+	default:
+		return fail(refuse(KindForbidden, "not_an_output", "job type %s is not released homomorphically", req.Spec.Type))
 	}
-	if p, err = s.he.open(ps, cer, he.LabelPublicKey, ps.MaxLevel(), req.ReleaseKey, "release key"); err != nil {
+	p, err := s.he.open(ps, cer, he.LabelPublicKey, ps.MaxLevel(), req.ReleaseKey, "release key")
+	if err != nil {
 		return fail(err)
 	}
 	target, err := ps.UnmarshalPublicKey(p)
@@ -135,22 +294,32 @@ func (s *Service) heRelease(ctx context.Context, c Caller, req *nodeapi.HEReleas
 	if err != nil {
 		return nil, err
 	}
+	out := ledger.OutputKey(req.Job, req.Output)
 	detail["ciphertext_sha256"] = hex.EncodeToString(id[:])
-	detail["noise_terms"] = fmt.Sprint(ct.Noise().Terms)
-	detail["noise_masked"] = fmt.Sprint(ct.Noise().Masked)
+	// The bound this node sized its smudging from (never the descriptor).
+	detail["noise_terms"] = fmt.Sprint(bound.Terms)
+	detail["noise_masked"] = fmt.Sprint(bound.Masked)
+	sm, err := ps.SmudgingFor(bound, ct.Level(), setup.Threshold())
+	if err != nil {
+		return fail(refuse(KindBadRequest, "cannot_release", "%v", err))
+	}
+	detail["smudging_log2_sigma"] = fmt.Sprintf("%.2f", math.Log2(sm.Sigma))
 	l, err := s.he.openLedger()
 	if err != nil {
 		s.log.Error("decryption ledger unavailable; refusing to release", "err", err)
 		return fail(refuse(KindUnavailable, "ledger_unavailable", "the node cannot open its decryption ledger, so it decrypts nothing"))
 	}
 	alreadyDecrypted := func() *Error {
-		return refuse(KindConflict, "already_decrypted", "this node has already helped decrypt ciphertext %s once and never does so twice; re-run the job to compute from fresh encryptions", hex.EncodeToString(id[:8]))
+		return refuse(KindConflict, "already_decrypted", "this node has already helped decrypt output %d of job %s (or this very ciphertext) once and never does so twice; submit a new job to compute it again", req.Output, req.Job)
 	}
-	if done, err := l.Contains(id); err != nil || done {
-		return fail(alreadyDecrypted())
+	for _, k := range [][32]byte{out, id} {
+		if done, err := l.Contains(k); err != nil || done {
+			return fail(alreadyDecrypted())
+		}
 	}
 	// Audited before the share exists (fail closed); the ledger records the
-	// ciphertext before the share is computed (release.Node.Share).
+	// output and the ciphertext before the share is computed
+	// (release.Node.Share).
 	if err := s.record(ctx, c, string(nodeapi.StepHERelease), req.Job, nil, detail); err != nil {
 		return nil, err
 	}
@@ -158,7 +327,7 @@ func (s *Service) heRelease(ctx context.Context, c Caller, req *nodeapi.HEReleas
 	if err != nil {
 		return nil, err
 	}
-	sh, err := rn.Share(active, ct, target)
+	sh, err := rn.Share(active, ct, target, release.Decryption{Noise: bound, Output: out, ZeroSum: zeroSum})
 	switch {
 	case errors.Is(err, ledger.ErrAlreadyDecrypted):
 		return fail(alreadyDecrypted())
@@ -173,9 +342,71 @@ func (s *Service) heRelease(ctx context.Context, c Caller, req *nodeapi.HEReleas
 	if err != nil {
 		return nil, err
 	}
-	msg, err := s.he.seal(ps, cer, release.LabelShare, req.Level, b)
+	msg, err := s.he.seal(ps, cer, release.LabelShare, ct.Level(), b)
 	if err != nil {
 		return nil, err
 	}
 	return &nodeapi.HEReleaseResponse{Share: msg}, nil
+}
+
+// sumContributions checks an aggregate output's contributions — exactly
+// one per input of the job, each a fresh ciphertext at the top level signed
+// by the node of that input's department over (job, spec hash, attempt,
+// input, parameter set, payload) — and returns their sum, computed here.
+func (s *Service) sumContributions(ps *he.ParamSet, cer string, req *nodeapi.HEReleaseRequest) (*he.Ciphertext, error) {
+	n := len(req.Spec.Inputs)
+	if len(req.Contributions) != n {
+		return nil, refuse(KindForbidden, "bad_contributions", "the job has %d inputs; %d contributions were given (one signed contribution per input, no more, no fewer)", n, len(req.Contributions))
+	}
+	if req.Level != ps.MaxLevel() {
+		return nil, refuse(KindBadRequest, "bad_request", "an aggregate is released at level %d, not %d", ps.MaxLevel(), req.Level)
+	}
+	cts := make([]*he.Ciphertext, n)
+	for _, con := range req.Contributions {
+		i := con.Input
+		if i < 0 || i >= n {
+			return nil, refuse(KindForbidden, "bad_contributions", "a contribution names input %d of a job with %d inputs", i, n)
+		}
+		if cts[i] != nil {
+			return nil, refuse(KindForbidden, "bad_contributions", "input %d contributes twice", i)
+		}
+		p, err := s.he.open(ps, cer, he.LabelCiphertext, ps.MaxLevel(), con.Ciphertext, fmt.Sprintf("contribution of input %d", i))
+		if err != nil {
+			return nil, err
+		}
+		st := nodeapi.ContributionStatement{JobRef: req.Header.Ref(), Input: i, Params: ps.Name(), Payload: nodeapi.DigestOf(p)}
+		if err := s.verifyNode(partyDept(&req.Spec, i), st.Message(), con.Signature); err != nil {
+			e := err.(*Error)
+			e.Code = "bad_contribution"
+			e.Message = fmt.Sprintf("contribution of input %d (%s): %s", i, req.Spec.Inputs[i].Dataset, e.Message)
+			return nil, e
+		}
+		if cts[i], err = ps.UnmarshalCiphertext(p, ps.MaxLevel()); err != nil {
+			return nil, refuse(KindBadRequest, "bad_payload", "contribution of input %d: %v", i, err)
+		}
+	}
+	sum, err := he.Sum(he.NewEvaluator(ps), cts, 1)
+	if err != nil {
+		return nil, refuse(KindBadRequest, "bad_contributions", "%v", err)
+	}
+	return sum, nil
+}
+
+// checkLayout verifies the value node's signed layout of an
+// intersection_stats job (the value input's department's key).
+func (s *Service) checkLayout(h nodeapi.Header, spec *policy.Spec, l *nodeapi.HELayout) error {
+	if l.Groups < 1 || l.Chunks < 1 || l.Chunks > maxLayoutChunks {
+		return refuse(KindForbidden, "bad_layout", "a layout of %d groups in %d chunks has no result to release", l.Groups, l.Chunks)
+	}
+	valueDS := spec.Inputs[0].Dataset // count only: rows of the first input
+	if spec.Value != nil && spec.Value.Dataset != "" {
+		valueDS = spec.Value.Dataset
+	}
+	st := nodeapi.LayoutStatement{JobRef: h.Ref(), Groups: l.Groups, Chunks: l.Chunks}
+	if err := s.verifyNode(policy.Department(valueDS), st.Message(), l.Signature); err != nil {
+		e := err.(*Error)
+		e.Code = "bad_layout"
+		return e
+	}
+	return nil
 }

@@ -30,6 +30,9 @@ func (s *Service) heValues(ctx context.Context, c Caller, req *nodeapi.HEValuesR
 		return nil, err
 	}
 	spec := ss.spec
+	if err := checkSpecHash(req.Header, &spec); err != nil {
+		return nil, err
+	}
 	detail := map[string]string{"purpose": spec.Purpose, "attempt": fmt.Sprint(req.Attempt), "offset": fmt.Sprint(req.Offset), "count": fmt.Sprint(req.Count), "squares": fmt.Sprint(req.Squares)}
 	dsn := []string{ss.dataset}
 	fail := func(err error) (*nodeapi.HEValuesResponse, error) {
@@ -89,7 +92,10 @@ func (s *Service) heValues(ctx context.Context, c Caller, req *nodeapi.HEValuesR
 	if err := s.record(ctx, c, string(nodeapi.StepHEValues), req.Job, dsn, detail); err != nil {
 		return nil, err
 	}
-	out := &nodeapi.HEValuesResponse{Total: total, Groups: layout.groups, Chunks: []nodeapi.HEValuesChunk{}}
+	// The layout, signed: releasing nodes decrypt at most 3·G results of
+	// this job and size their smudging for `total` masked chunks.
+	lst := nodeapi.LayoutStatement{JobRef: req.Header.Ref(), Groups: len(layout.groups), Chunks: total}
+	out := &nodeapi.HEValuesResponse{Total: total, Groups: layout.groups, Chunks: []nodeapi.HEValuesChunk{}, LayoutSignature: s.sign(lst.Message())}
 	var sumVecs, sqVecs [][]int64
 	for ci := req.Offset; ci < end; ci++ {
 		ch := layout.chunks[ci]
@@ -117,16 +123,16 @@ func (s *Service) heValues(ctx context.Context, c Caller, req *nodeapi.HEValuesR
 	if err != nil {
 		return nil, err
 	}
-	var sqCts [][]byte
+	var sqCts []sealedCT
 	if sqKeys != nil {
 		if sqCts, err = s.encryptSealed(sqKeys, sqVecs, 1); err != nil {
 			return nil, err
 		}
 	}
 	for i := range out.Chunks {
-		out.Chunks[i].Counts, out.Chunks[i].Values = sumCts[2*i], sumCts[2*i+1]
+		out.Chunks[i].Counts, out.Chunks[i].Values = sumCts[2*i].env, sumCts[2*i+1].env
 		if sqCts != nil {
-			out.Chunks[i].Squares = sqCts[i]
+			out.Chunks[i].Squares = sqCts[i].env
 		}
 	}
 	return out, nil

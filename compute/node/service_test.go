@@ -7,19 +7,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/unseen-data/unseen/audit"
-	"github.com/unseen-data/unseen/compute/he"
-	"github.com/unseen-data/unseen/compute/he/ceremony"
-	"github.com/unseen-data/unseen/compute/he/envelope"
-	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
-	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
@@ -147,11 +141,11 @@ func field[T any](t *testing.T, obj, name string) T {
 	return v
 }
 
-// TestWireTypesThroughTheService drives every step of the node protocol —
-// every nodeapi request and response type — through the Service methods
+// TestWireTypesThroughTheService drives every PSI step of the node protocol
+// — every nodeapi request and response type — through the Service methods
 // directly, as decoded JSON in and encoded JSON out, and checks what the
-// answers mean: the true intersection, the analyst's members, a key
-// ceremony whose keys decrypt the node's aggregates and values.
+// answers mean: the true intersection, the analyst's members. (The
+// homomorphic steps: TestHEWireTypesThroughTheService.)
 func TestWireTypesThroughTheService(t *testing.T) {
 	f := newFederation(t)
 	hrss, housing := f.svc["hrss"], f.svc["housing"]
@@ -223,163 +217,6 @@ func TestWireTypesThroughTheService(t *testing.T) {
 	require.JSONEq(t, `{"ok":true}`, call(t, hrss.Finish, c, `{"job":"jm","step":"job.finish","attempt":1,"party":0,"outcome":"done"}`))
 	require.JSONEq(t, `{"ok":true}`, call(t, hrss.Outcome, c, `{"job":"jm","step":"job.outcome","attempt":1,"party":0,"outcome":"released","purpose":"eligibility check","datasets":["hrss.benefits","housing.owners"],"reviewer":"rita"}`))
 	served("job.finish", "job.released")
-
-	// ---- the key ceremony, 2 of 3, relayed as the coordinator does (the
-	// nodes accept the same token, so their envelope keys agree and the
-	// coordinator's re-enveloping is the identity) ----
-	nodes := []string{"hrss", "housing", "tax"}
-	setups := map[string]*ceremony.Setup{}
-	for _, ps := range []*he.ParamSet{he.Sums(), he.Squares()} {
-		cer := "t1." + ps.Name()
-		hdr := func(step string) string {
-			return fmt.Sprintf(`"ceremony":%q,"step":%q,"params":%q`, cer, step, ps.Name())
-		}
-		hpke := map[string][]byte{}
-		for _, n := range nodes {
-			out := call(t, f.svc[n].KeysBegin, c, fmt.Sprintf(`{%s,"nodes":["hrss","housing","tax"],"threshold":2}`, hdr("keys.begin")))
-			hpke[n] = field[[]byte](t, out, "hpke_public_key")
-		}
-		ckg := map[string][]byte{}
-		sealed := map[string]map[string][]byte{"hrss": {}, "housing": {}, "tax": {}} // to → from → envelope
-		for _, n := range nodes {
-			out := call(t, f.svc[n].KeysShares, c, fmt.Sprintf(`{%s,"nodes":["hrss","housing","tax"],"threshold":2,"hpke_public_keys":%s}`, hdr("keys.shares"), js(hpke)))
-			ckg[n] = field[[]byte](t, out, "public_key_share")
-			sh := field[map[string][]byte](t, out, "sealed_shares")
-			require.Len(t, sh, 2, "one Shamir share for each other node")
-			for to, m := range sh {
-				require.NotEqual(t, n, to)
-				sealed[to][n] = m
-			}
-		}
-		var pkHash []byte
-		for _, n := range nodes {
-			out := call(t, f.svc[n].KeysFinish, c, fmt.Sprintf(`{%s,"public_key_shares":%s,"sealed_shares":%s}`, hdr("keys.finish"), js(ckg), js(sealed[n])))
-			h := field[[]byte](t, out, "public_key_sha256")
-			require.Len(t, h, sha256.Size)
-			if pkHash != nil {
-				require.Equal(t, pkHash, h, "the nodes derived different collective keys")
-			}
-			pkHash = h
-		}
-		ids := []ceremony.NodeID{"housing", "hrss", "tax"}
-		keys := map[ceremony.NodeID][]byte{}
-		for n, k := range hpke {
-			keys[ceremony.NodeID(n)] = k
-		}
-		setup, err := ceremony.NewSetup(cer, ps, ids, 2, keys)
-		require.NoError(t, err)
-		setups[ps.Name()] = setup
-		served("keys.begin", "keys.shares", "keys.finish")
-	}
-	out = get(t, hrss.KeysStatus, c)
-	require.Equal(t, "hrss", field[string](t, out, "department"))
-	sets := field[[]nodeapi.KeySetStatus](t, out, "sets")
-	require.Len(t, sets, 2)
-	for i, name := range []string{he.NameSums, he.NameSquares} {
-		require.Equal(t, name, sets[i].Params)
-		require.Equal(t, "t1."+name, sets[i].Ceremony)
-		require.Equal(t, 2, sets[i].Threshold)
-		require.Equal(t, []string{"housing", "hrss", "tax"}, sets[i].Nodes)
-	}
-	served("keys.status")
-
-	// decrypt has an active set of two nodes release a ciphertext envelope
-	// towards a fresh release key, and combines their shares as the
-	// coordinator does.
-	envKey := nodeapi.EnvelopeKey(sha(nodetest.Token))
-	decrypt := func(ps *he.ParamSet, job string, ct []byte) *release.Result {
-		t.Helper()
-		h, err := envelope.PeekHeader(ct)
-		require.NoError(t, err)
-		setup := setups[ps.Name()]
-		rk := release.NewReleaseKey(ps)
-		pkb, err := rk.PublicKey().MarshalBinary()
-		require.NoError(t, err)
-		rkEnv, err := envelope.Seal(envKey, envelope.Header{ParamsHash: ps.Hash(), CeremonyID: setup.CeremonyID(), Label: he.LabelPublicKey, Level: ps.MaxLevel()}, pkb)
-		require.NoError(t, err)
-		want, err := release.Expect(ps, setup.CeremonyID(), he.LabelCiphertext, h.Level)
-		require.NoError(t, err)
-		p, err := envelope.Open(envKey, ct, want)
-		require.NoError(t, err)
-		ciphertext, err := ps.UnmarshalCiphertext(p, h.Level)
-		require.NoError(t, err)
-		active, err := release.NewActiveSet(setup, []ceremony.NodeID{"hrss", "housing"})
-		require.NoError(t, err)
-		comb, err := release.NewCombiner(setup, active, ciphertext, rk)
-		require.NoError(t, err)
-		for _, n := range []string{"hrss", "housing"} {
-			out := call(t, f.svc[n].HERelease, c, fmt.Sprintf(`{"job":%q,"step":"he.release","attempt":1,"party":0,"params":%q,"active":["hrss","housing"],"level":%d,"ciphertext":%s,"release_key":%s}`,
-				job, ps.Name(), h.Level, b64(ct), b64(rkEnv)))
-			want, err := release.Expect(ps, setup.CeremonyID(), release.LabelShare, h.Level)
-			require.NoError(t, err)
-			p, err := envelope.Open(envKey, field[[]byte](t, out, "share"), want)
-			require.NoError(t, err)
-			sh, err := release.UnmarshalShare(ps, p, h.Level)
-			require.NoError(t, err)
-			require.NoError(t, comb.Add(ceremony.NodeID(n), sh))
-		}
-		res, err := comb.Decrypt()
-		require.NoError(t, err)
-		served("he.release")
-		return res
-	}
-
-	// ---- aggregate: groups, then the encrypted per-group totals ----
-	agg := `{"type":"aggregate","purpose":"benefit totals","inputs":[{"dataset":"hrss.benefits"}],"value":{"dataset":"hrss.benefits","column":"amount"},"stats":["count","sum","variance"],"group_by":{"dataset":"hrss.benefits","column":"district"}}`
-	out = call(t, hrss.HEGroups, c, fmt.Sprintf(`{"job":"ja","step":"he.groups","attempt":1,"party":0,"spec":%s,"requester":{"user":"alice","department":"hrss"},"input":0}`, agg))
-	require.JSONEq(t, `{"groups":["天河区","海珠区","越秀区"]}`, out) // sorted
-	served("he.groups")
-	out = call(t, hrss.HEAggregate, c, fmt.Sprintf(`{"job":"ja","step":"he.aggregate","attempt":1,"party":0,"spec":%s,"requester":{"user":"alice","department":"hrss"},"input":0,"groups":["天河区","海珠区","越秀区"],"max_rows":1000}`, agg))
-	served("he.aggregate")
-	// Rows 0–29, amount = row, district = row mod 3: 天河区 0,3,…,27;
-	// 越秀区 1,4,…,28; 海珠区 2,5,…,29 — ten rows each.
-	sums := decrypt(he.Sums(), "ja", field[[]byte](t, out, "sums")).Values()
-	require.Equal(t, []int64{10, 10, 10, 135, 155, 145}, sums[:6])
-	require.Zero(t, sums[6])
-	sq := decrypt(he.Squares(), "ja", field[[]byte](t, out, "squares")).Values()
-	sumSq := func(r int) (s int64) {
-		for i := r; i < 30; i += 3 {
-			s += int64(i * i)
-		}
-		return s
-	}
-	require.Equal(t, []int64{sumSq(0), sumSq(2), sumSq(1)}, sq[:3])
-	_, hasBelowK := field[map[string]any](t, `{"o":`+out+`}`, "o")["below_k"]
-	require.False(t, hasBelowK, "below_k is omitted when false")
-
-	// ---- intersection_stats: the value node's encrypted rows ----
-	is := `{"type":"intersection_stats","purpose":"benefits of owners","inputs":[{"dataset":"hrss.benefits","key":"id_number"},{"dataset":"housing.owners","key":"id_number"}],"value":{"dataset":"hrss.benefits","column":"amount"},"stats":["count","sum","variance"]}`
-	call(t, hrss.Prepare, c, fmt.Sprintf(`{"job":"ji","step":"psi.prepare","attempt":1,"party":0,"spec":%s,"requester":{"user":"alice","department":"hrss"},"input":0,"parties":2}`, is))
-	served("psi.prepare")
-	out = call(t, hrss.HEValues, c, `{"job":"ji","step":"he.values","attempt":1,"party":0,"offset":0,"count":4,"squares":true}`)
-	served("he.values")
-	var vr nodeapi.HEValuesResponse
-	strict(t, out, &vr)
-	require.Equal(t, 1, vr.Total)
-	require.Equal(t, []string{""}, vr.Groups)
-	require.Len(t, vr.Chunks, 1)
-	ch := vr.Chunks[0]
-	require.Equal(t, 0, ch.Index)
-	require.Equal(t, 0, ch.Group)
-	require.ElementsMatch(t, rng(0, 30), ch.Positions, "one slot per key of the list")
-	counts := decrypt(he.Sums(), "ji", ch.Counts).Values()
-	vals := decrypt(he.Sums(), "ji", ch.Values).Values()
-	sqs := decrypt(he.Squares(), "ji", ch.Squares).Values()
-	require.Equal(t, slices.Repeat([]int64{1}, 30), counts[:30])
-	require.ElementsMatch(t, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29}, vals[:30])
-	for s := range 30 {
-		require.Equal(t, vals[s]*vals[s], sqs[s], "slot %d", s)
-	}
-	require.Zero(t, counts[30], "slots past the positions are padding")
-
-	// ---- zero-sum masks ----
-	out = call(t, hrss.HEZeroMask, c, `{"job":"ja","step":"he.zeromask","attempt":1,"party":0,"params":"sums","count":2}`)
-	served("he.zeromask")
-	masks := field[[][]byte](t, out, "masks")
-	require.Len(t, masks, 2)
-	m := decrypt(he.Sums(), "ja", masks[0])
-	require.Zero(t, m.Total(), "a mask's slots sum to zero")
-	require.NotEqual(t, make([]int64, len(m.Values())), m.Values(), "a mask is not zero")
 }
 
 func sha(s string) []byte {

@@ -5,29 +5,40 @@
 // jobs by adding (and masking) the nodes' ciphertexts and having exactly t
 // nodes switch each result to its release key.
 //
-// Who learns what (honest-but-curious coordinator and nodes, the
-// coordinator colluding with no node):
+// Who learns what (honest nodes; the coordinator colluding with no node):
 //
 //   - Key ceremony: the coordinator relays HPKE public keys, public-key
-//     shares and Shamir shares sealed node-to-node; it cannot open the
-//     latter. It learns the collective public keys and keeps, per parameter
-//     set, its release key pair (in the state file, mode 0600). It never
-//     holds a secret-key share: its state alone decrypts nothing.
+//     shares and Shamir shares sealed node-to-node, each signed by the node
+//     that made it; it cannot open the sealed shares, and it cannot add a
+//     party or substitute a key: every node takes the roster from its own
+//     federation configuration and checks every signature (compute/node).
+//     It learns the collective public keys and keeps, per parameter set,
+//     its release key pair (in the state file, mode 0600). It never holds a
+//     secret-key share: its state alone decrypts nothing.
 //   - aggregate: the coordinator learns which group labels occur at each
 //     node (he/groups) and the released per-group totals (count, Σx, Σx²).
-//     It adds the nodes' ciphertexts before anything is decrypted, so no
-//     one sees a single department's contribution.
+//     Each node signs its contribution; the releasing nodes decrypt only the
+//     sum they compute themselves of every input's signed contribution, so
+//     no one — the coordinator included — sees a single department's
+//     contribution, and the result is the job's sum or nothing.
 //   - intersection_stats: the coordinator learns, from the value node's slot
 //     map, which PSI position sits in which group (and so the matched keys'
 //     group sizes, which it would release anyway) — never a value or a
 //     count of rows. Every input's node adds an encrypted zero-sum mask to
 //     each result, so a decrypted slot is uniform noise and only its total
 //     (the statistic) means anything.
-//   - Release: each result ciphertext is decrypted once, by an active set of
-//     exactly t nodes fixed before any share is asked for; every node keeps a
-//     ledger and refuses a second decryption. A node that fails mid-release
-//     fails the job: the ciphertext is never offered again, and a re-run
-//     computes from fresh encryptions.
+//     A malicious coordinator holds the match mask, so it chooses which of
+//     the value node's slots each result sums (any linear combination of
+//     ciphertexts it holds), within the job's 3·G outputs, each decrypted
+//     once per node: the nodes cannot check the mask without learning the
+//     intersection (README, threat model).
+//   - Release: each output of a job (aggregate: 0 sums, 1 squares;
+//     intersection_stats: 3g+k) is decrypted once, ever, by an active set of
+//     exactly t nodes fixed before any share is asked for; every node keeps
+//     a ledger keyed by (job, output) and refuses a second decryption, and
+//     sizes its smudging itself. A node that fails mid-release fails the
+//     job: the output is never decrypted again, and computing it again takes
+//     a new job.
 //
 // Every homomorphic object travels in a compute/he/envelope envelope MAC'd
 // under nodeapi.EnvelopeKey of the coordinator–node pair and is checked
@@ -291,16 +302,23 @@ func open(cl *nodeapi.Client, ps *he.ParamSet, cer, label string, level int, msg
 }
 
 func openCiphertext(cl *nodeapi.Client, ks *keySet, msg []byte) (*he.Ciphertext, error) {
+	ct, _, err := openCiphertextRaw(cl, ks, msg)
+	return ct, err
+}
+
+// openCiphertextRaw is openCiphertext that also returns the payload, as the
+// node signed it.
+func openCiphertextRaw(cl *nodeapi.Client, ks *keySet, msg []byte) (*he.Ciphertext, []byte, error) {
 	level := ks.ps.MaxLevel()
 	p, err := open(cl, ks.ps, ks.setup.CeremonyID(), he.LabelCiphertext, level, msg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ct, err := ks.ps.UnmarshalCiphertext(p, level)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: ciphertext: %w", cl.Department, err)
+		return nil, nil, fmt.Errorf("node %s: ciphertext: %w", cl.Department, err)
 	}
-	return ct, nil
+	return ct, p, nil
 }
 
 // ---- fan-out --------------------------------------------------------------
@@ -401,8 +419,11 @@ func (c *Coordinator) Init(ctx context.Context, threshold int) (*Status, error) 
 func (c *Coordinator) runCeremony(ctx context.Context, cer string, ps *he.ParamSet, nodes []string, threshold int) (*keySet, error) {
 	hdr := func() nodeapi.CeremonyHeader { return nodeapi.CeremonyHeader{Ceremony: cer, Params: ps.Name()} }
 	var mu sync.Mutex
-	// 1. Every node makes an HPKE key pair for this ceremony.
+	// 1. Every node makes an HPKE key pair for this ceremony and signs it.
+	// The coordinator relays keys, shares and every signature; each node
+	// checks them against its own federation keys.
 	hpke := map[ceremony.NodeID][]byte{}
+	hpkeSigs := map[string][]byte{}
 	err := c.each(ctx, nodes, func(ctx context.Context, n string, cl *nodeapi.Client) error {
 		resp, err := cl.KeysBegin(ctx, &nodeapi.KeysBeginRequest{CeremonyHeader: hdr(), Nodes: nodes, Threshold: threshold})
 		if err != nil {
@@ -410,6 +431,7 @@ func (c *Coordinator) runCeremony(ctx context.Context, cer string, ps *he.ParamS
 		}
 		mu.Lock()
 		hpke[ceremony.NodeID(n)] = resp.HPKEPublicKey
+		hpkeSigs[n] = resp.Signature
 		mu.Unlock()
 		return nil
 	})
@@ -423,16 +445,18 @@ func (c *Coordinator) runCeremony(ctx context.Context, cer string, ps *he.ParamS
 	// 2. Every node draws its secret share and returns its public-key share
 	// and its Shamir shares, each sealed to its recipient.
 	ckg := map[ceremony.NodeID][]byte{}
-	sealed := map[string]map[string][]byte{} // recipient → sender → sealed payload
+	ckgSigs := map[string][]byte{}
+	sealed := map[string]map[string][]byte{}     // recipient → sender → sealed payload
+	sealedSigs := map[string]map[string][]byte{} // recipient → sender → sender's signature
 	for _, n := range nodes {
-		sealed[n] = map[string][]byte{}
+		sealed[n], sealedSigs[n] = map[string][]byte{}, map[string][]byte{}
 	}
 	hpkeByName := map[string][]byte{}
 	for id, k := range hpke {
 		hpkeByName[string(id)] = k
 	}
 	err = c.each(ctx, nodes, func(ctx context.Context, from string, cl *nodeapi.Client) error {
-		resp, err := cl.KeysShares(ctx, &nodeapi.KeysSharesRequest{CeremonyHeader: hdr(), Nodes: nodes, Threshold: threshold, HPKEPublicKeys: hpkeByName})
+		resp, err := cl.KeysShares(ctx, &nodeapi.KeysSharesRequest{CeremonyHeader: hdr(), Nodes: nodes, Threshold: threshold, HPKEPublicKeys: hpkeByName, HPKESignatures: hpkeSigs})
 		if err != nil {
 			return err
 		}
@@ -458,8 +482,10 @@ func (c *Coordinator) runCeremony(ctx context.Context, cer string, ps *he.ParamS
 		}
 		mu.Lock()
 		ckg[ceremony.NodeID(from)] = p
+		ckgSigs[from] = resp.PublicKeyShareSignature
 		for to, b := range got {
 			sealed[to][from] = b
+			sealedSigs[to][from] = resp.SealedShareSignatures[to]
 		}
 		mu.Unlock()
 		return nil
@@ -479,7 +505,8 @@ func (c *Coordinator) runCeremony(ctx context.Context, cer string, ps *he.ParamS
 	// 3. Every node receives all public-key shares and the Shamir shares
 	// sealed to it, re-enveloped for it, finishes and persists its keys.
 	err = c.each(ctx, nodes, func(ctx context.Context, to string, cl *nodeapi.Client) error {
-		req := &nodeapi.KeysFinishRequest{CeremonyHeader: hdr(), PublicKeyShares: map[string][]byte{}, SealedShares: map[string][]byte{}}
+		req := &nodeapi.KeysFinishRequest{CeremonyHeader: hdr(), PublicKeyShares: map[string][]byte{}, PublicKeyShareSignatures: ckgSigs,
+			SealedShares: map[string][]byte{}, SealedShareSignatures: sealedSigs[to]}
 		for from, p := range ckg {
 			m, err := seal(cl, ps, cer, he.LabelCKGShare, ps.MaxLevel(), p)
 			if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
 )
 
@@ -150,7 +151,7 @@ func runPSI(t *testing.T, f *nodetest.Federation, j JobRef, primary int) (*nodea
 	parties := make([]psi.Party, n)
 	for i, in := range j.Spec.Inputs {
 		cl := f.Clients[policy.Department(in.Dataset)]
-		h := nodeapi.Header{Job: j.ID, Attempt: j.Attempt, Party: i}
+		h := nodeapi.Header{Job: j.ID, SpecHash: j.Spec.Hash(), Attempt: j.Attempt, Party: i}
 		resp, err := cl.Prepare(ctx, &nodeapi.PrepareRequest{Header: h, Spec: j.Spec, Requester: j.Requester, Input: i, Parties: n})
 		require.NoError(t, err)
 		parties[i] = &nodeapi.Party{Client: cl, Header: h, N: resp.Len}
@@ -209,6 +210,22 @@ func TestFederation(t *testing.T) {
 	st := fx.init(t, 2)
 	require.Equal(t, 2, st.Epoch)
 	require.NotEqual(t, old.Ceremony, st.Ceremony)
+	// The new ceremony replaced every node's keys: said in the audit log,
+	// and the old key shares are kept, not lost.
+	for _, d := range []string{"a", "b", "c"} {
+		fin := entries(t, f, d, string(nodeapi.StepKeysFinish), "")
+		last := fin[len(fin)-1]
+		require.Equal(t, old.Ceremony+"."+he.NameSquares, last.Detail["replaces_ceremony"], d)
+		require.NotEmpty(t, last.Detail["replaces_public_key_sha256"], d)
+		for _, name := range paramSets {
+			kept, err := filepath.Glob(filepath.Join(f.Configs[d].KeysPath(), d+"."+name+"."+old.Ceremony+"."+name+".*.keys.old"))
+			require.NoError(t, err)
+			require.Len(t, kept, 1, "%s keeps its replaced %s keys", d, name)
+			fi, err := os.Stat(kept[0])
+			require.NoError(t, err)
+			require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+		}
+	}
 
 	t.Run("aggregate 2-of-3", func(t *testing.T) {
 		got, err := c.Aggregate(ctx, JobRef{ID: "agg-2", Attempt: 1, Spec: aggregateSpec([]string{"count", "sum", "mean", "variance"}, true), Requester: alice})
@@ -358,9 +375,9 @@ func rawPost(t *testing.T, cl *nodeapi.Client, path string, body []byte) int {
 
 // Release guards at the node: forged or malformed envelopes are refused
 // before anything is parsed and burn nothing; a second decryption of the
-// same ciphertext, and a node outside the active set, are refused; values
+// same output, and a node outside the active set, are refused; values
 // that could wrap are refused with the column named; the node's own policy
-// is applied.
+// is applied. (The attacks on what is decrypted are in attack_test.go.)
 func TestReleaseGuards(t *testing.T) {
 	ctx := context.Background()
 	fx := start(t, 2, nodetest.Options{})
@@ -369,11 +386,8 @@ func TestReleaseGuards(t *testing.T) {
 	require.NoError(t, err)
 	ks := ep.sets[he.NameSums]
 	ps, cer, L := ks.ps, ks.setup.CeremonyID(), ks.ps.MaxLevel()
-	enc, err := he.NewEncryptor(ks.pk)
-	require.NoError(t, err)
-	ct, err := enc.Encrypt([]int64{5, 6, 7}, 1)
-	require.NoError(t, err)
-	ctb, _ := ct.MarshalBinary()
+	j := JobRef{ID: "guards", Attempt: 1, Spec: aggregateSpec([]string{"sum"}, false), Requester: alice}
+	sum, cons := collect(t, fx, j, he.NameSums)
 	pkb, _ := ks.rk.PublicKey().MarshalBinary()
 	cl := f.Clients["a"]
 	sealFor := func(key []byte, cer, label string, level int, p []byte) []byte {
@@ -382,14 +396,22 @@ func TestReleaseGuards(t *testing.T) {
 		return m
 	}
 	key := cl.EnvelopeKey()
-	good := sealFor(key, cer, he.LabelCiphertext, L, ctb)
 	pkEnv := sealFor(key, cer, he.LabelPublicKey, L, pkb)
+	// req is node a's release request of output 0 with input 0's
+	// contribution envelope replaced by ctEnv.
 	req := func(ctEnv []byte, level int, active ...string) *nodeapi.HEReleaseRequest {
 		if active == nil {
 			active = []string{"a", "b"}
 		}
-		return &nodeapi.HEReleaseRequest{Header: nodeapi.Header{Job: "guards", Attempt: 1}, Params: he.NameSums, Active: active, Level: level, Ciphertext: ctEnv, ReleaseKey: pkEnv}
+		r := releaseRequest(t, cl, ks, j, 0, cons, active)
+		r.Level, r.ReleaseKey = level, pkEnv
+		if ctEnv != nil {
+			r.Contributions[0].Ciphertext = ctEnv
+		}
+		return r
 	}
+	good := req(nil, L).Contributions[0].Ciphertext
+	ctb := cons[0].payload
 
 	t.Run("malformed envelopes", func(t *testing.T) {
 		flipped := bytes.Clone(good)
@@ -401,16 +423,17 @@ func TestReleaseGuards(t *testing.T) {
 			r      *nodeapi.HEReleaseRequest
 			status int
 		}{
-			"truncated":                  {req(good[:len(good)-1], L), 400},
-			"extended":                   {req(append(bytes.Clone(good), 0), L), 400},
-			"bit flipped":                {req(flipped, L), 400},
-			"wrong level":                {req(good, L-1), 400},
-			"level past the top":         {req(good, L+1), 400},
-			"resealed at a lower level":  {req(sealFor(key, cer, he.LabelCiphertext, L-1, ctb), L-1), 400},
-			"another peer's key":         {req(sealFor(other, cer, he.LabelCiphertext, L, ctb), L), 400},
-			"another ceremony":           {req(sealFor(key, "e0-other.sums", he.LabelCiphertext, L, ctb), L), 409},
-			"wrong label":                {req(sealFor(key, cer, he.LabelPublicKey, L, ctb), L), 400},
-			"valid MAC, corrupt payload": {req(sealFor(key, cer, he.LabelCiphertext, L, corrupt), L), 400},
+			"truncated":                 {req(good[:len(good)-1], L), 400},
+			"extended":                  {req(append(bytes.Clone(good), 0), L), 400},
+			"bit flipped":               {req(flipped, L), 400},
+			"wrong level":               {req(good, L-1), 400},
+			"level past the top":        {req(good, L+1), 400},
+			"resealed at a lower level": {req(sealFor(key, cer, he.LabelCiphertext, L-1, ctb), L-1), 400},
+			"another peer's key":        {req(sealFor(other, cer, he.LabelCiphertext, L, ctb), L), 400},
+			"another ceremony":          {req(sealFor(key, "e0-other.sums", he.LabelCiphertext, L, ctb), L), 409},
+			"wrong label":               {req(sealFor(key, cer, he.LabelPublicKey, L, ctb), L), 400},
+			// The signature is checked on the payload before lattigo parses it.
+			"valid MAC, corrupt payload": {req(sealFor(key, cer, he.LabelCiphertext, L, corrupt), L), 403},
 			"valid MAC, short payload":   {req(sealFor(key, cer, he.LabelCiphertext, L, ctb[:len(ctb)-8]), L), 400},
 		} {
 			_, err := cl.HERelease(ctx, c.r)
@@ -418,7 +441,7 @@ func TestReleaseGuards(t *testing.T) {
 			require.True(t, errors.As(err, &re), "%s: %v", name, err)
 			require.Equal(t, c.status, re.Status, "%s: %v", name, err)
 		}
-		bad := req(good, L)
+		bad := req(nil, L)
 		bad.ReleaseKey = pkEnv[:len(pkEnv)-3]
 		_, err := cl.HERelease(ctx, bad)
 		requireRemote(t, err, 400, "bad_envelope")
@@ -429,40 +452,45 @@ func TestReleaseGuards(t *testing.T) {
 	})
 
 	t.Run("malformed ceremony messages", func(t *testing.T) {
-		// A ceremony in progress at node a, with b and c played by the test.
+		// A ceremony in progress at node a, with b and c played by the test
+		// (signing as them: the honest peers of this test).
 		hdr := nodeapi.CeremonyHeader{Ceremony: "e9-test.sums", Params: he.NameSums}
 		roster := []string{"a", "b", "c"}
 		begin, err := cl.KeysBegin(ctx, &nodeapi.KeysBeginRequest{CeremonyHeader: hdr, Nodes: roster, Threshold: 2})
 		require.NoError(t, err)
 		pubs := map[string][]byte{"a": begin.HPKEPublicKey}
+		sigs := map[string][]byte{"a": begin.Signature}
 		for _, n := range []string{"b", "c"} {
 			kp, err := ceremony.NewHPKEKeyPair()
 			require.NoError(t, err)
 			pubs[n] = kp.Public()
+			st := nodeapi.CeremonyKeyStatement{Ceremony: hdr.Ceremony, Params: hdr.Params, Node: n, Key: pubs[n]}
+			sigs[n] = attest.Sign(nodetest.PrivateKey("node-"+n), st.Message())
 		}
-		sh, err := cl.KeysShares(ctx, &nodeapi.KeysSharesRequest{CeremonyHeader: hdr, Nodes: roster, Threshold: 2, HPKEPublicKeys: pubs})
+		sh, err := cl.KeysShares(ctx, &nodeapi.KeysSharesRequest{CeremonyHeader: hdr, Nodes: roster, Threshold: 2, HPKEPublicKeys: pubs, HPKESignatures: sigs})
 		require.NoError(t, err)
 		require.Len(t, sh.SealedShares, 2)
+		require.Len(t, sh.SealedShareSignatures, 2)
 		// The node's own share, echoed back truncated.
 		p, err := envelope.Open(key, sh.PublicKeyShare, mustExpect(t, ps, hdr.Ceremony, he.LabelCKGShare, L))
 		require.NoError(t, err)
 		trunc := sealFor(key, hdr.Ceremony, he.LabelCKGShare, L, p)
-		_, err = cl.KeysFinish(ctx, &nodeapi.KeysFinishRequest{CeremonyHeader: hdr, PublicKeyShares: map[string][]byte{"a": trunc[:len(trunc)-5]}})
+		own := map[string][]byte{"a": sh.PublicKeyShareSignature}
+		_, err = cl.KeysFinish(ctx, &nodeapi.KeysFinishRequest{CeremonyHeader: hdr, PublicKeyShares: map[string][]byte{"a": trunc[:len(trunc)-5]}, PublicKeyShareSignatures: own})
 		requireRemote(t, err, 400, "bad_envelope")
 		// The ceremony is abandoned, not half-finished, and the node keeps
 		// its current keys.
-		_, err = cl.KeysFinish(ctx, &nodeapi.KeysFinishRequest{CeremonyHeader: hdr, PublicKeyShares: map[string][]byte{"a": trunc}})
+		_, err = cl.KeysFinish(ctx, &nodeapi.KeysFinishRequest{CeremonyHeader: hdr, PublicKeyShares: map[string][]byte{"a": trunc}, PublicKeyShareSignatures: own})
 		requireRemote(t, err, 404, "unknown_ceremony")
 		ok, err := holdsKeys(ctx, cl, ep)
 		require.NoError(t, err)
 		require.True(t, ok)
-		require.Equal(t, 400, rawPost(t, cl, nodeapi.PathKeysBegin, []byte(`{"ceremony":"x","step":"keys.begin","params":"sums","nodes":["a"],"threshold":1,"extra":1}`)))
+		require.Equal(t, 400, rawPost(t, cl, nodeapi.PathKeysBegin, []byte(`{"ceremony":"x","step":"keys.begin","params":"sums","nodes":["a","b"],"threshold":2,"extra":1}`)))
 	})
 
 	t.Run("not in the active set", func(t *testing.T) {
 		cc := f.Clients["c"]
-		r := req(sealFor(cc.EnvelopeKey(), cer, he.LabelCiphertext, L, ctb), L)
-		r.ReleaseKey = sealFor(cc.EnvelopeKey(), cer, he.LabelPublicKey, L, pkb)
+		r := releaseRequest(t, cc, ks, j, 0, cons, []string{"a", "b"})
 		_, err := cc.HERelease(ctx, r)
 		requireRemote(t, err, 403, "not_active")
 		r.Active = []string{"a", "b", "c"}
@@ -471,22 +499,21 @@ func TestReleaseGuards(t *testing.T) {
 	})
 
 	t.Run("second decryption refused", func(t *testing.T) {
-		j := JobRef{ID: "guards", Attempt: 1}
 		rel, err := c.newReleaser(ctx, ep, j, []string{"a", "b"})
 		require.NoError(t, err)
-		res, err := rel.decrypt(ctx, ks, ct) // the ciphertext the forgeries above carried
+		res, err := rel.decrypt(ctx, ks, sum, output{index: 0, contributions: cons}) // what the forgeries above carried
 		require.NoError(t, err)
-		require.Equal(t, []int64{5, 6, 7}, res.Values()[:3])
-		_, err = rel.decrypt(ctx, ks, ct)
+		require.Equal(t, wantAggregate(false, false).Sum, res.Values()[1])
+		_, err = rel.decrypt(ctx, ks, sum, output{index: 0, contributions: cons})
 		require.ErrorIs(t, err, ErrRelease)
 		requireRemote(t, err, 409, "already_decrypted")
-		require.Contains(t, err.Error(), "re-run the job")
+		require.Contains(t, err.Error(), "submit the job anew")
 		// Directly, too: the ledger, not the coordinator, refuses.
-		_, err = cl.HERelease(ctx, req(good, L))
+		_, err = cl.HERelease(ctx, req(nil, L))
 		requireRemote(t, err, 409, "already_decrypted")
 		// And after a restart (the ledger is a file).
 		f.Restart(t, "a")
-		_, err = cl.HERelease(ctx, req(good, L))
+		_, err = cl.HERelease(ctx, req(nil, L))
 		requireRemote(t, err, 409, "already_decrypted")
 	})
 
@@ -545,8 +572,16 @@ func TestNodeDownMidRelease(t *testing.T) {
 		require.Len(t, entries(t, f, d, string(nodeapi.StepHERelease), "down"), 1, d)
 	}
 
+	// A new attempt of the same job recomputes from fresh encryptions, but
+	// its output 0 was decrypted (in part) once already: a and b refuse it
+	// for good — each output of a job is decrypted at most once, ever, so a
+	// coordinator cannot buy a second decryption with a new attempt.
 	drop.Store(false)
-	got, err := c.Aggregate(ctx, JobRef{ID: "down", Attempt: 2, Spec: spec, Requester: alice})
+	_, err = c.Aggregate(ctx, JobRef{ID: "down", Attempt: 2, Spec: spec, Requester: alice})
+	require.ErrorIs(t, err, ErrRelease)
+	requireRemote(t, err, 409, "already_decrypted")
+	// A new job computes it.
+	got, err := c.Aggregate(ctx, JobRef{ID: "down-again", Attempt: 1, Spec: spec, Requester: alice})
 	require.NoError(t, err)
 	want := wantAggregate(false, false)
 	require.Equal(t, want, got)

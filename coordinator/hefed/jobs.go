@@ -13,18 +13,25 @@ import (
 	"github.com/unseen-data/unseen/compute/he/ceremony"
 	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/nodeapi"
-
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // JobRef is the job a computation belongs to, as the nodes see it: every
-// node checks Spec against its own policy for Requester, and binds its
-// audit entries to ID and Attempt.
+// node binds ID to Spec's hash, checks Spec against its own policy for
+// Requester (with the owners' signed Consents for its conditional
+// datasets), and binds its audit entries to ID and Attempt.
 type JobRef struct {
 	ID        string
 	Attempt   int
 	Spec      policy.Spec
 	Requester policy.Requester
+	Consents  []attest.SignedConsent
+}
+
+// header is the node request header of the job's step for party i.
+func (j *JobRef) header(i int, step nodeapi.Step) nodeapi.Header {
+	return nodeapi.Header{Job: j.ID, SpecHash: j.Spec.Hash(), Step: step, Attempt: j.Attempt, Party: i}
 }
 
 // Stats are exact totals; mean and variance follow from them (Moments).
@@ -36,9 +43,6 @@ type Stats struct {
 	Histogram []int64
 	// Groups is nil without group_by.
 	Groups map[string]GroupStats
-	// BelowK names the inputs whose node says its filter leaves fewer rows
-	// than the dataset's k (aggregate jobs).
-	BelowK []string
 }
 
 // GroupStats are one group's totals.
@@ -155,16 +159,14 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	}
 	sums, squares := ep.sets[he.NameSums], ep.sets[he.NameSquares]
 	n := len(j.Spec.Inputs)
-	hdr := func(i int, step nodeapi.Step) nodeapi.Header {
-		return nodeapi.Header{Job: j.ID, Step: step, Attempt: j.Attempt, Party: i}
-	}
+	hdr := j.header
 
 	// The common slot layout: the union of the groups present anywhere.
 	var groups []string
 	if j.Spec.GroupBy != nil {
 		var mu sync.Mutex
 		err := c.eachInput(ctx, &j.Spec, func(ctx context.Context, i int, cl *nodeapi.Client) error {
-			resp, err := cl.HEGroups(ctx, &nodeapi.HEGroupsRequest{Header: hdr(i, nodeapi.StepHEGroups), Spec: j.Spec, Requester: j.Requester, Input: i})
+			resp, err := cl.HEGroups(ctx, &nodeapi.HEGroupsRequest{Header: hdr(i, nodeapi.StepHEGroups), Spec: j.Spec, Requester: j.Requester, Input: i, Consents: j.Consents})
 			if err != nil {
 				return err
 			}
@@ -190,20 +192,25 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	maxRows := c.maxRowsPerNode() * int64(n)
 	sumCts := make([]*he.Ciphertext, n)
 	sqCts := make([]*he.Ciphertext, n)
-	belowK := make([]bool, n)
+	// Every input's signed contributions: the releasing nodes decrypt only
+	// the sum they compute themselves of exactly these.
+	sumCons := make([]contribution, n)
+	sqCons := make([]contribution, n)
 	err = c.eachInput(ctx, &j.Spec, func(ctx context.Context, i int, cl *nodeapi.Client) error {
-		resp, err := cl.HEAggregate(ctx, &nodeapi.HEAggregateRequest{Header: hdr(i, nodeapi.StepHEAggregate), Spec: j.Spec, Requester: j.Requester, Input: i, Groups: groups, MaxRows: maxRows})
+		resp, err := cl.HEAggregate(ctx, &nodeapi.HEAggregateRequest{Header: hdr(i, nodeapi.StepHEAggregate), Spec: j.Spec, Requester: j.Requester, Input: i, Groups: groups, MaxRows: maxRows, Consents: j.Consents})
 		if err != nil {
 			return err
 		}
-		belowK[i] = resp.BelowK
-		if sumCts[i], err = openCiphertext(cl, sums, resp.Sums); err != nil {
+		var p []byte
+		if sumCts[i], p, err = openCiphertextRaw(cl, sums, resp.Sums); err != nil {
 			return err
 		}
+		sumCons[i] = contribution{input: i, payload: p, sig: resp.SumsSignature}
 		if need.squares {
-			if sqCts[i], err = openCiphertext(cl, squares, resp.Squares); err != nil {
+			if sqCts[i], p, err = openCiphertextRaw(cl, squares, resp.Squares); err != nil {
 				return err
 			}
+			sqCons[i] = contribution{input: i, payload: p, sig: resp.SquaresSignature}
 		}
 		return nil
 	})
@@ -225,14 +232,14 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := rel.decrypt(ctx, sums, sumCt)
+	res, err := rel.decrypt(ctx, sums, sumCt, output{index: 0, contributions: sumCons})
 	if err != nil {
 		return nil, err
 	}
 	v := res.Values()
 	var vq []int64
 	if sqCt != nil {
-		r2, err := rel.decrypt(ctx, squares, sqCt)
+		r2, err := rel.decrypt(ctx, squares, sqCt, output{index: 1, contributions: sqCons})
 		if err != nil {
 			return nil, err
 		}
@@ -256,16 +263,7 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 			per[g].SumSq = &x
 		}
 	}
-	st, err := c.assemble(groups, per, need.squares)
-	if err != nil {
-		return nil, err
-	}
-	for i, b := range belowK {
-		if b {
-			st.BelowK = append(st.BelowK, j.Spec.Inputs[i].Dataset)
-		}
-	}
-	return st, nil
+	return c.assemble(groups, per, need.squares)
 }
 
 // eachInput runs fn for every input of spec (party i) concurrently and
@@ -371,13 +369,16 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 
 	// Stream the value node's chunks, masking and adding them per group as
 	// they arrive so that memory stays bounded by one page.
-	acc, groups, err := c.maskedSums(ctx, value, matched, need, sums, squares)
+	vh := value.Header
+	vh.SpecHash = j.Spec.Hash()
+	acc, groups, layout, err := c.maskedSums(ctx, value.Client, vh, value.N, matched, need, sums, squares)
 	if err != nil {
 		return nil, err
 	}
 	G := len(groups)
 
-	// One result ciphertext per group and vector: counts, Σx, Σx².
+	// One result ciphertext per group and vector: counts, Σx, Σx² — output
+	// 3g+k of the job at the releasing nodes, which decrypt each once.
 	type result struct {
 		ks   *keySet
 		kind int // 0 counts, 1 Σx, 2 Σx²
@@ -438,7 +439,8 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 		g.SetLimit(releaseConcurrency)
 		for i := range results {
 			g.Go(func() error {
-				res, err := rel.decrypt(gctx, results[i].ks, results[i].ct)
+				r := results[i]
+				res, err := rel.decrypt(gctx, r.ks, r.ct, output{index: 3*r.g + r.kind, layout: layout})
 				if err == nil {
 					totals[i] = res.Total()
 				}
@@ -468,10 +470,11 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 
 // maskedSums fetches the value node's encrypted chunks page by page,
 // multiplies each by its match mask and adds them per group. acc[k][g] is
-// the sum for vector k (counts, Σx, Σx²) of group g, nil where none.
-func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matched []bool, need needs, sums, squares *keySet) ([3][]*he.Ciphertext, []string, error) {
+// the sum for vector k (counts, Σx, Σx²) of group g, nil where none; the
+// layout is the value node's signed one (of the first page).
+func (c *Coordinator) maskedSums(ctx context.Context, cl *nodeapi.Client, vh nodeapi.Header, listLen int, matched []bool, need needs, sums, squares *keySet) ([3][]*he.Ciphertext, []string, *nodeapi.HELayout, error) {
 	var acc [3][]*he.Ciphertext
-	cl := value.Client
+	var layout *nodeapi.HELayout
 	evs := [3]*he.Evaluator{he.NewEvaluator(sums.ps), he.NewEvaluator(sums.ps), he.NewEvaluator(squares.ps)}
 	sets := [3]*keySet{sums, sums, squares}
 	var groups []string
@@ -487,7 +490,7 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 	fetch := func(offset int) <-chan fetched {
 		ch := make(chan fetched, 1)
 		go func() {
-			resp, err := cl.HEValues(ctx, &nodeapi.HEValuesRequest{Header: value.Header, Offset: offset, Count: page, Squares: need.squares})
+			resp, err := cl.HEValues(ctx, &nodeapi.HEValuesRequest{Header: vh, Offset: offset, Count: page, Squares: need.squares})
 			ch <- fetched{resp, err}
 		}()
 		return ch
@@ -505,7 +508,7 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 		next = nil
 		resp, err := f.resp, f.err
 		if err != nil {
-			return acc, nil, err
+			return acc, nil, nil, err
 		}
 		if resp.Total > 0 && offset+len(resp.Chunks) < resp.Total && len(resp.Chunks) > 0 {
 			next = fetch(offset + len(resp.Chunks))
@@ -513,19 +516,20 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 		if total < 0 {
 			total, groups = resp.Total, resp.Groups
 			if total < 0 || len(groups) == 0 || len(groups) > total+1 {
-				return acc, nil, fmt.Errorf("node %s: implausible layout (%d chunks, %d groups)", cl.Department, total, len(groups))
+				return acc, nil, nil, fmt.Errorf("node %s: implausible layout (%d chunks, %d groups)", cl.Department, total, len(groups))
 			}
 			for k := range acc {
 				acc[k] = make([]*he.Ciphertext, len(groups))
 			}
+			layout = &nodeapi.HELayout{Groups: len(groups), Chunks: total, Signature: resp.LayoutSignature}
 		} else if resp.Total != total || !slices.Equal(resp.Groups, groups) {
-			return acc, nil, fmt.Errorf("node %s: the slot layout changed between pages", cl.Department)
+			return acc, nil, nil, fmt.Errorf("node %s: the slot layout changed between pages", cl.Department)
 		}
 		if total == 0 {
 			break
 		}
 		if len(resp.Chunks) == 0 || len(resp.Chunks) > page {
-			return acc, nil, fmt.Errorf("node %s: %d chunks in a page", cl.Department, len(resp.Chunks))
+			return acc, nil, nil, fmt.Errorf("node %s: %d chunks in a page", cl.Department, len(resp.Chunks))
 		}
 		// masked[k][i]: chunk i's vector k, masked (nil where absent).
 		var masked [3][]*he.Ciphertext
@@ -552,7 +556,7 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 				}
 				bits := make([]bool, len(ch.Positions))
 				for s, p := range ch.Positions {
-					if p < -1 || p >= len(matched) {
+					if p < -1 || p >= listLen {
 						return fmt.Errorf("node %s: chunk %d slot %d maps to position %d of a list of %d", cl.Department, ch.Index, s, p, len(matched))
 					}
 					bits[s] = p >= 0 && matched[p]
@@ -570,7 +574,7 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return acc, nil, err
+			return acc, nil, nil, err
 		}
 		// Add this page into the per-group sums.
 		for k := range masked {
@@ -585,13 +589,13 @@ func (c *Coordinator) maskedSums(ctx context.Context, value *nodeapi.Party, matc
 					cts = append(cts, acc[k][g])
 				}
 				if acc[k][g], err = he.Sum(evs[k], cts, c.workers()); err != nil {
-					return acc, nil, err
+					return acc, nil, nil, err
 				}
 			}
 		}
 		offset += len(resp.Chunks)
 	}
-	return acc, groups, nil
+	return acc, groups, layout, nil
 }
 
 // zeroMasks asks every department for count zero-sum masks under ks.
@@ -602,7 +606,7 @@ func (c *Coordinator) zeroMasks(ctx context.Context, j JobRef, depts []string, f
 		var got []*he.Ciphertext
 		for len(got) < count {
 			k := min(count-len(got), nodeapi.MaxZeroMasks)
-			resp, err := cl.HEZeroMask(ctx, &nodeapi.HEZeroMaskRequest{Header: nodeapi.Header{Job: j.ID, Attempt: j.Attempt, Party: first[d]}, Params: ks.ps.Name(), Count: k})
+			resp, err := cl.HEZeroMask(ctx, &nodeapi.HEZeroMaskRequest{Header: j.header(first[d], nodeapi.StepHEZeroMask), Params: ks.ps.Name(), Count: k})
 			if err != nil {
 				return err
 			}
@@ -674,10 +678,29 @@ func (c *Coordinator) newReleaser(ctx context.Context, ep *epoch, j JobRef, pref
 	return &releaser{c: c, job: j, active: active}, nil
 }
 
-// decrypt has every active node produce its share of ct towards the
-// coordinator's release key. Any failure fails the job: the nodes that did
-// answer have burnt ct in their ledgers, and it is never offered again.
-func (r *releaser) decrypt(ctx context.Context, ks *keySet, ct *he.Ciphertext) (*release.Result, error) {
+// contribution is one input's signed contribution to an aggregate output:
+// the ciphertext's payload (re-enveloped for each releasing node) and the
+// contributing node's signature over it.
+type contribution struct {
+	input        int
+	payload, sig []byte
+}
+
+// output is what the releasing nodes are shown of one output of the job:
+// its index, and every input's signed contribution (aggregate: each node
+// sums them itself) or the value node's signed layout (intersection_stats:
+// the nodes are sent the result ciphertext).
+type output struct {
+	index         int
+	contributions []contribution
+	layout        *nodeapi.HELayout
+}
+
+// decrypt has every active node produce its share of output out of the
+// job, whose ciphertext is ct, towards the coordinator's release key. Any
+// failure fails the job: the nodes that did answer have burnt the output in
+// their ledgers, and it is never decrypted again.
+func (r *releaser) decrypt(ctx context.Context, ks *keySet, ct *he.Ciphertext, out output) (*release.Result, error) {
 	ids := make([]ceremony.NodeID, len(r.active))
 	for i, n := range r.active {
 		ids[i] = ceremony.NodeID(n)
@@ -701,18 +724,26 @@ func (r *releaser) decrypt(ctx context.Context, ks *keySet, ct *he.Ciphertext) (
 	ps, cer, level := ks.ps, ks.setup.CeremonyID(), ct.Level()
 	shares := make([]*release.Share, len(r.active))
 	err = r.c.each(ctx, r.active, func(ctx context.Context, n string, cl *nodeapi.Client) error {
-		ctEnv, err := seal(cl, ps, cer, he.LabelCiphertext, level, ctb)
-		if err != nil {
+		req := &nodeapi.HEReleaseRequest{
+			Header: r.job.header(0, nodeapi.StepHERelease), Spec: r.job.Spec, Requester: r.job.Requester,
+			Output: out.index, Params: ps.Name(), Active: r.active, Level: level, Layout: out.layout,
+		}
+		var err error
+		if out.contributions != nil {
+			for _, con := range out.contributions {
+				env, err := seal(cl, ps, cer, he.LabelCiphertext, ps.MaxLevel(), con.payload)
+				if err != nil {
+					return err
+				}
+				req.Contributions = append(req.Contributions, nodeapi.HEContribution{Input: con.input, Ciphertext: env, Signature: con.sig})
+			}
+		} else if req.Ciphertext, err = seal(cl, ps, cer, he.LabelCiphertext, level, ctb); err != nil {
 			return err
 		}
-		pkEnv, err := seal(cl, ps, cer, he.LabelPublicKey, ps.MaxLevel(), pkb)
-		if err != nil {
+		if req.ReleaseKey, err = seal(cl, ps, cer, he.LabelPublicKey, ps.MaxLevel(), pkb); err != nil {
 			return err
 		}
-		resp, err := cl.HERelease(ctx, &nodeapi.HEReleaseRequest{
-			Header: nodeapi.Header{Job: r.job.ID, Attempt: r.job.Attempt},
-			Params: ps.Name(), Active: r.active, Level: level, Ciphertext: ctEnv, ReleaseKey: pkEnv,
-		})
+		resp, err := cl.HERelease(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -729,7 +760,7 @@ func (r *releaser) decrypt(ctx context.Context, ks *keySet, ct *he.Ciphertext) (
 	})
 	if err != nil {
 		r.c.log.Warn("release failed; the job must be re-run", "job", r.job.ID, "attempt", r.job.Attempt, "params", ps.Name(), "active", r.active, "err", err)
-		return nil, fmt.Errorf("%w: decrypting a %s result with nodes %v: %w — the ciphertext is not offered again (each is decrypted at most once); re-run the job to compute from fresh encryptions", ErrRelease, ps.Name(), r.active, err)
+		return nil, fmt.Errorf("%w: decrypting output %d (%s) with nodes %v: %w — the output is not offered again (each output of a job is decrypted at most once, ever); submit the job anew to compute it again", ErrRelease, out.index, ps.Name(), r.active, err)
 	}
 	for i, n := range r.active {
 		if err := cmb.Add(ceremony.NodeID(n), shares[i]); err != nil {

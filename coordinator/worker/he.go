@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"slices"
 
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/coordinator/hefed"
@@ -12,14 +11,19 @@ import (
 )
 
 // runHE runs aggregate and intersection_stats jobs. A failure during
-// release is permanent: a ciphertext is never decrypted twice, so the job
-// fails and a re-run recomputes from fresh encryptions.
+// release is permanent: each output of a job is decrypted at most once,
+// ever, so the job fails and computing it again takes a new job.
 func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
 	j := l.Job
 	if r.HE == nil {
 		return nil, permanent("this coordinator has no homomorphic keys: run the key ceremony (unseen keys init) first")
 	}
 	ref := hefed.JobRef{ID: j.ID, Attempt: l.Attempt, Spec: j.Spec, Requester: policy.Requester{User: j.Owner, Department: j.Department}}
+	for _, c := range j.Consents {
+		if c.Signed != nil {
+			ref.Consents = append(ref.Consents, *c.Signed)
+		}
+	}
 	var (
 		st     *hefed.Stats
 		err    error
@@ -30,11 +34,9 @@ func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error)
 		_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "encrypt, add, release"})
 		st, err = r.HE.Aggregate(ctx, ref)
 		if err == nil {
-			below := make([]bool, len(j.Spec.Inputs))
-			for i, in := range j.Spec.Inputs {
-				below[i] = slices.Contains(st.BelowK, in.Dataset)
-			}
-			checks = append(checks, isolationCheck(j, below))
+			// Every node refuses an input below its k (input_below_k), so
+			// an aggregate that ran has none.
+			checks = append(checks, isolationCheck(j, make([]bool, len(j.Spec.Inputs))))
 		}
 	case policy.IntersectionStats:
 		primary := -1

@@ -224,6 +224,13 @@ type Decryption struct {
 	// Output is the ledger key of the result decrypted
 	// (ledger.OutputKey(job, index)).
 	Output [32]byte
+	// ZeroSum, if positive, is a block size: the node adds to its share
+	// the encoding of a fresh random vector each of whose blocks of ZeroSum
+	// slots sums to 0 mod T (he.ParamSet.ZeroSumVector). The decrypted slots
+	// are then uniform and only each block's total survives, whatever the
+	// sender of the ciphertext added to it or left out (the coordinator's
+	// own zero-sum masks, for instance).
+	ZeroSum int
 }
 
 // Share produces this node's share for decrypting ct towards target (the
@@ -267,8 +274,34 @@ func (n *Node) Share(active []ceremony.NodeID, ct *he.Ciphertext, target *he.Pub
 	if err != nil {
 		return nil, err
 	}
+	if d.ZeroSum > 0 {
+		if err := addZeroSum(ps, sh, ct, d.ZeroSum); err != nil {
+			return nil, err
+		}
+	}
 	own, _ := s.Point(self)
 	return &Share{ActiveDigest: as.digest, CiphertextID: id, From: own, Level: level, share: sh}, nil
+}
+
+// addZeroSum adds the encoding of a fresh zero-sum vector (blocks of
+// `block` slots) to the c0 part of a share. The key switch adds the shares'
+// c0 parts to ct's (mhe.PublicKeySwitchProtocol.KeySwitch), so this is
+// exactly encrypting the vector into the result, as he.Encryptor would.
+func addZeroSum(ps *he.ParamSet, sh *mhe.PublicKeySwitchShare, ct *he.Ciphertext, block int) error {
+	v, err := ps.ZeroSumVector(block)
+	if err != nil {
+		return err
+	}
+	level := ct.Level()
+	pt := heint.NewPlaintext(ps.Params(), level)
+	if err := heint.NewEncoder(ps.Params()).Encode(v, pt); err != nil {
+		return fmt.Errorf("he: encode: %w", err)
+	}
+	if pt.IsNTT != ct.RLWE().IsNTT || pt.Scale.Cmp(ct.RLWE().Scale) != 0 {
+		return fmt.Errorf("%w: a zero-sum vector cannot be added in this ciphertext's domain", ErrShare)
+	}
+	ps.Params().RingQ().AtLevel(level).Add(sh.Value[0], pt.Value, sh.Value[0])
+	return nil
 }
 
 // genShare runs GenShare under recover: on lattigo's big-integer sampling

@@ -859,3 +859,49 @@ func TestLedgerKeyedByOutput(t *testing.T) {
 	require.ErrorIs(t, share(ct, "job-b", 0), ledger.ErrAlreadyDecrypted, "the same bytes as another job's output")
 	require.NoError(t, share(rerand, "job-b", 0), "another job's own output")
 }
+
+// A node that adds a zero-sum vector to its share (Decryption.ZeroSum)
+// leaves only the total of the result: its slots are uniform, even though
+// the ciphertext itself was never masked (a sender that skipped the
+// coordinator's zero-sum masks gains nothing). Without it, slots decrypt.
+func TestShareZeroSum(t *testing.T) {
+	ps := insecure(t, he.NameInsecureTestParamsSums)
+	f := newFed(t, ps, 3, 2)
+	act := []ceremony.NodeID{"dept1", "dept3"}
+	as, err := NewActiveSet(f.setup, act)
+	require.NoError(t, err)
+	values := []int64{5, -6, 7, 1000}
+	release := func(zeroSum int) *Result {
+		ct := f.encryptAt(t, "dept2", values, 1)
+		cmb, err := NewCombiner(f.setup, as, ct, f.rk)
+		require.NoError(t, err)
+		for _, id := range act {
+			d := dec(ct)
+			d.ZeroSum = zeroSum
+			sh, err := f.nodes[id].Share(act, ct, f.rk.PublicKey(), d)
+			require.NoError(t, err)
+			require.NoError(t, cmb.Add(id, sh))
+		}
+		res, err := cmb.Decrypt()
+		require.NoError(t, err)
+		return res
+	}
+	plain := release(0)
+	require.Equal(t, values, plain.Values()[:4])
+	require.Equal(t, int64(1006), plain.Total())
+
+	masked := release(ps.Slots())
+	require.Equal(t, int64(1006), masked.Total(), "the total survives")
+	v := masked.Values()
+	same := 0
+	for i := range v {
+		want := int64(0)
+		if i < len(values) {
+			want = values[i]
+		}
+		if v[i] == want {
+			same++
+		}
+	}
+	require.Zero(t, same, "slots of a zero-summed release are uniform mod T (a match has chance 2^-42 each); %d of %d were the plaintext", same, len(v))
+}
