@@ -41,7 +41,7 @@ func BenchmarkIntersectionStatsOverhead(b *testing.B) {
 				parties := make([]psi.Party, 2)
 				for i, in := range spec.Inputs {
 					cl := f.Clients[policy.Department(in.Dataset)]
-					h := nodeapi.Header{Job: id, Attempt: 1, Party: i}
+					h := nodeapi.Header{Job: id, SpecHash: spec.Hash(), Attempt: 1, Party: i}
 					resp, err := cl.Prepare(ctx, &nodeapi.PrepareRequest{Header: h, Spec: spec, Requester: req, Input: i, Parties: 2})
 					if err != nil {
 						return nil, nil, err

@@ -204,6 +204,7 @@ func (s *Share) Equal(o *Share) bool {
 type Node struct {
 	keys   *ceremony.NodeKeys
 	ledger ledger.Ledger
+	ecd    *heint.Encoder // read-only tables; each share uses a ShallowCopy
 }
 
 // NewNode binds a node's keys to its ledger.
@@ -211,7 +212,7 @@ func NewNode(keys *ceremony.NodeKeys, l ledger.Ledger) (*Node, error) {
 	if keys == nil || l == nil {
 		return nil, errors.New("he: release node needs keys and a ledger")
 	}
-	return &Node{keys: keys, ledger: l}, nil
+	return &Node{keys: keys, ledger: l, ecd: heint.NewEncoder(keys.Setup().ParamSet().Params())}, nil
 }
 
 // Decryption is what the releasing node itself vouches for about one
@@ -275,7 +276,7 @@ func (n *Node) Share(active []ceremony.NodeID, ct *he.Ciphertext, target *he.Pub
 		return nil, err
 	}
 	if d.ZeroSum > 0 {
-		if err := addZeroSum(ps, sh, ct, d.ZeroSum); err != nil {
+		if err := addZeroSum(ps, n.ecd.ShallowCopy(), sh, ct, d.ZeroSum); err != nil {
 			return nil, err
 		}
 	}
@@ -287,14 +288,14 @@ func (n *Node) Share(active []ceremony.NodeID, ct *he.Ciphertext, target *he.Pub
 // `block` slots) to the c0 part of a share. The key switch adds the shares'
 // c0 parts to ct's (mhe.PublicKeySwitchProtocol.KeySwitch), so this is
 // exactly encrypting the vector into the result, as he.Encryptor would.
-func addZeroSum(ps *he.ParamSet, sh *mhe.PublicKeySwitchShare, ct *he.Ciphertext, block int) error {
+func addZeroSum(ps *he.ParamSet, ecd *heint.Encoder, sh *mhe.PublicKeySwitchShare, ct *he.Ciphertext, block int) error {
 	v, err := ps.ZeroSumVector(block)
 	if err != nil {
 		return err
 	}
 	level := ct.Level()
 	pt := heint.NewPlaintext(ps.Params(), level)
-	if err := heint.NewEncoder(ps.Params()).Encode(v, pt); err != nil {
+	if err := ecd.Encode(v, pt); err != nil {
 		return fmt.Errorf("he: encode: %w", err)
 	}
 	if pt.IsNTT != ct.RLWE().IsNTT || pt.Scale.Cmp(ct.RLWE().Scale) != 0 {

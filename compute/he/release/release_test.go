@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
@@ -904,4 +905,38 @@ func TestShareZeroSum(t *testing.T) {
 		}
 	}
 	require.Zero(t, same, "slots of a zero-summed release are uniform mod T (a match has chance 2^-42 each); %d of %d were the plaintext", same, len(v))
+}
+
+// BenchmarkShareZeroSum measures what the node's own zero-sum vector adds
+// to a decryption share (intersection_stats outputs) at the production
+// sums parameters: plain and zero-summed shares alternate in one run, and
+// zerosum-ratio is their time ratio.
+func BenchmarkShareZeroSum(b *testing.B) {
+	f := newFed(b, he.Sums(), 3, 2)
+	act := []ceremony.NodeID{"dept1", "dept2"}
+	cts := make([]*he.Ciphertext, 2*b.N)
+	for i := range cts {
+		cts[i] = f.encryptAt(b, "dept3", []int64{int64(i)}, 1)
+	}
+	var plain, zs time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, z := range []int{0, he.Sums().Slots()} {
+			ct := cts[2*i+k]
+			d := dec(ct)
+			d.ZeroSum = z
+			t0 := time.Now()
+			if _, err := f.nodes["dept1"].Share(act, ct, f.rk.PublicKey(), d); err != nil {
+				b.Fatal(err)
+			}
+			if z == 0 {
+				plain += time.Since(t0)
+			} else {
+				zs += time.Since(t0)
+			}
+		}
+	}
+	b.ReportMetric(plain.Seconds()/float64(b.N), "plain-s/op")
+	b.ReportMetric(zs.Seconds()/float64(b.N), "zerosum-s/op")
+	b.ReportMetric(zs.Seconds()/plain.Seconds(), "zerosum-ratio")
 }
