@@ -378,8 +378,13 @@ func (c *Coordinator) Init(ctx context.Context, threshold int) (*Status, error) 
 	if len(nodes) == 0 {
 		return nil, errors.New("hefed: no nodes are configured")
 	}
-	if threshold < min(2, len(nodes)) || threshold > len(nodes) {
-		return nil, fmt.Errorf("hefed: threshold %d not in [%d, %d]", threshold, min(2, len(nodes)), len(nodes))
+	// The nodes refuse anything else: t = 1 would hand every node the
+	// whole key.
+	if len(nodes) < 2 {
+		return nil, errors.New("hefed: a key ceremony needs at least two nodes")
+	}
+	if threshold < 2 || threshold > len(nodes) {
+		return nil, fmt.Errorf("hefed: threshold %d not in [2, %d]", threshold, len(nodes))
 	}
 	n := 1
 	c.mu.RLock()

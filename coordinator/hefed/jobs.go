@@ -137,10 +137,12 @@ func (c *Coordinator) involved(spec *policy.Spec) ([]string, map[string]int, err
 // ---- aggregate ------------------------------------------------------------
 
 // Aggregate computes an `aggregate` job: every input's node checks the job
-// against its own policy, aggregates its filtered rows per group in the
-// clear and encrypts the vector; the coordinator adds the ciphertexts and
-// has t nodes release the sums. Per-group totals are returned; the caller
-// applies the disclosure checks (k, suppression).
+// against its own policy (and refuses an input below its k), aggregates its
+// filtered rows per group in the clear, encrypts the vector and signs it;
+// the coordinator adds the ciphertexts and has t nodes release the sums,
+// each node recomputing the sum itself from the signed contributions it is
+// shown. Per-group totals are returned; the caller applies the disclosure
+// checks (k, suppression).
 func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	if err := j.check(policy.Aggregate); err != nil {
 		return nil, err
@@ -333,9 +335,11 @@ func (c *Coordinator) assemble(groups []string, per []GroupStats, squares bool) 
 // the first input) as primary: value is that input's party and positions
 // are the matched positions of its list (psi.Result.Positions). Count is
 // over rows, so a key with several rows counts each. The value node encrypts
-// its rows one key per slot, group-major; the coordinator multiplies each
-// ciphertext by the 0/1 match mask and adds per group; every input's node
-// adds a zero-sum mask to each result; t nodes release the totals.
+// its rows one key per slot, group-major, and signs its layout; the
+// coordinator multiplies each ciphertext by the 0/1 match mask and adds per
+// group; every input's node adds a zero-sum mask to each result; t nodes
+// release the totals, each at most once per output 3g+k and each adding
+// its own zero-sum vector to its share.
 func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *nodeapi.Party, positions []int) (*Stats, error) {
 	if err := j.check(policy.IntersectionStats); err != nil {
 		return nil, err
