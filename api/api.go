@@ -76,6 +76,10 @@ type Config struct {
 	Keys Keys
 	// Metrics is the registry /metrics serves; a new one if nil.
 	Metrics *prometheus.Registry
+	// Deliverer fetches a released psi_members job's sealed member list
+	// from the requesting node (nil: such results cannot be read unless
+	// the result carries the list itself).
+	Deliverer Deliverer
 }
 
 // API is the coordinator's HTTP API.
@@ -85,6 +89,7 @@ type API struct {
 	engine  *gin.Engine
 	log     *slog.Logger
 	metrics *metrics
+	sealed  *sealedCache // psi_members lists delivered by nodes
 }
 
 // New builds the API.
@@ -111,7 +116,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
-	a := &API{cfg: cfg, users: u, log: cfg.Logger, metrics: newMetrics(cfg.Metrics)}
+	a := &API{cfg: cfg, users: u, log: cfg.Logger, metrics: newMetrics(cfg.Metrics), sealed: &sealedCache{max: 64}}
 	a.engine = a.routes()
 	return a, nil
 }
@@ -150,6 +155,7 @@ func (a *API) routes() *gin.Engine {
 	r.GET("/metrics", a.metrics.handler())
 
 	v1 := r.Group("/v1", a.authenticate)
+	v1.GET("/me", a.me)
 	v1.POST("/jobs", allow(RoleAnalyst), a.submit)
 	v1.GET("/jobs", a.list)
 	v1.GET("/jobs/:id", a.get)
