@@ -55,6 +55,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().StringVar(&caFile, "ca", "", "CA certificate (PEM) the coordinator's HTTPS API is checked against (default $UNSEEN_CA, else the system's roots)")
 	root.AddCommand(
 		demoCmd(),
 		coordinatorCmd(),
