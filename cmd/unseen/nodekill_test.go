@@ -190,7 +190,7 @@ func driveNode(ctx context.Context, base string, round, workers, rows int, ok *a
 						ok.Add(1)
 					}
 				}
-				if c.Finish(ctx, &nodeapi.FinishRequest{Header: h, Outcome: "ok"}) == nil {
+				if _, err := c.Finish(ctx, &nodeapi.FinishRequest{Header: h, Outcome: "ok"}); err == nil {
 					ok.Add(1)
 				}
 			}
