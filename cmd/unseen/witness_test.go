@@ -25,7 +25,9 @@ func witnessKey(name string) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(seed[:])
 }
 
-func pubText(k ed25519.PrivateKey) string { return attest.FormatPublicKey(k.Public().(ed25519.PublicKey)) }
+func pubText(k ed25519.PrivateKey) string {
+	return attest.FormatPublicKey(k.Public().(ed25519.PublicKey))
+}
 
 // witnessedPair writes a node's log (33 entries, heads signed) and an
 // export of the coordinator's chain, the two having witnessed each other's
