@@ -285,6 +285,11 @@ func (c *Coordinator) Serve(ctx context.Context, ln net.Listener, srv *http.Serv
 		c.log.Warn("some nodes did not answer; their datasets appear once they do", "err", err)
 	}
 	errc := make(chan error, 1)
+	if srv.ErrorLog == nil {
+		// Handshake failures (plain HTTP to the TLS port, untrusted
+		// clients) go to the coordinator's log, not stderr.
+		srv.ErrorLog = slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)
+	}
 	if c.apiTLS != nil {
 		// HTTPS: bearer tokens never cross the network in the clear.
 		srv.TLSConfig = c.apiTLS
