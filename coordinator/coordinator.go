@@ -239,6 +239,10 @@ func (c *Coordinator) OnDecision(j *jobs.Job) {
 // notifyOutcome tells the nodes, sending the coordinator's signed head, and
 // records the signed heads they answer with in one audit entry
 // ("job.outcome.witnessed", detail "witness.<department>").
+// WaitOutcomes waits for the outcome notifications in flight (the demo
+// checks the witnessed heads once they are all recorded).
+func (c *Coordinator) WaitOutcomes() { c.notifying.Wait() }
+
 func (c *Coordinator) notifyOutcome(j *jobs.Job) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -187,7 +187,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		return nil, err
 	}
 	defer store.Close()
-	base, _, wait, err := serveCoordinator(ctx, cfg, store, log, chunk)
+	base, coord, wait, err := serveCoordinator(ctx, cfg, store, log, chunk)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +381,10 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		say("")
 	}
 
-	// 5. The audit chains: the coordinator's and every node's.
+	// 5. The audit chains: the coordinator's and every node's, and the
+	// heads each witnessed of the other (as `unseen audit verify --witness`
+	// checks them): a tail cut off any one log would show here.
+	coord.WaitOutcomes()
 	v, err := auditor.AuditVerify(ctx)
 	if err != nil {
 		return nil, err
@@ -390,6 +393,11 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		rep.OK = false
 		return rep, fmt.Errorf("coordinator audit chain broken: %s", v.Error)
 	}
+	coordLog, err := auditor.Audit(ctx, audit.Filter{Limit: maxAuditExport})
+	if err != nil {
+		return nil, err
+	}
+	coordKey := cfg.SigningKeyPriv.Public().(ed25519.PublicKey)
 	parts := []string{fmt.Sprintf("coordinator %d entries ok", v.Entries)}
 	for _, s := range nodeServers {
 		es, err := s.Audit().All(ctx)
@@ -400,7 +408,22 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 			rep.OK = false
 			return rep, fmt.Errorf("node %s audit chain: %w", s.Department(), err)
 		}
-		parts = append(parts, fmt.Sprintf("%s %d ok", s.Department(), len(es)))
+		ofNode, err := audit.WitnessedHeads(coordLog, s.Department())
+		if err == nil {
+			_, err = audit.CheckWitnessed(es, ofNode, s.PublicKey())
+		}
+		var ofCoord []audit.Witnessed
+		if err == nil {
+			ofCoord, err = audit.WitnessedHeads(es, audit.CoordinatorLog)
+		}
+		if err == nil {
+			_, err = audit.CheckWitnessed(coordLog, ofCoord, coordKey)
+		}
+		if err != nil {
+			rep.OK = false
+			return rep, fmt.Errorf("node %s and the coordinator: witnessed heads: %w", s.Department(), err)
+		}
+		parts = append(parts, fmt.Sprintf("%s %d ok (%d heads witnessed by the coordinator, %d of its kept)", s.Department(), len(es), len(ofNode), len(ofCoord)))
 	}
 	rep.Audit = strings.Join(parts, "; ")
 	say("audit chains verified: %s", rep.Audit)
