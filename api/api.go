@@ -4,6 +4,13 @@
 // jobs only through the job store (Store), whose transitions are compare-and-set and
 // audited. It never sees records: results arrive already aggregated (or, for
 // psi_members, sealed to the analyst).
+//
+// A token says who is calling; it is not a person's word. A data owner's
+// consent and a reviewer's approval are statements signed with the
+// person's own key (policy/attest), checked here against the key
+// registered for them (User.SigningKey) and stored with the job, so that
+// the nodes — which hold their own copies of those keys — can check them
+// again and act on nothing the coordinator merely asserts.
 package api
 
 import (

@@ -377,3 +377,22 @@ func TestNewRejectsBadSigningKeys(t *testing.T) {
 		})
 	}
 }
+
+// A psi_members job whose analyst has no registered key can still be
+// reviewed (and rejected), but not approved: there is nothing to seal to.
+func TestReviewWithoutRecipientKey(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	id := f.submit(carol, specMembers)
+	f.toReview(id, `{"count":12,"recipient":"carol"}`)
+	body := f.approveBody(id, rita, "")
+	f.api.users.byName[carol].PublicKey = ""
+	rec := f.do("GET", "/v1/jobs/"+id+"/review", bearer(rita), "")
+	requireStatus(t, rec, 200)
+	require.Nil(t, decodeJSON[wire.Review](t, rec).Approval)
+	before := f.snapshot()
+	rec = f.do("POST", "/v1/jobs/"+id+"/approve", bearer(rita), body)
+	requireStatus(t, rec, 409)
+	require.Equal(t, "no_recipient_key", errBody(t, rec).Code)
+	require.Equal(t, before, f.snapshot())
+	requireStatus(t, f.do("POST", "/v1/jobs/"+id+"/reject", bearer(rita), `{"reason":"no key to seal to"}`), 200)
+}
