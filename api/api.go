@@ -4,6 +4,13 @@
 // jobs only through the job store (Store), whose transitions are compare-and-set and
 // audited. It never sees records: results arrive already aggregated (or, for
 // psi_members, sealed to the analyst).
+//
+// A token says who is calling; it is not a person's word. A data owner's
+// consent and a reviewer's approval are statements signed with the
+// person's own key (policy/attest), checked here against the key
+// registered for them (User.SigningKey) and stored with the job, so that
+// the nodes — which hold their own copies of those keys — can check them
+// again and act on nothing the coordinator merely asserts.
 package api
 
 import (
@@ -76,6 +83,10 @@ type Config struct {
 	Keys Keys
 	// Metrics is the registry /metrics serves; a new one if nil.
 	Metrics *prometheus.Registry
+	// Deliverer fetches a released psi_members job's sealed member list
+	// from the requesting node (nil: such results cannot be read unless
+	// the result carries the list itself).
+	Deliverer Deliverer
 }
 
 // API is the coordinator's HTTP API.
@@ -85,6 +96,7 @@ type API struct {
 	engine  *gin.Engine
 	log     *slog.Logger
 	metrics *metrics
+	sealed  *sealedCache // psi_members lists delivered by nodes
 }
 
 // New builds the API.
@@ -111,7 +123,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
-	a := &API{cfg: cfg, users: u, log: cfg.Logger, metrics: newMetrics(cfg.Metrics)}
+	a := &API{cfg: cfg, users: u, log: cfg.Logger, metrics: newMetrics(cfg.Metrics), sealed: &sealedCache{max: 64}}
 	a.engine = a.routes()
 	return a, nil
 }
@@ -150,6 +162,7 @@ func (a *API) routes() *gin.Engine {
 	r.GET("/metrics", a.metrics.handler())
 
 	v1 := r.Group("/v1", a.authenticate)
+	v1.GET("/me", a.me)
 	v1.POST("/jobs", allow(RoleAnalyst), a.submit)
 	v1.GET("/jobs", a.list)
 	v1.GET("/jobs/:id", a.get)

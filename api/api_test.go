@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,6 +29,7 @@ import (
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
 
@@ -61,11 +64,21 @@ const (
 func token(name string) string  { return "tok-" + name }
 func bearer(name string) string { return "Bearer " + token(name) }
 
+// testKey is name's signing key (deterministic, for tests only).
+func testKey(name string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("unseen api test signing key " + name))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
 func testUsers(t *testing.T) []User {
 	pub, _, err := delivery.GenerateKey()
 	require.NoError(t, err)
 	mk := func(name string, role Role, dept string) User {
-		return User{Name: name, Role: role, Department: dept, TokenSHA256: HashToken(token(name))}
+		u := User{Name: name, Role: role, Department: dept, TokenSHA256: HashToken(token(name))}
+		if role.Signs() {
+			u.SigningKey = attest.FormatPublicKey(testKey(name).Public().(ed25519.PublicKey))
+		}
+		return u
 	}
 	c := mk(carol, RoleAnalyst, "hrss")
 	c.PublicKey = base64.StdEncoding.EncodeToString(pub)
@@ -269,6 +282,43 @@ func (f *fixture) createAs(owner, dept, spec string) string {
 	return j.ID
 }
 
+// approval is the statement a reviewer signs to release job id, computed
+// by the test itself from the stored job (not asked of the API).
+func (f *fixture) approval(id, reviewer string) *attest.Approval {
+	f.t.Helper()
+	j := f.job(id)
+	var rv jobs.Review
+	require.NoError(f.t, json.Unmarshal(j.Review, &rv))
+	a := &attest.Approval{
+		JobRef:   attest.JobRef{Job: id, SpecHash: j.Spec.Hash(), Requester: policy.Requester{User: j.Owner, Department: j.Department}},
+		Result:   sha256.Sum256(rv.Result),
+		Reviewer: reviewer,
+		At:       fixedClock{}.Now(),
+	}
+	if j.Spec.Type == policy.PSIMembers {
+		k, err := base64.StdEncoding.DecodeString(f.api.users.byName[j.Owner].PublicKey)
+		require.NoError(f.t, err)
+		a.Recipient = sha256.Sum256(k)
+	}
+	return a
+}
+
+// signedApproveBody is an approve body with a signed statement.
+func signedApproveBody(t *testing.T, priv ed25519.PrivateKey, a *attest.Approval, comment string) string {
+	t.Helper()
+	s, err := attest.SignApproval(priv, a)
+	require.NoError(t, err)
+	b, err := json.Marshal(wire.Approve{Comment: comment, Approval: s})
+	require.NoError(t, err)
+	return string(b)
+}
+
+// approveBody is reviewer's honest, signed approval of job id.
+func (f *fixture) approveBody(id, reviewer, comment string) string {
+	f.t.Helper()
+	return signedApproveBody(f.t, testKey(reviewer), f.approval(id, reviewer), comment)
+}
+
 func (f *fixture) job(id string) *jobs.Job {
 	f.t.Helper()
 	j, err := f.store.Get(context.Background(), id)
@@ -372,7 +422,7 @@ func matrixFixture(t *testing.T) (f *fixture, review, released string) {
 	f.toReview(review, reviewResult)
 	released = f.submit(alice, specPSIFiltered)
 	f.toReview(released, `{"count":7}`)
-	requireStatus(t, f.do("POST", "/v1/jobs/"+released+"/approve", bearer(ray), ""), 200)
+	requireStatus(t, f.do("POST", "/v1/jobs/"+released+"/approve", bearer(ray), f.approveBody(released, ray, "")), 200)
 	return f, review, released
 }
 
@@ -392,7 +442,11 @@ func TestRoleEndpointMatrix(t *testing.T) {
 					}
 				}
 				before := f.snapshot()
-				rec := f.do(ep.method, ep.path(review, released), bearer(r.user), ep.body)
+				body := ep.body
+				if ep.name == "approve" {
+					body = f.approveBody(review, rita, "fine")
+				}
+				rec := f.do(ep.method, ep.path(review, released), bearer(r.user), body)
 				requireStatus(t, rec, want)
 				if want == http.StatusForbidden {
 					e := errBody(t, rec)
@@ -686,7 +740,7 @@ func TestAuditEntriesFilter(t *testing.T) {
 	f.toReview(j1, reviewResult)
 	j2 := f.submit(bob, `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"housing.property_owners","key":"id_number"},{"dataset":"hrss.unemployment_benefits","key":"id_number"}]}`)
 	requireStatus(t, f.do("GET", "/v1/jobs/"+j1+"/review", bearer(rita), ""), 200)
-	requireStatus(t, f.do("POST", "/v1/jobs/"+j1+"/approve", bearer(rita), ""), 200)
+	requireStatus(t, f.do("POST", "/v1/jobs/"+j1+"/approve", bearer(rita), f.approveBody(j1, rita, "")), 200)
 	requireStatus(t, f.do("GET", "/v1/jobs/"+j1+"/result", bearer(alice), ""), 200)
 
 	get := func(query string) []audit.Entry {

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Role and User are the people directory's types, declared in policy so that
@@ -32,14 +33,16 @@ type principal struct {
 	sum  [32]byte
 }
 
-// users authenticates bearer tokens against stored hashes in constant time.
+// users authenticates bearer tokens against stored hashes in constant time,
+// and holds the people's signing keys (reviewers, data owners).
 type users struct {
 	all    []principal
 	byName map[string]*User
+	keys   attest.Keyring // signing keys by user name
 }
 
 func newUsers(list []User) (*users, error) {
-	u := &users{byName: map[string]*User{}}
+	u := &users{byName: map[string]*User{}, keys: attest.Keyring{}}
 	for i := range list {
 		usr := list[i]
 		if usr.Name == "" || !usr.Role.Valid() {
@@ -51,6 +54,16 @@ func newUsers(list []User) (*users, error) {
 		h, err := hex.DecodeString(usr.TokenSHA256)
 		if err != nil || len(h) != 32 {
 			return nil, fmt.Errorf("api: user %q: token_sha256 must be 64 hex characters", usr.Name)
+		}
+		if usr.SigningKey != "" {
+			if !usr.Role.Signs() {
+				return nil, fmt.Errorf("api: user %q: signing_key is for reviewers and data owners, not role %s", usr.Name, usr.Role)
+			}
+			pub, err := attest.ParsePublicKey(usr.SigningKey)
+			if err != nil {
+				return nil, fmt.Errorf("api: user %q: signing_key: %w", usr.Name, err)
+			}
+			u.keys[usr.Name] = pub
 		}
 		p := principal{user: &usr}
 		copy(p.sum[:], h)

@@ -4,17 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/unseen-data/unseen/api/wire"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
-// consent records a data owner's answer for their department's conditional
-// datasets in a job. A refusal rejects the job at once; the last approval
-// queues it. Past the deadline the job expires instead.
+// consent records a data owner's answer for a conditional dataset of their
+// department in a job. An approval must be signed by the owner's registered
+// key over this job (id, spec hash, requester), the dataset, the answer, its
+// reason and its deadline (attest.Consent): the nodes act on a conditional
+// dataset only with that signed statement, so the coordinator's word that
+// an owner agreed is worth nothing. A refusal rejects the job at once and
+// may go unsigned; the last approval queues the job. Past the job's consent
+// deadline the job expires instead. A refused answer changes nothing.
 func (a *API) consent(c *gin.Context) {
 	u := currentUser(c)
 	j, err := a.load(c)
@@ -67,14 +74,37 @@ func (a *API) consent(c *gin.Context) {
 		a.expire(c, j)
 		return
 	}
-	for _, ds := range mine {
-		con := &jobs.Consent{Dataset: ds, By: u.Name, Approved: req.Approve, Reason: req.Reason, At: now.UTC()}
+	targets := mine
+	switch {
+	case req.Dataset != "":
+		if !slices.Contains(mine, req.Dataset) {
+			abort(c, errf(403, "not_owner", "job %s asks no consent of department %s for dataset %q (it asks for %v)", j.ID, u.Department, req.Dataset, mine))
+			return
+		}
+		targets = []string{req.Dataset}
+	case req.Approve:
+		abort(c, errf(400, "dataset_required", "name the dataset you consent for (one of %v): your signature covers it", mine))
+		return
+	}
+	var signed *attest.SignedConsent
+	if req.Approve || len(req.Signature) > 0 {
+		if signed, err = a.checkConsent(j, u, targets, &req, now); err != nil {
+			abort(c, err)
+			return
+		}
+	}
+	for _, ds := range targets {
+		con := &jobs.Consent{Dataset: ds, By: u.Name, Approved: req.Approve, Reason: req.Reason, At: now.UTC(), Signed: signed}
 		to, note := jobs.AwaitingConsent, "consent given for "+ds
 		if req.Refuse {
 			to, note = jobs.Rejected, "consent refused for "+ds+": "+req.Reason
 		}
-		ch := jobs.Change{From: jobs.AwaitingConsent, Attempt: j.Attempt, To: to, Actor: u.Name, Role: string(u.Role), Note: note, Consent: con,
-			Detail: map[string]string{"dataset": ds, "approved": fmt.Sprint(req.Approve)}}
+		detail := map[string]string{"dataset": ds, "approved": fmt.Sprint(req.Approve), "signed": fmt.Sprint(signed != nil)}
+		if signed != nil {
+			detail["until"] = signed.Statement.Until.Format(time.RFC3339)
+			detail["owner_key"] = attest.Fingerprint(a.users.keys[u.Name])
+		}
+		ch := jobs.Change{From: jobs.AwaitingConsent, Attempt: j.Attempt, To: to, Actor: u.Name, Role: string(u.Role), Note: note, Consent: con, Detail: detail}
 		if req.Refuse {
 			ch.Comment = req.Reason
 		}
@@ -107,6 +137,36 @@ func (a *API) consent(c *gin.Context) {
 		}
 	}
 	c.JSON(200, wire.FromJob(j))
+}
+
+// checkConsent rebuilds the statement the owner must have signed from the
+// job as stored and the answer as sent, and checks the signature against
+// the owner's registered key.
+func (a *API) checkConsent(j *jobs.Job, u *User, targets []string, req *wire.ConsentRequest, now time.Time) (*attest.SignedConsent, error) {
+	if len(targets) != 1 {
+		return nil, errf(400, "dataset_required", "a signed answer names its dataset (one of %v)", targets)
+	}
+	if len(req.Signature) == 0 {
+		return nil, errf(400, "signature_required", "consent must be signed with your key over this job, the dataset, your answer and its deadline (unseen consent %s --approve --key FILE)", j.ID)
+	}
+	if req.Until.IsZero() {
+		return nil, errf(400, "until_required", "a signed consent says until when it holds (until, RFC 3339)")
+	}
+	if !req.Until.After(now) {
+		return nil, errf(400, "bad_until", "consent until %s has already lapsed", req.Until.UTC().Format(time.RFC3339))
+	}
+	pub, ok := a.users.keys[u.Name]
+	if !ok {
+		return nil, errf(403, "no_signing_key", "no signing key is registered for data owner %s (signing_key in the coordinator's users), so no consent of theirs can be checked", u.Name)
+	}
+	st := &attest.Consent{JobRef: jobRef(j), Dataset: targets[0], Approve: req.Approve, Reason: req.Reason,
+		Until: req.Until.UTC().Truncate(time.Second), Owner: u.Name}
+	s := &attest.SignedConsent{Statement: st, Signature: req.Signature}
+	if err := (attest.Keyring{u.Name: pub}).VerifyConsent(s); err != nil {
+		return nil, errf(403, "bad_signature", "the consent signature does not verify against %s's registered key (%s) for this job (id %s, spec %.12s…, requester %s), dataset %s, this answer, reason and until: %v",
+			u.Name, attest.Fingerprint(pub), j.ID, st.SpecHash, j.Owner, targets[0], err)
+	}
+	return s, nil
 }
 
 func (a *API) consentConflict(c *gin.Context, id string, err error) error {

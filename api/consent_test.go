@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/ed25519"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/unseen-data/unseen/api/wire"
 	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 type movableClock struct {
@@ -72,13 +76,18 @@ func TestConsentFlow(t *testing.T) {
 	require.Equal(t, before, f.snapshot())
 
 	// Consent queues it, recorded with who and when.
-	rec = f.do("POST", "/v1/jobs/"+sub.ID+"/consent", bearer(olga), `{"approve":true,"reason":"purpose fits our sharing agreement"}`)
+	rec = f.do("POST", "/v1/jobs/"+sub.ID+"/consent", bearer(olga), f.consentBody(sub.ID, olga, dsBenefits, true, "purpose fits our sharing agreement", clock.Now().Add(30*24*time.Hour)))
 	requireStatus(t, rec, 200)
 	got := decodeJSON[wire.Job](t, rec)
 	require.Equal(t, jobs.Queued, got.State)
 	require.Len(t, got.Consents, 1)
 	require.Equal(t, olga, got.Consents[0].By)
 	require.True(t, got.Consents[0].Approved)
+	// The owner's signed statement is kept, and verifies for this job.
+	sc := got.Consents[0].Signed
+	require.NotNil(t, sc)
+	require.NoError(t, attest.Keyring{olga: testKey(olga).Public().(ed25519.PublicKey)}.VerifyConsent(sc))
+	require.NoError(t, sc.Statement.JobRef.Check(sub.ID, &j.Spec, policy.Requester{User: alice, Department: "hrss"}))
 	l, err = f.store.Claim(t.Context(), "w", 0)
 	require.NoError(t, err)
 	require.Equal(t, sub.ID, l.Job.ID)
@@ -110,4 +119,31 @@ func TestConsentDeadline(t *testing.T) {
 	require.Equal(t, "consent_expired", e.Code)
 	require.Equal(t, string(jobs.Expired), e.State)
 	require.Equal(t, jobs.Expired, f.job(id).State)
+}
+
+// consentStatement is what owner signs to answer for dataset in job id,
+// computed by the test from the stored job.
+func (f *fixture) consentStatement(id, owner, dataset string, approve bool, reason string, until time.Time) *attest.Consent {
+	f.t.Helper()
+	j := f.job(id)
+	return &attest.Consent{JobRef: attest.Ref(id, &j.Spec, policy.Requester{User: j.Owner, Department: j.Department}),
+		Dataset: dataset, Approve: approve, Reason: reason, Until: until, Owner: owner}
+}
+
+// consentBodyOf signs st with priv and sends it as req says.
+func consentBodyOf(t *testing.T, priv ed25519.PrivateKey, st *attest.Consent, req wire.ConsentRequest) string {
+	t.Helper()
+	s, err := attest.SignConsent(priv, st)
+	require.NoError(t, err)
+	req.Signature = s.Signature
+	b, err := json.Marshal(req)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// consentBody is owner's honest, signed answer.
+func (f *fixture) consentBody(id, owner, dataset string, approve bool, reason string, until time.Time) string {
+	f.t.Helper()
+	st := f.consentStatement(id, owner, dataset, approve, reason, until)
+	return consentBodyOf(f.t, testKey(owner), st, wire.ConsentRequest{Dataset: dataset, Approve: approve, Refuse: !approve, Reason: reason, Until: until})
 }

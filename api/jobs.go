@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 
 	"github.com/gin-gonic/gin"
@@ -289,43 +288,6 @@ func (a *API) reviewable(c *gin.Context) (*jobs.Job, error) {
 	return j, nil
 }
 
-func (a *API) review(c *gin.Context) {
-	j, err := a.reviewable(c)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	var rv jobs.Review
-	if err := json.Unmarshal(j.Review, &rv); err != nil {
-		abort(c, errf(500, "internal", "stored review is malformed"))
-		return
-	}
-	if err := a.record(c, "review.viewed", j, nil); err != nil {
-		abort(c, err)
-		return
-	}
-	c.JSON(200, wire.Review{Job: wire.FromJob(j), Review: rv})
-}
-
-func (a *API) approve(c *gin.Context) {
-	j, err := a.reviewable(c)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	cb, err := a.readComment(c)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	var rv jobs.Review
-	if err := json.Unmarshal(j.Review, &rv); err != nil || len(rv.Result) == 0 {
-		abort(c, errf(500, "internal", "stored review is malformed"))
-		return
-	}
-	a.transition(c, j, jobs.Change{To: jobs.Released, Result: rv.Result, Reviewer: currentUser(c).Name, Comment: cb.Comment, Note: "approved"})
-}
-
 func (a *API) reject(c *gin.Context) {
 	j, err := a.reviewable(c)
 	if err != nil {
@@ -342,25 +304,6 @@ func (a *API) reject(c *gin.Context) {
 		return
 	}
 	a.transition(c, j, jobs.Change{To: jobs.Rejected, Reviewer: currentUser(c).Name, Comment: cb.Reason, Note: cb.Reason})
-}
-
-func (a *API) result(c *gin.Context) {
-	j, err := a.load(c)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	if j.State != jobs.Released {
-		he := errf(409, "not_released", "job %s is %s; results are readable only once released", j.ID, j.State)
-		he.body.State = string(j.State)
-		abort(c, he)
-		return
-	}
-	if err := a.record(c, "result.read", j, nil); err != nil {
-		abort(c, err)
-		return
-	}
-	c.JSON(200, wire.Result{ID: j.ID, Type: j.Spec.Type, State: j.State, Result: j.Result, Reviewer: j.Reviewer, Comment: j.Comment})
 }
 
 func (a *API) auditEntries(c *gin.Context) {

@@ -41,7 +41,7 @@ func TestOwnerOnlyVisibility(t *testing.T) {
 	f := newFixture(t, nil, nil)
 	id := f.submit(alice, specPSI)
 	f.toReview(id, reviewResult)
-	requireStatus(t, f.do("POST", "/v1/jobs/"+id+"/approve", bearer(rita), ""), 200)
+	requireStatus(t, f.do("POST", "/v1/jobs/"+id+"/approve", bearer(rita), f.approveBody(id, rita, "")), 200)
 	before := f.snapshot()
 
 	missing := f.do("GET", "/v1/jobs/"+jobs.NewID(), bearer(bob), "")
@@ -96,7 +96,7 @@ func TestSeparationOfDuties(t *testing.T) {
 
 	// Another reviewer may.
 	requireStatus(t, f.do("GET", "/v1/jobs/"+id+"/review", bearer(ray), ""), 200)
-	requireStatus(t, f.do("POST", "/v1/jobs/"+id+"/approve", bearer(ray), ""), 200)
+	requireStatus(t, f.do("POST", "/v1/jobs/"+id+"/approve", bearer(ray), f.approveBody(id, ray, "")), 200)
 	require.Equal(t, ray, f.job(id).Reviewer)
 }
 
@@ -111,7 +111,7 @@ func TestDecisionsOnlyFromAwaitingReview(t *testing.T) {
 	_, err = f.store.Transition(t.Context(), queued, jobs.Change{From: jobs.Running, Attempt: l.Attempt, To: jobs.Queued, Actor: "worker:w0", Role: "worker", Note: "handed back"})
 	require.NoError(t, err)
 	f.toReview(released, reviewResult)
-	requireStatus(t, f.do("POST", "/v1/jobs/"+released+"/approve", bearer(rita), ""), 200)
+	requireStatus(t, f.do("POST", "/v1/jobs/"+released+"/approve", bearer(rita), f.approveBody(released, rita, "")), 200)
 	cancelled := f.submit(alice, specPSI)
 	requireStatus(t, f.do("POST", "/v1/jobs/"+cancelled+"/cancel", bearer(alice), ""), 200)
 
@@ -211,8 +211,9 @@ func TestRacingApprovals(t *testing.T) {
 					if i%2 == 1 {
 						reviewer = ray
 					}
+					body := f.approveBody(id, reviewer, "ok")
 					<-start
-					rec := f.do("POST", "/v1/jobs/"+id+"/approve", bearer(reviewer), `{"comment":"ok"}`)
+					rec := f.do("POST", "/v1/jobs/"+id+"/approve", bearer(reviewer), body)
 					var e wire.Error
 					_ = json.Unmarshal(rec.Body.Bytes(), &e)
 					results <- res{rec.Code, e.Error.State}
@@ -271,7 +272,7 @@ func TestApprovalReleasesReviewedResult(t *testing.T) {
 	require.Equal(t, "min_count", rv.Review.Checks[0].Name)
 	requireEntry(t, f, "review.viewed", id, rita, RoleReviewer)
 
-	rec = f.do("POST", "/v1/jobs/"+id+"/approve", bearer(rita), `{"comment":"k satisfied"}`)
+	rec = f.do("POST", "/v1/jobs/"+id+"/approve", bearer(rita), f.approveBody(id, rita, "k satisfied"))
 	requireStatus(t, rec, 200)
 	require.Equal(t, jobs.Released, decodeJSON[wire.Job](t, rec).State)
 	requireEntry(t, f, "job.released", id, rita, RoleReviewer)
@@ -337,12 +338,12 @@ func TestFailClosed(t *testing.T) {
 		f.toReview(review, reviewResult)
 		released := f.submit(alice, specPSIFiltered)
 		f.toReview(released, `{"count":7}`)
-		requireStatus(t, f.do("POST", "/v1/jobs/"+released+"/approve", bearer(rita), ""), 200)
+		requireStatus(t, f.do("POST", "/v1/jobs/"+released+"/approve", bearer(rita), f.approveBody(released, rita, "")), 200)
 		before := f.snapshot()
 
 		f.failAudit(diskFull)
 		for _, c := range []struct{ method, path, user, body, code string }{
-			{"POST", "/v1/jobs/" + review + "/approve", rita, `{"comment":"ok"}`, "unavailable"},
+			{"POST", "/v1/jobs/" + review + "/approve", rita, f.approveBody(review, rita, "ok"), "unavailable"},
 			{"POST", "/v1/jobs/" + review + "/reject", rita, `{"reason":"no"}`, "unavailable"},
 			{"POST", "/v1/jobs/" + review + "/cancel", alice, "", "unavailable"},
 			{"GET", "/v1/jobs/" + review + "/review", rita, "", "audit_unavailable"},
@@ -360,7 +361,7 @@ func TestFailClosed(t *testing.T) {
 		require.Zero(t, f.countAction("review.viewed"))
 
 		// Once the log is writable again, everything works.
-		requireStatus(t, f.do("POST", "/v1/jobs/"+review+"/approve", bearer(rita), ""), 200)
+		requireStatus(t, f.do("POST", "/v1/jobs/"+review+"/approve", bearer(rita), f.approveBody(review, rita, "")), 200)
 		rec := f.do("GET", "/v1/jobs/"+released+"/result", bearer(alice), "")
 		requireStatus(t, rec, 200)
 		var res wire.Result

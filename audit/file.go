@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,16 +49,23 @@ const ActionRecovered = "audit.recovered"
 // an entry that does not decode before the last line, a head the file does
 // not reach (entries cut off its end), a head whose hash differs from the
 // entry at its seq, an unreadable head file, entries without a head file
-// beyond the first. (The head guards against a tail lost or cut by
-// accident; whoever can rewrite both files can rewrite history, which only
-// a copy kept elsewhere shows.)
+// beyond the first.
+//
+// Signed heads. With FileOptions.Signer the head file also carries the
+// log's name and the keeper's signature (SignedHead), written with every
+// head; Open refuses a head file signed otherwise (one rewritten without
+// the key), and re-signs an unsigned one (a log from before heads were
+// signed). Whoever holds the key and both files can still rewrite history:
+// that is what witnesses are for (see CheckWitnessed).
 type FileLog struct {
-	mu   sync.Mutex
-	af   *appendfile.File
-	path string
-	last *Entry // nil: the chain is empty
-	end  int64  // the file's length through last
-	rec  *Recovery
+	mu     sync.Mutex
+	af     *appendfile.File
+	path   string
+	last   *Entry // nil: the chain is empty
+	end    int64  // the file's length through last
+	rec    *Recovery
+	signer ed25519.PrivateKey // nil: heads are not signed
+	name   string             // the log's name in signed heads
 }
 
 // FileOptions adjust Open.
@@ -66,6 +74,10 @@ type FileOptions struct {
 	Logger *slog.Logger
 	// Now stamps the recovery entry (default time.Now).
 	Now func() time.Time
+	// Signer, if set, signs every head written, as the log named Name (a
+	// node's department, or CoordinatorLog).
+	Signer ed25519.PrivateKey
+	Name   string
 }
 
 // Recovery is what Open repaired.
@@ -99,6 +111,9 @@ func OpenFile(path string) (*FileLog, error) { return Open(path, FileOptions{}) 
 // at a time. The file is locked (flock) while open: a second writer would
 // fork the chain.
 func Open(path string, o FileOptions) (*FileLog, error) {
+	if o.Signer != nil && (len(o.Signer) != ed25519.PrivateKeySize || !validLogName(o.Name)) {
+		return nil, fmt.Errorf("audit: open %s: a head signer needs an Ed25519 key and a log name", path)
+	}
 	af, err := appendfile.Open(path, appendfile.Options{Exclusive: true})
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
@@ -108,7 +123,21 @@ func Open(path string, o FileOptions) (*FileLog, error) {
 		af.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	l := &FileLog{af: af, path: path, last: st.last, end: st.end}
+	l := &FileLog{af: af, path: path, last: st.last, end: st.end, signer: o.Signer, name: o.Name}
+	if o.Signer != nil && st.headSet {
+		if st.signed != nil {
+			if err := l.checkOwnHead(*st.signed); err != nil {
+				af.Close()
+				return nil, fmt.Errorf("audit: %s: %w (no automatic repair: keep both files for investigation)", path, err)
+			}
+		} else if st.torn == nil && st.pastHead == 0 {
+			// A head from before heads were signed: sign it now.
+			if err := l.writeHead(st.head); err != nil {
+				af.Close()
+				return nil, err
+			}
+		}
+	}
 	if st.torn != nil || st.pastHead > 0 {
 		if err := l.recover(st, o); err != nil {
 			af.Close()
@@ -116,6 +145,30 @@ func Open(path string, o FileOptions) (*FileLog, error) {
 		}
 	}
 	return l, nil
+}
+
+// checkOwnHead checks a signed head file against the keeper's own key.
+func (l *FileLog) checkOwnHead(h SignedHead) error {
+	if h.Log != l.name {
+		return fmt.Errorf("%w: the head file is signed as log %q, not %q", ErrHeadSignature, h.Log, l.name)
+	}
+	if err := h.Verify(l.signer.Public().(ed25519.PublicKey)); err != nil {
+		return fmt.Errorf("%w: the head file was signed with another key, or altered", err)
+	}
+	return nil
+}
+
+// writeHead writes h, signed if the log signs its heads.
+func (l *FileLog) writeHead(h Head) error {
+	hf := headFile{Seq: h.Seq, Hash: h.Hash}
+	if l.signer != nil {
+		sh, err := SignHead(l.signer, l.name, h)
+		if err != nil {
+			return err
+		}
+		hf.Log, hf.Sig = sh.Log, sh.Sig
+	}
+	return writeHeadFile(l.path, hf)
 }
 
 // recover applies the repairs inspect allowed, then audits them.
@@ -143,7 +196,7 @@ func (l *FileLog) recover(st *fileState, o FileOptions) error {
 	if st.pastHead > 0 {
 		// The head first, then the entry that records it: a crash between
 		// the two leaves again one entry past the head, which is adopted.
-		if err := writeHead(l.path, rec.Head); err != nil {
+		if err := l.writeHead(rec.Head); err != nil {
 			return err
 		}
 		d["adopted"] = strconv.Itoa(st.pastHead)
@@ -177,33 +230,64 @@ func (l *FileLog) Recovery() *Recovery {
 // headPath is the sidecar that records the chain's head.
 func headPath(path string) string { return path + ".head" }
 
-// readHead reads the sidecar; ok is false if there is none.
+// headFile is the sidecar's content: the head and, if the keeper signs its
+// heads, the log's name and the signature (a SignedHead).
+type headFile struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+	Log  string `json:"log,omitempty"`
+	Sig  []byte `json:"sig,omitempty"`
+}
+
+// signed is the file's signed head, or nil if it carries no signature.
+func (hf headFile) signed() *SignedHead {
+	if hf.Sig == nil && hf.Log == "" {
+		return nil
+	}
+	return &SignedHead{Log: hf.Log, Seq: hf.Seq, Hash: hf.Hash, Sig: hf.Sig}
+}
+
+// readHead reads the sidecar's head; ok is false if there is none.
 func readHead(path string) (h Head, ok bool, err error) {
+	hf, ok, err := readHeadFile(path)
+	return Head{Seq: hf.Seq, Hash: hf.Hash}, ok, err
+}
+
+// readHeadFile reads the sidecar; ok is false if there is none.
+func readHeadFile(path string) (hf headFile, ok bool, err error) {
 	b, err := os.ReadFile(headPath(path))
 	if errors.Is(err, os.ErrNotExist) {
-		return Head{}, false, nil
+		return headFile{}, false, nil
 	}
 	if err != nil {
-		return Head{}, false, fmt.Errorf("audit: %w", err)
+		return headFile{}, false, fmt.Errorf("audit: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&h); err != nil {
-		return Head{}, false, fmt.Errorf("%w: head file %s: %v (it is replaced atomically, so a crash cannot tear it: the file was changed by something else)", ErrDecode, headPath(path), err)
+	if err := dec.Decode(&hf); err != nil {
+		return headFile{}, false, fmt.Errorf("%w: head file %s: %v (it is replaced atomically, so a crash cannot tear it: the file was changed by something else)", ErrDecode, headPath(path), err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return Head{}, false, fmt.Errorf("%w: head file %s: trailing data", ErrDecode, headPath(path))
+		return headFile{}, false, fmt.Errorf("%w: head file %s: trailing data", ErrDecode, headPath(path))
 	}
-	if (h.Seq == 0) != (h.Hash == "") {
-		return Head{}, false, fmt.Errorf("%w: head file %s: seq %d with hash %q", ErrDecode, headPath(path), h.Seq, h.Hash)
+	if (hf.Seq == 0) != (hf.Hash == "") {
+		return headFile{}, false, fmt.Errorf("%w: head file %s: seq %d with hash %q", ErrDecode, headPath(path), hf.Seq, hf.Hash)
 	}
-	return h, true, nil
+	if (hf.Log == "") != (hf.Sig == nil) {
+		return headFile{}, false, fmt.Errorf("%w: head file %s: a signed head has both a log name and a signature", ErrDecode, headPath(path))
+	}
+	return hf, true, nil
 }
 
-// writeHead replaces the sidecar atomically (write, fsync, rename). The
+// writeHead replaces the sidecar with an unsigned head (see writeHeadFile).
+func writeHead(path string, h Head) error {
+	return writeHeadFile(path, headFile{Seq: h.Seq, Hash: h.Hash})
+}
+
+// writeHeadFile replaces the sidecar atomically (write, fsync, rename). The
 // folder is not fsynced: a rename lost to a power cut leaves the previous
 // head, one entry behind, which Open adopts.
-func writeHead(path string, h Head) error {
+func writeHeadFile(path string, h headFile) error {
 	b, _ := json.Marshal(h)
 	tmp := headPath(path) + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -250,7 +334,7 @@ func (l *FileLog) appendLocked(e Entry) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("audit: %w", err)
 	}
-	if err := writeHead(l.path, Head{Seq: e.Seq, Hash: e.Hash}); err != nil {
+	if err := l.writeHead(Head{Seq: e.Seq, Hash: e.Hash}); err != nil {
 		if terr := l.af.Truncate(off); terr != nil {
 			// The entry stays, past its head: the next Open adopts it.
 			// Until then the file refuses appends (appendfile.ErrBroken).
@@ -269,6 +353,18 @@ func (l *FileLog) Head(ctx context.Context) (Head, error) {
 	defer l.mu.Unlock()
 	h, _, err := readHead(l.path)
 	return h, err
+}
+
+// SignedHead is the chain's head signed by the keeper (FileOptions.Signer;
+// an error if the log does not sign its heads). It is signed afresh from
+// the last entry held, not read from the head file.
+func (l *FileLog) SignedHead(ctx context.Context) (SignedHead, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.signer == nil {
+		return SignedHead{}, errors.New("audit: this log does not sign its heads")
+	}
+	return SignHead(l.signer, l.name, HeadOf(lastSlice(l.last)))
 }
 
 // snapshot is the chain as of now: its last entry and where it ends. The

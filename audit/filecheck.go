@@ -25,9 +25,10 @@ type fileState struct {
 	torn     *Torn
 	headHash string // hash of the entry at the head's seq, if seen
 
-	head     Head // the head file, as read after the pass
-	headSet  bool // a head file exists
-	pastHead int  // entries past the head (adopted at Open)
+	head     Head        // the head file, as read after the pass
+	headSet  bool        // a head file exists
+	signed   *SignedHead // the head file's signature, if it has one
+	pastHead int         // entries past the head (adopted at Open)
 }
 
 func (s *fileState) lastSeq() uint64 {
@@ -143,11 +144,12 @@ func inspect(path string, open func() (*io.SectionReader, error), fn func(*Entry
 	if err != nil {
 		return nil, err
 	}
-	h2, ok2, err := readHead(path)
+	hf2, ok2, err := readHeadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	st.head, st.headSet = h2, ok2
+	h2 := Head{Seq: hf2.Seq, Hash: hf2.Hash}
+	st.head, st.headSet, st.signed = h2, ok2, hf2.signed()
 	n := st.lastSeq()
 	tornNote := ""
 	if st.torn != nil {
@@ -188,6 +190,9 @@ type FileCheck struct {
 	// writing now). The next Open repairs both (see FileLog).
 	PastHead int
 	Torn     *Torn
+	// Signed is the head file's signed head, if the keeper signs its heads
+	// (check it with SignedHead.Verify and the keeper's public key).
+	Signed *SignedHead
 }
 
 // ScanFile checks a log file without opening it for writing (for auditors
@@ -212,7 +217,7 @@ func ScanFile(path string, fn func(*Entry) error) (FileCheck, error) {
 	if err != nil {
 		return FileCheck{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return FileCheck{Entries: st.entries, Head: st.head, PastHead: st.pastHead, Torn: st.torn}, nil
+	return FileCheck{Entries: st.entries, Head: st.head, PastHead: st.pastHead, Torn: st.torn, Signed: st.signed}, nil
 }
 
 // VerifyFile checks a log file's chain against its head file (ScanFile)

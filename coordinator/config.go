@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -12,8 +13,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/pki"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Config is the coordinator's configuration file.
@@ -52,8 +55,29 @@ type Config struct {
 	// TLS is the coordinator's certificate for mutual TLS with the nodes
 	// (`unseen pki issue coordinator`); every node URL must then be https.
 	TLS *pki.Files `yaml:"tls"`
+	// APITLS, if set, makes the people-facing API serve HTTPS (TLS 1.2 or
+	// later) with this certificate and key (PEM; e.g. from `unseen pki
+	// issue coordinator --host api.example`, or any CA's): bearer tokens
+	// then never cross the network in the clear. Without it the API is
+	// plain HTTP, for loopback only.
+	APITLS *APITLS `yaml:"api_tls"`
+	// SigningKey is the coordinator's Ed25519 key (PEM): it signs the
+	// coordinator's audit head, which nodes keep as a witness; default
+	// state/coordinator/signing.ed25519 beside the config, created (0600)
+	// on first start. `unseen coordinator identity` prints its public half
+	// for the nodes' federation.coordinator.
+	SigningKey string `yaml:"signing_key"`
+	// SigningKeyPriv, if set, is used instead of the SigningKey file (the
+	// demo's example key).
+	SigningKeyPriv ed25519.PrivateKey `yaml:"-"`
 
 	dir string
+}
+
+// APITLS is the people-facing API's certificate and key (PEM files).
+type APITLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // RetryConfig is the retry schedule: exponential backoff from 2 s,
@@ -115,6 +139,23 @@ func (c *Config) SetDir(dir string) {
 		abs(&c.TLS.Cert)
 		abs(&c.TLS.Key)
 	}
+	if c.APITLS != nil {
+		abs(&c.APITLS.Cert)
+		abs(&c.APITLS.Key)
+	}
+	if c.SigningKey == "" {
+		c.SigningKey = "state/coordinator/signing.ed25519"
+	}
+	abs(&c.SigningKey)
+}
+
+// SigningKeyPath is the resolved signing key file (for a config not read
+// from a file: state/coordinator/signing.ed25519 under the working folder).
+func (c *Config) SigningKeyPath() string {
+	if c.SigningKey != "" {
+		return c.SigningKey
+	}
+	return filepath.Join(c.dir, "state", "coordinator", "signing.ed25519")
 }
 
 // Validate checks the configuration for consistency.
@@ -132,6 +173,9 @@ func (c *Config) Validate() error {
 		}
 		if seen[n.Department] {
 			return fmt.Errorf("coordinator: node %s configured twice", n.Department)
+		}
+		if n.Department == audit.CoordinatorLog {
+			return fmt.Errorf("coordinator: a department may not be called %q (the coordinator's own log goes by that name)", n.Department)
 		}
 		seen[n.Department] = true
 		u, err := url.Parse(n.URL)
@@ -160,6 +204,17 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("coordinator: user %q declared twice", u.Name)
 		}
 		names[u.Name] = true
+		if u.SigningKey != "" {
+			if !u.Role.Signs() {
+				return fmt.Errorf("coordinator: user %q: signing_key is for reviewers and data owners, not role %s", u.Name, u.Role)
+			}
+			if _, err := attest.ParsePublicKey(u.SigningKey); err != nil {
+				return fmt.Errorf("coordinator: user %q: signing_key: %w", u.Name, err)
+			}
+		}
+	}
+	if c.APITLS != nil && (c.APITLS.Cert == "" || c.APITLS.Key == "") {
+		return errors.New("coordinator: api_tls needs both cert and key")
 	}
 	return nil
 }
@@ -183,4 +238,9 @@ func isLoopbackURL(u string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }

@@ -12,6 +12,8 @@ package coordinator
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/coordinator/worker"
@@ -30,6 +33,7 @@ import (
 	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/jobs/redisstore"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Coordinator is the coordinator's parts, wired.
@@ -41,6 +45,8 @@ type Coordinator struct {
 	HE      *hefed.Coordinator
 	Worker  *worker.Runner
 	log     *slog.Logger
+	priv    ed25519.PrivateKey // signs the coordinator's audit head
+	apiTLS  *tls.Config        // the people-facing API's HTTPS (nil: plain HTTP)
 	// notifying counts outcome notifications to nodes still in flight;
 	// Serve waits for them before returning.
 	notifying sync.WaitGroup
@@ -105,8 +111,18 @@ func New(cfg *Config, store jobs.Store, log *slog.Logger) (*Coordinator, error) 
 		}
 		keys[u.Name] = k
 	}
+	priv := cfg.SigningKeyPriv
+	if priv == nil {
+		if priv, err = attest.LoadOrCreatePrivateKeyFile(cfg.SigningKeyPath()); err != nil {
+			return nil, fmt.Errorf("coordinator: signing key: %w", err)
+		}
+	}
+	apiTLS, err := cfg.APITLSConfig()
+	if err != nil {
+		return nil, err
+	}
 	cat := nodeapi.NewCatalog(nodes)
-	c := &Coordinator{cfg: cfg, Store: store, Nodes: nodes, Catalog: cat, HE: hc, log: log}
+	c := &Coordinator{cfg: cfg, Store: store, Nodes: nodes, Catalog: cat, HE: hc, log: log, priv: priv, apiTLS: apiTLS}
 	c.Worker = &worker.Runner{
 		Store:   store,
 		Nodes:   nodes,
@@ -122,8 +138,70 @@ func New(cfg *Config, store jobs.Store, log *slog.Logger) (*Coordinator, error) 
 		LeaseIdle: cfg.LeaseIdle,
 		Retry:     worker.Retry{Attempts: cfg.Retry.Attempts, MaxDelay: cfg.Retry.MaxDelay},
 		HE:        hc,
+		SignedHead: func(ctx context.Context) (*audit.SignedHead, error) {
+			h, err := c.SignedHead(ctx)
+			return &h, err
+		},
 	}
 	return c, nil
+}
+
+// PublicKey is the coordinator's signing key's public half (the nodes'
+// federation.coordinator).
+func (c *Coordinator) PublicKey() ed25519.PublicKey { return c.priv.Public().(ed25519.PublicKey) }
+
+// SignedHead is the coordinator's audit head, signed with its key: what it
+// gives the nodes to keep as a witness.
+func (c *Coordinator) SignedHead(ctx context.Context) (audit.SignedHead, error) {
+	h, err := headOf(ctx, c.Store.Audit())
+	if err != nil {
+		return audit.SignedHead{}, err
+	}
+	return audit.SignHead(c.priv, audit.CoordinatorLog, h)
+}
+
+// headOf is a log's head: recorded apart if the log keeps it so, else its
+// last entry.
+func headOf(ctx context.Context, l audit.Log) (audit.Head, error) {
+	if hr, ok := l.(audit.HeadReader); ok {
+		return hr.Head(ctx)
+	}
+	es, err := l.Entries(ctx, audit.Filter{Limit: 1})
+	if err != nil {
+		return audit.Head{}, err
+	}
+	return audit.HeadOf(es), nil
+}
+
+// LoadSigningKey reads the coordinator's signing key from the
+// configuration's file, creating it if there is none (`unseen coordinator
+// identity`).
+func LoadSigningKey(cfg *Config) (ed25519.PrivateKey, error) {
+	if cfg.SigningKeyPriv != nil {
+		return cfg.SigningKeyPriv, nil
+	}
+	return attest.LoadOrCreatePrivateKeyFile(cfg.SigningKeyPath())
+}
+
+// APITLSConfig is the people-facing API's server TLS (nil without
+// api_tls): the configured certificate, TLS 1.2 at least.
+func (c *Config) APITLSConfig() (*tls.Config, error) {
+	if c.APITLS == nil {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.APITLS.Cert, c.APITLS.Key)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: api_tls: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// APIScheme is "https" when the API serves TLS, else "http".
+func (c *Coordinator) APIScheme() string {
+	if c.apiTLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // Users is the people directory from the configuration.
@@ -158,10 +236,24 @@ func (c *Coordinator) OnDecision(j *jobs.Job) {
 	}()
 }
 
+// notifyOutcome tells the nodes, sending the coordinator's signed head, and
+// records the signed heads they answer with in one audit entry
+// ("job.outcome.witnessed", detail "witness.<department>").
+// WaitOutcomes waits for the outcome notifications in flight (the demo
+// checks the witnessed heads once they are all recorded).
+func (c *Coordinator) WaitOutcomes() { c.notifying.Wait() }
+
 func (c *Coordinator) notifyOutcome(j *jobs.Job) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var own *audit.SignedHead
+	if h, err := c.SignedHead(ctx); err != nil {
+		c.log.Warn("the coordinator's audit head could not be signed; nodes get no witness", "err", err)
+	} else {
+		own = &h
+	}
 	seen := map[string]bool{}
+	heads := map[string]string{}
 	for _, ds := range j.Spec.Datasets() {
 		dept := policy.Department(ds)
 		cl, ok := c.Nodes[dept]
@@ -169,11 +261,23 @@ func (c *Coordinator) notifyOutcome(j *jobs.Job) {
 			continue
 		}
 		seen[dept] = true
-		err := cl.Outcome(ctx, &nodeapi.OutcomeRequest{Header: nodeapi.Header{Job: j.ID, Attempt: max(j.Attempt, 1)}, Outcome: string(j.State),
-			Purpose: j.Spec.Purpose, Datasets: j.Spec.Datasets(), Reviewer: j.Reviewer})
+		resp, err := cl.Outcome(ctx, &nodeapi.OutcomeRequest{Header: nodeapi.Header{Job: j.ID, SpecHash: j.Spec.Hash(), Attempt: max(j.Attempt, 1)}, Outcome: string(j.State),
+			Purpose: j.Spec.Purpose, Datasets: j.Spec.Datasets(), Reviewer: j.Reviewer, Witness: own})
 		if err != nil {
 			c.log.Warn("telling a node how a job ended failed", "node", dept, "job", j.ID, "err", err)
+			continue
 		}
+		if resp.Head != nil && resp.Head.Log == dept {
+			heads[audit.WitnessPrefix+dept] = resp.Head.String()
+		}
+	}
+	if len(heads) == 0 {
+		return
+	}
+	heads["outcome"] = string(j.State)
+	e := audit.Entry{Time: time.Now(), Actor: "coordinator", Role: "system", Action: "job.outcome.witnessed", Job: j.ID, Datasets: j.Spec.Datasets(), Detail: heads}
+	if _, err := c.Store.Audit().Append(ctx, e); err != nil {
+		c.log.Warn("recording the nodes' witnessed heads failed", "job", j.ID, "err", err)
 	}
 }
 
@@ -185,6 +289,18 @@ func (c *Coordinator) Serve(ctx context.Context, ln net.Listener, srv *http.Serv
 		c.log.Warn("some nodes did not answer; their datasets appear once they do", "err", err)
 	}
 	errc := make(chan error, 1)
+	if srv.ErrorLog == nil {
+		// Handshake failures (plain HTTP to the TLS port, untrusted
+		// clients) go to the coordinator's log, not stderr.
+		srv.ErrorLog = slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)
+	}
+	if c.apiTLS != nil {
+		// HTTPS: bearer tokens never cross the network in the clear.
+		srv.TLSConfig = c.apiTLS
+		ln = tls.NewListener(ln, c.apiTLS)
+	} else if !isLoopbackAddr(ln.Addr()) {
+		c.log.Warn("the API serves plain HTTP on a non-loopback address: bearer tokens cross the network in the clear; configure api_tls", "addr", ln.Addr().String())
+	}
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err

@@ -6,7 +6,8 @@ package examples
 
 import "embed"
 
-// FS holds the node configurations, their data and the example jobs.
+// FS holds the node configurations, their data, the example jobs and the
+// example signing keys (keys/*.ed25519: published, protecting nothing).
 //
-//go:embed nodes/*.yaml data/*/*.csv jobs/*.json
+//go:embed nodes/*.yaml data/*/*.csv jobs/*.json keys/*.ed25519
 var FS embed.FS

@@ -5,11 +5,15 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -28,6 +32,33 @@ type Client struct {
 // New returns a client for the coordinator at baseURL with a bearer token.
 func New(baseURL, token string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Timeout: time.Minute}}
+}
+
+// TrustCA makes the client accept only servers whose certificate chains to
+// one of the PEM certificates in caPEM (the coordinator's API over HTTPS,
+// e.g. the federation CA of `unseen pki`), at TLS 1.2 or later. Without it
+// the system's roots are used.
+func (c *Client) TrustCA(caPEM []byte) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return errors.New("client: no PEM certificate in the CA file")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.HTTP.Transport = tr
+	return nil
+}
+
+// TrustCAFile is TrustCA with the certificates read from path.
+func (c *Client) TrustCAFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("client: CA file: %w", err)
+	}
+	if err := c.TrustCA(b); err != nil {
+		return fmt.Errorf("%w (%s)", err, path)
+	}
+	return nil
 }
 
 // Error is an error answered by the coordinator.
@@ -124,14 +155,6 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (*wire.Job, erro
 	return c.post(ctx, id, "cancel", wire.Decision{Reason: reason})
 }
 
-// Consent answers for the caller's department's conditional datasets in a
-// job (data owners): approve, or refuse with a reason.
-func (c *Client) Consent(ctx context.Context, id string, approve bool, reason string) (*wire.Job, error) {
-	b, _ := json.Marshal(wire.ConsentRequest{Approve: approve, Refuse: !approve, Reason: reason})
-	var out wire.Job
-	return &out, c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/consent", nil, b, &out)
-}
-
 // Retry requeues a dead-lettered job (admins).
 func (c *Client) Retry(ctx context.Context, id, reason string) (*wire.Job, error) {
 	return c.post(ctx, id, "retry", wire.Decision{Reason: reason})
@@ -158,11 +181,6 @@ func (c *Client) Review(ctx context.Context, id string) (*wire.Review, error) {
 	return &out, c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/review", nil, nil, &out)
 }
 
-// Approve releases a reviewed result.
-func (c *Client) Approve(ctx context.Context, id, comment string) (*wire.Job, error) {
-	return c.post(ctx, id, "approve", wire.Decision{Comment: comment})
-}
-
 // Reject refuses release, with a reason.
 func (c *Client) Reject(ctx context.Context, id, reason string) (*wire.Job, error) {
 	return c.post(ctx, id, "reject", wire.Decision{Reason: reason})
@@ -172,6 +190,12 @@ func (c *Client) Reject(ctx context.Context, id, reason string) (*wire.Job, erro
 func (c *Client) Result(ctx context.Context, id string) (*wire.Result, error) {
 	var out wire.Result
 	return &out, c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/result", nil, nil, &out)
+}
+
+// Me says whom the client's token names, and the keys registered for them.
+func (c *Client) Me(ctx context.Context) (*wire.Me, error) {
+	var out wire.Me
+	return &out, c.do(ctx, http.MethodGet, "/v1/me", nil, nil, &out)
 }
 
 // Datasets returns the catalog.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // Job is a job as the API shows it: never the review or result payload
@@ -38,6 +39,10 @@ type Job struct {
 	Waiting     string    `json:"waiting,omitempty"`
 	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
 	Failures    int       `json:"failures,omitempty"`
+	// Approval is the reviewer's signed approval of a released job (job,
+	// spec hash, requester, the result's SHA-256): anyone with the
+	// reviewer's public key can check it.
+	Approval *attest.SignedApproval `json:"approval,omitempty"`
 }
 
 // FromJob makes the API view of a job.
@@ -45,7 +50,8 @@ func FromJob(j *jobs.Job) Job {
 	return Job{ID: j.ID, Type: j.Spec.Type, State: j.State, Owner: j.Owner, Department: j.Department,
 		Purpose: j.Spec.Purpose, Spec: j.Spec, Attempt: j.Attempt, Progress: j.Progress, Decision: j.Decision,
 		Error: j.Error, Reviewer: j.Reviewer, Comment: j.Comment, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, History: j.History,
-		Consents: j.Consents, ConsentDeadline: j.ConsentDeadline, Waiting: j.Waiting, ScheduledAt: j.ScheduledAt, Failures: j.Failures}
+		Consents: j.Consents, ConsentDeadline: j.ConsentDeadline, Waiting: j.Waiting, ScheduledAt: j.ScheduledAt, Failures: j.Failures,
+		Approval: j.Approval}
 }
 
 // Submitted answers POST /v1/jobs.
@@ -60,32 +66,74 @@ type Jobs struct {
 }
 
 // Review answers GET /v1/jobs/{id}/review.
+//
+// Approval is the statement a release needs the reviewer to sign: the job
+// (id, spec hash, requester), the SHA-256 of Review.Result exactly as these
+// bytes stand, and for psi_members the SHA-256 of the analyst's registered
+// public key that the member list is sealed to (also shown, shorter, as
+// RecipientFingerprint: check it with the analyst before signing). A
+// careful client recomputes every field itself from Job.Spec and the raw
+// result rather than signing what the server hands it.
 type Review struct {
-	Job    Job         `json:"job"`
-	Review jobs.Review `json:"review"`
+	Job                  Job              `json:"job"`
+	Review               jobs.Review      `json:"review"`
+	Approval             *attest.Approval `json:"approval,omitempty"`
+	RecipientFingerprint string           `json:"recipient_fingerprint,omitempty"`
 }
 
-// Result answers GET /v1/jobs/{id}/result.
+// Result answers GET /v1/jobs/{id}/result. For psi_members, SealedMembers
+// is the member list sealed to the analyst (HPKE), which the requesting
+// node hands over only against the reviewer's signed Approval; Result
+// names its SHA-256 (sealed_sha256).
 type Result struct {
-	ID       string          `json:"id"`
-	Type     policy.JobType  `json:"type"`
-	State    jobs.State      `json:"state"`
-	Result   json.RawMessage `json:"result"`
-	Reviewer string          `json:"reviewer"`
-	Comment  string          `json:"comment,omitempty"`
+	ID            string                 `json:"id"`
+	Type          policy.JobType         `json:"type"`
+	State         jobs.State             `json:"state"`
+	Result        json.RawMessage        `json:"result"`
+	Reviewer      string                 `json:"reviewer"`
+	Comment       string                 `json:"comment,omitempty"`
+	Approval      *attest.SignedApproval `json:"approval,omitempty"`
+	SealedMembers []byte                 `json:"sealed_members,omitempty"`
 }
 
-// Decision is the body of cancel, approve and reject.
+// Decision is the body of cancel and reject.
 type Decision struct {
 	Comment string `json:"comment,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 }
 
-// ConsentRequest is the body of POST /v1/jobs/{id}/consent.
+// Approve is the body of POST /v1/jobs/{id}/approve: the reviewer's
+// signature over the statement GET /v1/jobs/{id}/review shows.
+type Approve struct {
+	Comment  string                 `json:"comment,omitempty"`
+	Approval *attest.SignedApproval `json:"approval"`
+}
+
+// ConsentRequest is the body of POST /v1/jobs/{id}/consent: a data owner's
+// answer for one conditional dataset of their department. Signature is the
+// owner's Ed25519 signature over attest.Consent{JobRef of the job (id, spec
+// hash, requester), Dataset, Approve, Reason, Until, Owner: the user's
+// name}; an approval needs it, a refusal may go without. Until (RFC 3339,
+// whole seconds) is when the consent lapses: nodes act on it only before.
+// Without Dataset, a refusal answers for every dataset of the owner's
+// department that the job asks consent for.
 type ConsentRequest struct {
-	Approve bool   `json:"approve,omitempty"`
-	Refuse  bool   `json:"refuse,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	Dataset   string    `json:"dataset,omitempty"`
+	Approve   bool      `json:"approve,omitempty"`
+	Refuse    bool      `json:"refuse,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Until     time.Time `json:"until,omitzero"`
+	Signature []byte    `json:"signature,omitempty"`
+}
+
+// Me answers GET /v1/me: who the token belongs to, and the keys registered
+// for them (so a client can check its key file before it signs).
+type Me struct {
+	Name       string      `json:"name"`
+	Role       policy.Role `json:"role"`
+	Department string      `json:"department"`
+	SigningKey string      `json:"signing_key,omitempty"`
+	PublicKey  string      `json:"public_key,omitempty"`
 }
 
 // Datasets answers GET /v1/datasets.

@@ -1,80 +1,150 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/unseen-data/unseen/audit"
-	"github.com/unseen-data/unseen/jobs/boltstore"
+	"github.com/unseen-data/unseen/policy/attest"
 )
+
+// maxAuditExport is the most entries GET /v1/audit returns at once.
+const maxAuditExport = 100000
 
 func auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read and verify audit logs (auditors)"}
-	var file string
+	var file, key, name string
+	var witnesses, witnessKeys []string
 	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Verify a hash chain: a node's log file (--file) or the coordinator's (over the API)",
-		Args:  cobra.NoArgs,
+		Use:   "verify [--file LOG [--key ed25519:… ] [--witness [NAME=]COPY …]]",
+		Short: "Verify a hash chain: a node's log file (--file) or the coordinator's (over the API); with witnesses, across parties",
+		Long: `With --file, checks a log file's chain against its head file; with --key
+(the keeper's public signing key), that the head file is signed by it, so a
+head rewritten without the key is caught.
+
+With --witness, also checks the heads each party recorded of the other:
+every head of this log that the witness recorded (detail witness.<name>)
+must be an entry of this log with that hash, and every head of the witness
+recorded here must be one of the witness's — so a log cut short, or
+rewritten, even with its head re-signed by its own keeper, is caught by
+the other party's copy. A copy is a node's log file, the coordinator's
+store file, or an export of the coordinator's chain (unseen audit list
+--json --limit 0 > coordinator.json). --witness-key [NAME=]ed25519:… checks
+the witness's keeper's signatures on the heads recorded here.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file != "" {
-				if boltstore.IsStoreFile(file) { // the embedded coordinator's store
-					n, err := boltstore.VerifyFile(file)
-					if err != nil {
-						return &exitError{2, err}
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d entries, chain and head intact\n", file, n)
-					return nil
+			out := cmd.OutOrStdout()
+			if file == "" {
+				if key != "" || len(witnesses) > 0 {
+					return errors.New("--key and --witness check a copy of a log: give it with --file")
 				}
-				c, err := audit.ScanFile(file, nil)
+				c, err := apiClient()
+				if err != nil {
+					return err
+				}
+				v, err := c.AuditVerify(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if !v.OK {
+					return &exitError{2, fmt.Errorf("coordinator audit chain: %s", v.Error)}
+				}
+				fmt.Fprintf(out, "ok: coordinator: %d entries, chain and head intact\n", v.Entries)
+				return nil
+			}
+			pub, err := parseKey(key)
+			if err != nil {
+				return fmt.Errorf("--key: %w", err)
+			}
+			wkeys := map[string]ed25519.PublicKey{}
+			for _, wk := range witnessKeys {
+				n, v := parseNamed(wk)
+				k, err := parseKey(v)
+				if err != nil {
+					return fmt.Errorf("--witness-key %s: %w", wk, err)
+				}
+				wkeys[n] = k
+			}
+			self, err := loadAuditCopy(file, name)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			switch {
+			case !self.isFile:
+				fmt.Fprintf(out, "ok: %s: %d entries, chain and head intact\n", file, len(self.entries))
+			case self.check.PastHead == 0 && self.check.Torn == nil:
+				fmt.Fprintf(out, "ok: %s: %d entries, chain and head intact\n", file, self.check.Entries)
+			default:
+				// What a crash (or a write in progress) leaves: the log's
+				// owner repairs it when it next opens the log.
+				c := self.check
+				fmt.Fprintf(out, "ok: %s: %d entries, chain intact, head at seq %d", file, c.Entries, c.Head.Seq)
+				if c.PastHead > 0 {
+					fmt.Fprintf(out, "; %d entry past the head (written just before a crash, or being written): adopted at the next open", c.PastHead)
+				}
+				if c.Torn != nil {
+					fmt.Fprintf(out, "; a final line of %d bytes at offset %d written in part: cut at the next open", c.Torn.Bytes, c.Torn.Offset)
+				}
+				fmt.Fprintln(out)
+			}
+			if pub != nil && self.isFile {
+				s := self.signed
+				switch {
+				case s == nil:
+					return &exitError{2, fmt.Errorf("%s: the head file is not signed, so --key cannot vouch for it (the keeper signs every head it writes; an unsigned head was written by something else, or before heads were signed)", file)}
+				case s.Head() != self.check.Head:
+					return &exitError{2, fmt.Errorf("%s: the head file's signature is over seq %d, not its head seq %d", file, s.Seq, self.check.Head.Seq)}
+				}
+				if err := s.Verify(pub); err != nil {
+					return &exitError{2, fmt.Errorf("%s: %w: the head file was rewritten without the keeper's key", file, err)}
+				}
+				fmt.Fprintf(out, "head signed by %s (log %s, seq %d)\n", attest.Fingerprint(pub), s.Log, s.Seq)
+			}
+			for _, w := range witnesses {
+				wn, wp := parseNamed(w)
+				wc, err := loadAuditCopy(wp, wn)
+				if err != nil {
+					return &exitError{2, fmt.Errorf("witness: %w", err)}
+				}
+				wk := wkeys[wc.name]
+				if wk == nil && len(witnesses) == 1 {
+					wk = wkeys[""]
+				}
+				line, err := crossCheck(self, wc, pub, wk)
 				if err != nil {
 					return &exitError{2, err}
 				}
-				if c.PastHead == 0 && c.Torn == nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d entries, chain and head intact\n", file, c.Entries)
-					return nil
-				}
-				// What a crash (or a write in progress) leaves: the log's
-				// owner repairs it when it next opens the log.
-				fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d entries, chain intact, head at seq %d", file, c.Entries, c.Head.Seq)
-				if c.PastHead > 0 {
-					fmt.Fprintf(cmd.OutOrStdout(), "; %d entry past the head (written just before a crash, or being written): adopted at the next open", c.PastHead)
-				}
-				if c.Torn != nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "; a final line of %d bytes at offset %d written in part: cut at the next open", c.Torn.Bytes, c.Torn.Offset)
-				}
-				fmt.Fprintln(cmd.OutOrStdout())
-				return nil
+				fmt.Fprintln(out, line)
 			}
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
-			v, err := c.AuditVerify(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if !v.OK {
-				return &exitError{2, fmt.Errorf("coordinator audit chain: %s", v.Error)}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: coordinator: %d entries, chain and head intact\n", v.Entries)
 			return nil
 		},
 	}
-	verify.Flags().StringVar(&file, "file", "", "a node's audit log file, or the embedded coordinator's store file (state/coordinator/unseen.db, while the coordinator is stopped)")
+	verify.Flags().StringVar(&file, "file", "", "a node's audit log file, the coordinator's store file (state/coordinator/unseen.db, while the coordinator is stopped), or an export of its chain")
+	verify.Flags().StringVar(&key, "key", "", "the log keeper's public signing key (ed25519:…): its head file and witnessed heads must be signed by it")
+	verify.Flags().StringVar(&name, "name", "", "whose log --file is (a department, or coordinator); default: as its signed head says")
+	verify.Flags().StringArrayVar(&witnesses, "witness", nil, "another party's copy, [NAME=]PATH, to check heads against both ways (repeatable)")
+	verify.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "a witness keeper's public signing key, [NAME=]ed25519:… (repeatable)")
 
 	var f audit.Filter
+	var listJSON bool
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List coordinator audit entries (filter by job, dataset, actor)",
+		Use:   "list [--json] [--limit N]",
+		Short: "List coordinator audit entries (filter by job, dataset, actor), as JSON: with --limit 0, an export of the whole chain for audit verify --witness",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			es, err := c.Audit(cmd.Context(), f)
+			q := f
+			if q.Limit <= 0 {
+				q.Limit = maxAuditExport
+			}
+			es, err := c.Audit(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
@@ -84,7 +154,8 @@ func auditCmd() *cobra.Command {
 	list.Flags().StringVar(&f.Job, "job", "", "job id")
 	list.Flags().StringVar(&f.Dataset, "dataset", "", "dataset name")
 	list.Flags().StringVar(&f.Actor, "actor", "", "user")
-	list.Flags().IntVar(&f.Limit, "limit", 200, "newest N entries")
+	list.Flags().IntVar(&f.Limit, "limit", 200, fmt.Sprintf("newest N entries (0: as many as the API gives, %d)", maxAuditExport))
+	list.Flags().BoolVar(&listJSON, "json", true, "print as JSON (the only format: the flag is for scripts that say so)")
 	var lfile string
 	var asJSON bool
 	lineage := &cobra.Command{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
 )
 
@@ -116,7 +118,22 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// Half of every list is common to all parties; the rest is its own.
+	// Every node and the coordinator sign with fresh keys, each node's
+	// federation section naming all of them.
 	cfg := &coordinator.Config{Workers: 1}
+	_, cfg.SigningKeyPriv, err = attest.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	fed := node.Federation{Coordinator: attest.FormatPublicKey(cfg.SigningKeyPriv.Public().(ed25519.PublicKey)), Nodes: map[string]string{}}
+	keys := make([]ed25519.PrivateKey, parties)
+	for p := range keys {
+		var pub ed25519.PublicKey
+		if pub, keys[p], err = attest.GenerateKey(); err != nil {
+			return nil, err
+		}
+		fed.Nodes[fmt.Sprintf("d%d", p)] = attest.FormatPublicKey(pub)
+	}
 	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "benchmark"}
 	for p := 0; p < parties; p++ {
 		dept := fmt.Sprintf("d%d", p)
@@ -126,14 +143,16 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 		}
 		tok := randomToken()
 		nc := &node.Config{Department: dept, Listen: "127.0.0.1:0", SecretFile: filepath.Join(tmp, dept+".secret"),
-			AuditLog: filepath.Join(tmp, dept+".audit"), CoordinatorTokenSHA256: api.HashToken(tok)}
+			AuditLog: filepath.Join(tmp, dept+".audit"), StateDB: filepath.Join(tmp, dept+".db"), KeysDir: filepath.Join(tmp, dept+".keys"),
+			CoordinatorTokenSHA256: api.HashToken(tok), Federation: fed}
 		d := policy.Dataset{Name: dept + ".ids", Classification: "general", Sharing: "open", JobTypes: []policy.JobType{policy.PSICardinality},
 			Columns: []policy.Column{{Name: "id_number", Kind: policy.KindID, Uses: []policy.Use{policy.UseKey}}}}
 		nc.Datasets = []node.DatasetConfig{{Dataset: d, File: file}}
-		s, err := node.New(nc, node.Options{Logger: log})
+		s, err := node.New(nc, node.Options{Logger: log, SigningKey: keys[p]})
 		if err != nil {
 			return nil, err
 		}
+		defer s.Close()
 		url, stop, err := serveNode(s, log)
 		if err != nil {
 			return nil, err

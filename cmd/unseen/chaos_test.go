@@ -53,6 +53,7 @@ import (
 	"github.com/unseen-data/unseen/jobs/redisstore"
 	"github.com/unseen-data/unseen/jobs/redistest"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // chaosLong reports whether the full-size versions were asked for.
@@ -178,7 +179,7 @@ func writeChaosConfig(t *testing.T, dir, redisURL, prefix string, fed *nodetest.
 		LeaseIdle:   time.Second,
 		Users: []api.User{
 			{Name: chaosAnalyst, Role: api.RoleAnalyst, Department: "a", TokenSHA256: sha256Hex(chaosTokens[chaosAnalyst])},
-			{Name: chaosReviewer, Role: api.RoleReviewer, Department: "review", TokenSHA256: sha256Hex(chaosTokens[chaosReviewer])},
+			{Name: chaosReviewer, Role: api.RoleReviewer, Department: "review", TokenSHA256: sha256Hex(chaosTokens[chaosReviewer]), SigningKey: nodetest.PublicKey(chaosReviewer)},
 			{Name: chaosAuditor, Role: api.RoleAuditor, Department: "audit", TokenSHA256: sha256Hex(chaosTokens[chaosAuditor])},
 		},
 	}
@@ -192,6 +193,12 @@ func writeChaosConfig(t *testing.T, dir, redisURL, prefix string, fed *nodetest.
 	}
 	if len(storePath) > 0 {
 		cfg.Store = storePath[0]
+	}
+	// The coordinator signs its audit head with the key the test nodes'
+	// federation.coordinator names.
+	cfg.SigningKey = filepath.Join(dir, "coordinator.ed25519")
+	if _, err := os.Stat(cfg.SigningKey); err != nil {
+		require.NoError(t, attest.WritePrivateKeyFile(cfg.SigningKey, nodetest.PrivateKey("coordinator")))
 	}
 	b, err := yaml.Marshal(&cfg)
 	require.NoError(t, err)
@@ -834,7 +841,7 @@ func runKillWorkers(t *testing.T, kb *killBackend) {
 		var amu sync.Mutex
 		for range 3 {
 			wg.Go(func() {
-				_, err := rv.Approve(t.Context(), id, "chaos test")
+				_, err := rv.Approve(t.Context(), id, "chaos test", nodetest.PrivateKey(chaosReviewer))
 				amu.Lock()
 				defer amu.Unlock()
 				var ce *client.Error

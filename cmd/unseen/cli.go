@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,10 +20,17 @@ import (
 	"github.com/unseen-data/unseen/api/client"
 	"github.com/unseen-data/unseen/api/wire"
 	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
 
-// apiClient builds a client from UNSEEN_URL and UNSEEN_TOKEN.
+// caFile is the root command's --ca: the CA certificate(s) (PEM) the
+// coordinator's HTTPS API is checked against; empty: UNSEEN_CA, else the
+// system's roots.
+var caFile string
+
+// apiClient builds a client from UNSEEN_URL, UNSEEN_TOKEN and --ca or
+// UNSEEN_CA.
 func apiClient() (*client.Client, error) {
 	u := os.Getenv("UNSEEN_URL")
 	if u == "" {
@@ -30,7 +40,25 @@ func apiClient() (*client.Client, error) {
 	if tok == "" {
 		return nil, errors.New("set UNSEEN_TOKEN to your bearer token (and UNSEEN_URL if the coordinator is not at http://127.0.0.1:8080)")
 	}
-	return client.New(u, tok), nil
+	c := client.New(u, tok)
+	ca := caFile
+	if ca == "" {
+		ca = os.Getenv("UNSEEN_CA")
+	}
+	if ca != "" {
+		if err := c.TrustCAFile(ca); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// readSigningKey reads a signing key file (from `unseen keygen --sign`).
+func readSigningKey(path string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		return nil, errors.New("give your signing key with --key FILE (make one with `unseen keygen --sign`)")
+	}
+	return attest.ReadPrivateKeyFile(path)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -122,17 +150,50 @@ func clientCmds() []*cobra.Command {
 		},
 	}
 
-	var comment string
+	var comment, approveKey, expectRecipient string
 	approve := &cobra.Command{
-		Use:   "approve ID",
-		Short: "Release a reviewed result to its analyst (reviewers)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "approve ID --key FILE [--comment TEXT]",
+		Short: "Release a reviewed result to its analyst, signed with your key (reviewers)",
+		Long: `Fetches the job's review, computes the statement to sign itself (the job's
+id, the hash of its spec, its requester, the SHA-256 of the result exactly as
+shown, and for psi_members the analyst's key the list is sealed to), signs it
+with your key and sends it. The nodes release a member list only against it.
+Check the recipient fingerprint it prints against the analyst's, or give
+--expect-recipient.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			priv, err := readSigningKey(approveKey)
+			if err != nil {
+				return err
+			}
 			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			j, err := c.Approve(cmd.Context(), args[0], comment)
+			me, err := c.Me(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := checkSigningKey(me.SigningKey, me.Name, priv); err != nil {
+				return err
+			}
+			a, rv, err := c.PrepareApproval(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			w := cmd.ErrOrStderr()
+			fmt.Fprintf(w, "signing the release of job %s (%s, requested by %s/%s)\n  spec sha256    %s\n  result sha256  %s\n", a.Job, rv.Job.Type, a.Requester.User, a.Requester.Department, a.SpecHash, a.Result)
+			if !a.Recipient.IsZero() {
+				fmt.Fprintf(w, "  sealed to      %s's key, fingerprint %s\n", rv.Job.Owner, rv.RecipientFingerprint)
+				if expectRecipient != "" && expectRecipient != rv.RecipientFingerprint {
+					return fmt.Errorf("the list would be sealed to a key with fingerprint %s, not %s: not signing", rv.RecipientFingerprint, expectRecipient)
+				}
+			}
+			s, err := attest.SignApproval(priv, a)
+			if err != nil {
+				return err
+			}
+			j, err := c.SendApproval(cmd.Context(), args[0], comment, s)
 			if err != nil {
 				return err
 			}
@@ -141,6 +202,8 @@ func clientCmds() []*cobra.Command {
 		},
 	}
 	approve.Flags().StringVar(&comment, "comment", "", "a note kept with the decision")
+	approve.Flags().StringVar(&approveKey, "key", "", "your signing key (from `unseen keygen --sign`; its public half is your signing_key)")
+	approve.Flags().StringVar(&expectRecipient, "expect-recipient", "", "psi_members: refuse unless the analyst's key has this fingerprint")
 
 	var reason string
 	reject := &cobra.Command{
@@ -260,15 +323,32 @@ func clientCmds() []*cobra.Command {
 	return []*cobra.Command{submit, status, list, review, approve, reject, cancel, result, datasets, consentCmd(), retry}
 }
 
-// openMembers decrypts a released psi_members result.
-func openMembers(r *wire.Result, keyFile string) ([]string, error) {
+// sealedList is a released psi_members result's sealed list: the one the
+// requesting node delivered (checked against the SHA-256 the approved
+// result names), or one carried in the result itself.
+func sealedList(r *wire.Result) ([]byte, error) {
 	var res struct {
-		Sealed string `json:"sealed_members"`
+		Sealed string        `json:"sealed_members"`
+		SHA256 attest.Digest `json:"sealed_sha256"`
 	}
-	if err := json.Unmarshal(r.Result, &res); err != nil || res.Sealed == "" {
+	if err := json.Unmarshal(r.Result, &res); err != nil {
+		return nil, fmt.Errorf("the released result is malformed: %w", err)
+	}
+	if len(r.SealedMembers) > 0 {
+		if !res.SHA256.IsZero() && attest.Digest(sha256.Sum256(r.SealedMembers)) != res.SHA256 {
+			return nil, fmt.Errorf("the delivered list does not hash to the sealed_sha256 (%s) of the approved result: refusing it", res.SHA256)
+		}
+		return r.SealedMembers, nil
+	}
+	if res.Sealed == "" {
 		return nil, errors.New("the released result holds no sealed member list")
 	}
-	ct, err := base64.StdEncoding.DecodeString(res.Sealed)
+	return base64.StdEncoding.DecodeString(res.Sealed)
+}
+
+// openMembers decrypts a released psi_members result.
+func openMembers(r *wire.Result, keyFile string) ([]string, error) {
+	ct, err := sealedList(r)
 	if err != nil {
 		return nil, err
 	}
@@ -300,12 +380,42 @@ func readPrivateKey(path string) ([]byte, error) {
 
 func keygenCmd() *cobra.Command {
 	var out string
+	var sign bool
 	cmd := &cobra.Command{
-		Use:   "keygen",
-		Short: "Make the analyst key pair that psi_members results are sealed to",
-		Long:  "Writes the private key (mode 0600) and prints the public key to register with your user in the coordinator's configuration (public_key).",
-		Args:  cobra.NoArgs,
+		Use:   "keygen [--sign] [--out FILE]",
+		Short: "Make a key pair: an analyst's (psi_members lists are sealed to it) or, with --sign, a signing key",
+		Long: `Writes the private key (mode 0600; never over an existing file) and prints the
+public key.
+
+Without --sign: an analyst's HPKE key pair; register the public key as your
+user's public_key in the coordinator's configuration.
+
+With --sign: an Ed25519 signing key, printed as ed25519:…, for a reviewer
+(approvals) or a data owner (consents): register it as the user's signing_key
+at the coordinator, and in the nodes' configurations (federation.reviewers, or
+the department's owners), which check every signature themselves. Nodes and
+the coordinator make their own signing keys on first start (see
+unseen node identity, unseen coordinator identity).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if sign {
+				if out == "" {
+					out = defaultSigningKeyFile()
+				}
+				pub, priv, err := attest.GenerateKey()
+				if err != nil {
+					return err
+				}
+				if err := attest.WritePrivateKeyFile(out, priv); err != nil {
+					return fmt.Errorf("%w (refusing to overwrite an existing key)", err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "signing key written to %s\npublic key (register it as signing_key; fingerprint %s):\n", out, attest.Fingerprint(pub))
+				fmt.Fprintln(cmd.OutOrStdout(), attest.FormatPublicKey(pub))
+				return nil
+			}
+			if out == "" {
+				out = defaultKeyFile()
+			}
 			pub, priv, err := delivery.GenerateKey()
 			if err != nil {
 				return err
@@ -329,8 +439,32 @@ func keygenCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", defaultKeyFile(), "where to write the private key")
+	cmd.Flags().StringVar(&out, "out", "", "where to write the private key (default: your config folder's unseen/analyst.key, or unseen/signing.ed25519 with --sign)")
+	cmd.Flags().BoolVar(&sign, "sign", false, "make an Ed25519 signing key (reviewers, data owners) instead of an analyst's key")
 	return cmd
+}
+
+func defaultSigningKeyFile() string {
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "unseen", "signing.ed25519")
+	}
+	return "signing.ed25519"
+}
+
+// checkSigningKey says clearly when a key file is not the registered key.
+func checkSigningKey(registered, name string, priv ed25519.PrivateKey) error {
+	pub := priv.Public().(ed25519.PublicKey)
+	if registered == "" {
+		return fmt.Errorf("no signing key is registered for %s at the coordinator: register %s as %s's signing_key", name, attest.FormatPublicKey(pub), name)
+	}
+	reg, err := attest.ParsePublicKey(registered)
+	if err != nil {
+		return err
+	}
+	if !reg.Equal(pub) {
+		return fmt.Errorf("this key (fingerprint %s) is not the one registered for %s (fingerprint %s)", attest.Fingerprint(pub), name, attest.Fingerprint(reg))
+	}
+	return nil
 }
 
 func tokenCmd() *cobra.Command {
@@ -349,20 +483,40 @@ func tokenCmd() *cobra.Command {
 
 func consentCmd() *cobra.Command {
 	var approve, refuse bool
-	var reason string
+	var reason, keyFile, until, dataset string
 	cmd := &cobra.Command{
-		Use:   "consent ID --approve|--refuse [--reason TEXT]",
+		Use:   "consent ID --approve --key FILE | --refuse --reason TEXT",
 		Short: "Consent to, or refuse, a job's use of your department's conditional datasets (data owners)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Consent is signed with your key (unseen keygen --sign) over the job as this
+command fetched it — its id, the hash of its spec, its requester — the
+dataset, your answer, reason and --until: the nodes use a conditional
+dataset only with that signature, and only until then. A refusal needs
+no key (it is signed if you give one).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if approve == refuse {
 				return errors.New("say exactly one of --approve or --refuse")
+			}
+			var priv ed25519.PrivateKey
+			if approve || keyFile != "" {
+				var err error
+				if priv, err = readSigningKey(keyFile); err != nil {
+					return err
+				}
+			}
+			ans := client.ConsentAnswer{Dataset: dataset, Approve: approve, Reason: reason}
+			if until != "" {
+				t, err := time.Parse(time.RFC3339, until)
+				if err != nil {
+					return fmt.Errorf("--until: %w (RFC 3339, e.g. 2026-12-31T23:59:59+08:00)", err)
+				}
+				ans.Until = t
 			}
 			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			j, err := c.Consent(cmd.Context(), args[0], approve, reason)
+			j, err := c.Consent(cmd.Context(), args[0], ans, priv)
 			if err != nil {
 				return err
 			}
@@ -370,9 +524,12 @@ func consentCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&approve, "approve", false, "consent")
+	cmd.Flags().BoolVar(&approve, "approve", false, "consent (signed: give --key)")
 	cmd.Flags().BoolVar(&refuse, "refuse", false, "refuse (give --reason)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required with --refuse)")
+	cmd.Flags().StringVar(&keyFile, "key", "", "your signing key (from `unseen keygen --sign`)")
+	cmd.Flags().StringVar(&until, "until", "", "when the consent lapses, RFC 3339 (default: 30 days from now)")
+	cmd.Flags().StringVar(&dataset, "dataset", "", "answer for this dataset only (default: every one of your department's that the job asks for)")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "Jobs awaiting your department's consent: what is asked, by whom, why, by when",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -30,6 +31,7 @@ import (
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
 
@@ -132,7 +134,11 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		if err := os.MkdirAll(filepath.Join(tmp, dept), 0o700); err != nil {
 			return nil, err
 		}
-		s, err := node.New(nc, node.Options{FS: examples.FS, Logger: log})
+		nodeKey, err := exampleKey("node-" + dept)
+		if err != nil {
+			return nil, err
+		}
+		s, err := node.New(nc, node.Options{FS: examples.FS, Logger: log, SigningKey: nodeKey})
 		if err != nil {
 			return nil, err
 		}
@@ -148,18 +154,31 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		}
 	}
 
-	// 2. Coordinator on the embedded backend, with a reviewer, an analyst
-	// (with a fresh key pair for psi_members) and an auditor.
+	// 2. Coordinator on the embedded backend, with a reviewer and a data
+	// owner who sign with the example keys (examples/keys, which the nodes'
+	// configurations name), an analyst (with a fresh key pair for
+	// psi_members) and an auditor.
 	pub, priv, err := delivery.GenerateKey()
 	if err != nil {
+		return nil, err
+	}
+	ritaKey, err := exampleKey("rita")
+	if err != nil {
+		return nil, err
+	}
+	coraKey, err := exampleKey("cora")
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SigningKeyPriv, err = exampleKey("coordinator"); err != nil {
 		return nil, err
 	}
 	tokens := map[string]string{"alice": randomToken(), "rita": randomToken(), "aldo": randomToken(), "cora": randomToken(), "adam": randomToken()}
 	cfg.Users = []api.User{
 		{Name: "alice", Role: api.RoleAnalyst, Department: "hrss", TokenSHA256: api.HashToken(tokens["alice"]), PublicKey: base64.StdEncoding.EncodeToString(pub)},
-		{Name: "rita", Role: api.RoleReviewer, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["rita"])},
+		{Name: "rita", Role: api.RoleReviewer, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["rita"]), SigningKey: publicOf(ritaKey)},
 		{Name: "aldo", Role: api.RoleAuditor, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["aldo"])},
-		{Name: "cora", Role: api.RoleDataOwner, Department: "civil", TokenSHA256: api.HashToken(tokens["cora"])},
+		{Name: "cora", Role: api.RoleDataOwner, Department: "civil", TokenSHA256: api.HashToken(tokens["cora"]), SigningKey: publicOf(coraKey)},
 		{Name: "adam", Role: api.RoleAdmin, Department: "data_bureau", TokenSHA256: api.HashToken(tokens["adam"])},
 	}
 	cfg.HEState = filepath.Join(tmp, "coordinator-he.json")
@@ -168,7 +187,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		return nil, err
 	}
 	defer store.Close()
-	base, _, wait, err := serveCoordinator(ctx, cfg, store, log, chunk)
+	base, coord, wait, err := serveCoordinator(ctx, cfg, store, log, chunk)
 	if err != nil {
 		return nil, err
 	}
@@ -234,13 +253,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 			file:   "jobs/benefits_allowance_members.json",
 			expect: func() (any, error) { return plaintextMembers() },
 			got: func(r *wire.Result) (any, error) {
-				var v struct {
-					Sealed string `json:"sealed_members"`
-				}
-				if err := json.Unmarshal(r.Result, &v); err != nil {
-					return nil, err
-				}
-				ct, err := base64.StdEncoding.DecodeString(v.Sealed)
+				ct, err := sealedList(r)
 				if err != nil {
 					return nil, err
 				}
@@ -291,7 +304,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 				last = j.State
 				say("   state                  → %s", j.State)
 				if j.State == jobs.AwaitingConsent {
-					consentStep(ctx, say, owner, j)
+					consentStep(ctx, say, owner, coraKey, j)
 				}
 			}
 			if j.State == jobs.Running && j.Progress.Total > 0 && j.Progress.Done != lastDone && (j.Progress.Done == j.Progress.Total || j.Progress.Done-lastDone >= j.Progress.Total/4) {
@@ -324,10 +337,10 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 			}
 			say("     check %-14s %s: %s", c.Name, mark, c.Detail)
 		}
-		if _, err := reviewer.Approve(ctx, j.ID, "demo: checks reviewed"); err != nil {
+		if _, err := reviewer.Approve(ctx, j.ID, "demo: checks reviewed", ritaKey); err != nil {
 			return nil, err
 		}
-		say("   rita approves          → released")
+		say("   rita approves, signed with her key (%s) → released", attest.Fingerprint(ritaKey.Public().(ed25519.PublicKey)))
 		res, err := analyst.Result(ctx, j.ID)
 		if err != nil {
 			return nil, err
@@ -368,7 +381,10 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		say("")
 	}
 
-	// 5. The audit chains: the coordinator's and every node's.
+	// 5. The audit chains: the coordinator's and every node's, and the
+	// heads each witnessed of the other (as `unseen audit verify --witness`
+	// checks them): a tail cut off any one log would show here.
+	coord.WaitOutcomes()
 	v, err := auditor.AuditVerify(ctx)
 	if err != nil {
 		return nil, err
@@ -377,6 +393,11 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		rep.OK = false
 		return rep, fmt.Errorf("coordinator audit chain broken: %s", v.Error)
 	}
+	coordLog, err := auditor.Audit(ctx, audit.Filter{Limit: maxAuditExport})
+	if err != nil {
+		return nil, err
+	}
+	coordKey := cfg.SigningKeyPriv.Public().(ed25519.PublicKey)
 	parts := []string{fmt.Sprintf("coordinator %d entries ok", v.Entries)}
 	for _, s := range nodeServers {
 		es, err := s.Audit().All(ctx)
@@ -387,7 +408,22 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 			rep.OK = false
 			return rep, fmt.Errorf("node %s audit chain: %w", s.Department(), err)
 		}
-		parts = append(parts, fmt.Sprintf("%s %d ok", s.Department(), len(es)))
+		ofNode, err := audit.WitnessedHeads(coordLog, s.Department())
+		if err == nil {
+			_, err = audit.CheckWitnessed(es, ofNode, s.PublicKey())
+		}
+		var ofCoord []audit.Witnessed
+		if err == nil {
+			ofCoord, err = audit.WitnessedHeads(es, audit.CoordinatorLog)
+		}
+		if err == nil {
+			_, err = audit.CheckWitnessed(coordLog, ofCoord, coordKey)
+		}
+		if err != nil {
+			rep.OK = false
+			return rep, fmt.Errorf("node %s and the coordinator: witnessed heads: %w", s.Department(), err)
+		}
+		parts = append(parts, fmt.Sprintf("%s %d ok (%d heads witnessed by the coordinator, %d of its kept)", s.Department(), len(es), len(ofNode), len(ofCoord)))
 	}
 	rep.Audit = strings.Join(parts, "; ")
 	say("audit chains verified: %s", rep.Audit)
@@ -395,6 +431,19 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		say("all released results equal their plaintext checks.")
 	}
 	return rep, nil
+}
+
+// exampleKey reads an example signing key from the embedded examples.
+func exampleKey(name string) (ed25519.PrivateKey, error) {
+	b, err := fs.ReadFile(examples.FS, "keys/"+name+".ed25519")
+	if err != nil {
+		return nil, err
+	}
+	return attest.ParsePrivateKey(b)
+}
+
+func publicOf(priv ed25519.PrivateKey) string {
+	return attest.FormatPublicKey(priv.Public().(ed25519.PublicKey))
 }
 
 func abbreviate(b []byte) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/unseen-data/unseen/compute/idnum"
 	"github.com/unseen-data/unseen/examples"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // demoK is the example datasets' min_count.
@@ -24,18 +26,19 @@ const demoK = 10
 
 // consentStep shows the civil affairs data owner what is asked and has her
 // consent, as `unseen consent list` and `unseen consent ID --approve` would.
-func consentStep(ctx context.Context, say func(string, ...any), owner *client.Client, j *wire.Job) {
+func consentStep(ctx context.Context, say func(string, ...any), owner *client.Client, key ed25519.PrivateKey, j *wire.Job) {
 	var needs []string
 	if j.Decision != nil {
 		needs = j.Decision.NeedsConsent
 	}
 	say("   cora (civil affairs data owner) is asked to consent: %s wants %v for %q (deadline %s)",
 		j.Owner, needs, j.Purpose, j.ConsentDeadline.Format("2006-01-02"))
-	if _, err := owner.Consent(ctx, j.ID, true, "within the agreed purposes of the social assistance data-sharing agreement"); err != nil {
+	ans := client.ConsentAnswer{Approve: true, Reason: "within the agreed purposes of the social assistance data-sharing agreement"}
+	if _, err := owner.Consent(ctx, j.ID, ans, key); err != nil {
 		say("   consent failed: %v", err)
 		return
 	}
-	say("   cora consents          → the job is queued")
+	say("   cora consents, signed with her key (%s) → the job is queued", attest.Fingerprint(key.Public().(ed25519.PublicKey)))
 }
 
 // demoStats is a stats result reduced to what must match exactly.

@@ -43,5 +43,5 @@ func serveCoordinator(ctx context.Context, cfg *coordinator.Config, store jobs.S
 	c.Worker.ChunkSize = chunk
 	served := make(chan error, 1)
 	go func() { served <- run(ctx) }()
-	return "http://" + ln.Addr().String(), c, func() { <-served }, nil
+	return c.APIScheme() + "://" + ln.Addr().String(), c, func() { <-served }, nil
 }

@@ -26,6 +26,8 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+func (e *exitError) Unwrap() error { return e.err }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -55,6 +57,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().StringVar(&caFile, "ca", "", "CA certificate (PEM) the coordinator's HTTPS API is checked against (default $UNSEEN_CA, else the system's roots)")
 	root.AddCommand(
 		demoCmd(),
 		coordinatorCmd(),

@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/compute/node/nodehttp"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 func nodeCmd() *cobra.Command {
@@ -66,6 +71,63 @@ func nodeCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (e.g. examples/nodes/hrss.yaml)")
 	cmd.Flags().StringVar(&listen, "listen", "", "listen address (overrides the config)")
-	_ = cmd.MarkFlagRequired("config")
+	var idCfg string
+	identity := &cobra.Command{
+		Use:   "identity --config FILE",
+		Short: "Print a node's public signing key (for every node's federation.nodes), making the key if there is none",
+		Long: `Reads only the configuration's signing_key and secret_file (so it works on
+a configuration whose federation section does not list this node yet), and
+prints the public half of the node's signing key, making the key (0600) where
+the node would on first start if there is none.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := nodeSigningKeyPath(idCfg)
+			if err != nil {
+				return err
+			}
+			priv, err := attest.LoadOrCreatePrivateKeyFile(path)
+			if err != nil {
+				return err
+			}
+			pub := priv.Public().(ed25519.PublicKey)
+			fmt.Fprintf(cmd.ErrOrStderr(), "node signing key %s (fingerprint %s); list it under federation.nodes in every node's configuration:\n", path, attest.Fingerprint(pub))
+			fmt.Fprintln(cmd.OutOrStdout(), attest.FormatPublicKey(pub))
+			return nil
+		},
+	}
+	identity.Flags().StringVar(&idCfg, "config", "", "node configuration file")
+	_ = identity.MarkFlagRequired("config")
+	cmd.AddCommand(identity)
 	return cmd
+}
+
+// nodeSigningKeyPath is where a node's configuration puts its signing key
+// (node.Config.SigningKeyPath), read without validating the rest.
+func nodeSigningKeyPath(cfgPath string) (string, error) {
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	var c struct {
+		Department string `yaml:"department"`
+		SecretFile string `yaml:"secret_file"`
+		SigningKey string `yaml:"signing_key"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return "", fmt.Errorf("%s: %w", cfgPath, err)
+	}
+	resolve := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(filepath.Dir(cfgPath), p)
+	}
+	switch {
+	case c.SigningKey != "":
+		return resolve(c.SigningKey), nil
+	case c.SecretFile != "":
+		// As node.Config.SigningKeyPath: beside the secret file.
+		return filepath.Join(filepath.Dir(resolve(c.SecretFile)), "signing.ed25519"), nil
+	}
+	return "", fmt.Errorf("%s: neither signing_key nor secret_file is set", cfgPath)
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 const killDataset = "hrss.benefits"
@@ -57,12 +58,20 @@ func writeKillNode(t *testing.T, dir string, rows int) (cfgPath, auditPath strin
 	w.Flush()
 	require.NoError(t, w.Error())
 	require.NoError(t, fh.Close())
+	// The node signs (its audit heads too) with the test key of its name,
+	// which its federation section lists.
+	keyPath := filepath.Join(dir, "signing.ed25519")
+	if _, err := os.Stat(keyPath); err != nil {
+		require.NoError(t, attest.WritePrivateKeyFile(keyPath, nodetest.PrivateKey("node-hrss")))
+	}
 	cfg := node.Config{
 		Department:             "hrss",
 		Listen:                 "127.0.0.1:0", // every start passes --listen
 		SecretFile:             "state/node.secret",
 		AuditLog:               "state/audit.jsonl",
+		SigningKey:             "signing.ed25519",
 		CoordinatorTokenSHA256: sha256Hex(nodetest.Token),
+		Federation:             node.Federation{Coordinator: nodetest.PublicKey("coordinator"), Nodes: map[string]string{"hrss": nodetest.PublicKey("node-hrss")}},
 		Datasets:               []node.DatasetConfig{{Dataset: nodetest.Dataset(killDataset), File: "benefits.csv"}},
 	}
 	b, err := yaml.Marshal(&cfg)
@@ -190,7 +199,7 @@ func driveNode(ctx context.Context, base string, round, workers, rows int, ok *a
 						ok.Add(1)
 					}
 				}
-				if c.Finish(ctx, &nodeapi.FinishRequest{Header: h, Outcome: "ok"}) == nil {
+				if _, err := c.Finish(ctx, &nodeapi.FinishRequest{Header: h, Outcome: "ok"}); err == nil {
 					ok.Add(1)
 				}
 			}

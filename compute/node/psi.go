@@ -199,13 +199,14 @@ func (s *Service) members(ctx context.Context, c Caller, req *nodeapi.MembersReq
 }
 
 // Outcome records how a job ended at review, for lineage. Only the node's
-// own datasets are named in its log.
-func (s *Service) Outcome(ctx context.Context, c Caller, req *nodeapi.OutcomeRequest) (*nodeapi.OKResponse, error) {
+// own datasets are named in its log. The coordinator's signed head is
+// recorded with it, and the node's own is returned (witness.go).
+func (s *Service) Outcome(ctx context.Context, c Caller, req *nodeapi.OutcomeRequest) (*nodeapi.OutcomeResponse, error) {
 	out, err := s.outcome(ctx, c, req)
 	return out, s.settle(ctx, c, nodeapi.PathOutcome, err)
 }
 
-func (s *Service) outcome(ctx context.Context, c Caller, req *nodeapi.OutcomeRequest) (*nodeapi.OKResponse, error) {
+func (s *Service) outcome(ctx context.Context, c Caller, req *nodeapi.OutcomeRequest) (*nodeapi.OutcomeResponse, error) {
 	if err := checkHeader(req.Header, nodeapi.StepOutcome); err != nil {
 		return nil, err
 	}
@@ -221,20 +222,22 @@ func (s *Service) outcome(ctx context.Context, c Caller, req *nodeapi.OutcomeReq
 	if len(mine) == 0 {
 		return nil, refuse(KindBadRequest, "not_ours", "job %s used none of this node's datasets", req.Job)
 	}
-	if err := s.record(ctx, c, "job."+req.Outcome, req.Job, mine, map[string]string{"purpose": req.Purpose, "reviewer": req.Reviewer}); err != nil {
+	head, err := s.recordWitnessed(ctx, c, "job."+req.Outcome, req.Job, mine, map[string]string{"purpose": req.Purpose, "reviewer": req.Reviewer}, req.Witness)
+	if err != nil {
 		return nil, err
 	}
-	return &nodeapi.OKResponse{OK: true}, nil
+	return &nodeapi.OutcomeResponse{OK: true, Head: head}, nil
 }
 
 // Finish drops the job's state at this node (unless a newer attempt has
-// been prepared since).
-func (s *Service) Finish(ctx context.Context, c Caller, req *nodeapi.FinishRequest) (*nodeapi.OKResponse, error) {
+// been prepared since). The coordinator's signed head is recorded with it,
+// and the node's own is returned (witness.go).
+func (s *Service) Finish(ctx context.Context, c Caller, req *nodeapi.FinishRequest) (*nodeapi.FinishResponse, error) {
 	out, err := s.finish(ctx, c, req)
 	return out, s.settle(ctx, c, nodeapi.PathFinish, err)
 }
 
-func (s *Service) finish(ctx context.Context, c Caller, req *nodeapi.FinishRequest) (*nodeapi.OKResponse, error) {
+func (s *Service) finish(ctx context.Context, c Caller, req *nodeapi.FinishRequest) (*nodeapi.FinishResponse, error) {
 	if err := checkHeader(req.Header, nodeapi.StepFinish); err != nil {
 		return nil, err
 	}
@@ -250,8 +253,9 @@ func (s *Service) finish(ctx context.Context, c Caller, req *nodeapi.FinishReque
 		ds = []string{ss.dataset}
 		d["purpose"] = ss.spec.Purpose
 	}
-	if err := s.record(ctx, c, string(nodeapi.StepFinish), req.Job, ds, d); err != nil {
+	head, err := s.recordWitnessed(ctx, c, string(nodeapi.StepFinish), req.Job, ds, d, req.Witness)
+	if err != nil {
 		return nil, err
 	}
-	return &nodeapi.OKResponse{OK: true}, nil
+	return &nodeapi.FinishResponse{OK: true, Head: head}, nil
 }

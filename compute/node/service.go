@@ -122,7 +122,9 @@ func New(cfg *Config, opts Options) (*Service, error) {
 		if err := os.MkdirAll(filepath.Dir(cfg.Path(cfg.AuditLog)), 0o700); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
-		fl, err := audit.Open(cfg.Path(cfg.AuditLog), audit.FileOptions{Logger: s.log})
+		// The node signs every head it writes (FileOptions.Signer): a head
+		// rewritten without its key shows at `unseen audit verify --key`.
+		fl, err := audit.Open(cfg.Path(cfg.AuditLog), audit.FileOptions{Logger: s.log, Signer: s.priv, Name: cfg.Department})
 		if err != nil {
 			return nil, err
 		}

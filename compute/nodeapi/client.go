@@ -169,14 +169,24 @@ func (c *Client) Members(ctx context.Context, r *MembersRequest) (*MembersRespon
 	return &out, nil
 }
 
-// Outcome tells the node how a job it took part in ended at review.
-func (c *Client) Outcome(ctx context.Context, r *OutcomeRequest) error {
+// Outcome tells the node how a job it took part in ended at review; the
+// node answers with its signed audit head.
+func (c *Client) Outcome(ctx context.Context, r *OutcomeRequest) (*OutcomeResponse, error) {
 	r.Step = StepOutcome
-	return c.do(ctx, http.MethodPost, PathOutcome, r, nil)
+	var out OutcomeResponse
+	if err := c.do(ctx, http.MethodPost, PathOutcome, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
-// Finish tells the node the job is over.
-func (c *Client) Finish(ctx context.Context, r *FinishRequest) error {
+// Finish tells the node the job is over; the node answers with its signed
+// audit head.
+func (c *Client) Finish(ctx context.Context, r *FinishRequest) (*FinishResponse, error) {
 	r.Step = StepFinish
-	return c.do(ctx, http.MethodPost, PathFinish, r, nil)
+	var out FinishResponse
+	if err := c.do(ctx, http.MethodPost, PathFinish, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -11,6 +11,7 @@ package nodeapi
 import (
 	"encoding/json"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
 )
@@ -144,9 +145,22 @@ type DeliverResponse struct {
 }
 
 // FinishRequest tells a node the job is over so it can drop its state.
+// Witness is the coordinator's signed audit head, which the node records
+// in its finish entry (detail "witness.coordinator") once it verifies under
+// the coordinator key of its own configuration.
 type FinishRequest struct {
 	Header
-	Outcome string `json:"outcome"`
+	Outcome string            `json:"outcome"`
+	Witness *audit.SignedHead `json:"witness,omitempty"`
+}
+
+// FinishResponse carries the node's signed audit head, its finish entry
+// included, which the coordinator records in the job's next transition
+// (detail "witness.<department>"): a tail cut off either log later shows
+// against the other's copy.
+type FinishResponse struct {
+	OK   bool              `json:"ok"`
+	Head *audit.SignedHead `json:"head,omitempty"`
 }
 
 // OutcomeRequest tells a node how a job it took part in ended at review
@@ -155,14 +169,21 @@ type FinishRequest struct {
 // node may have dropped the job's state long ago.
 type OutcomeRequest struct {
 	Header
-	Outcome  string   `json:"outcome"` // released | rejected
-	Purpose  string   `json:"purpose"`
-	Datasets []string `json:"datasets"`
-	Reviewer string   `json:"reviewer"`
+	Outcome  string            `json:"outcome"` // released | rejected
+	Purpose  string            `json:"purpose"`
+	Datasets []string          `json:"datasets"`
+	Reviewer string            `json:"reviewer"`
+	Witness  *audit.SignedHead `json:"witness,omitempty"` // as in FinishRequest
 }
 
-// OKResponse is the answer to a step that returns nothing else (finish,
-// outcome).
+// OutcomeResponse carries the node's signed audit head after its outcome
+// entry (as FinishResponse).
+type OutcomeResponse struct {
+	OK   bool              `json:"ok"`
+	Head *audit.SignedHead `json:"head,omitempty"`
+}
+
+// OKResponse is the answer to a step that returns nothing else.
 type OKResponse struct {
 	OK bool `json:"ok"`
 }

@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/jobs"
@@ -78,6 +79,11 @@ type Runner struct {
 	// OnState, if set, is told of every transition the runner makes (tests
 	// and the demo wait on it instead of sleeping).
 	OnState func(id string, s jobs.State)
+	// SignedHead, if set, is the coordinator's signed audit head, sent to
+	// the nodes with Finish for them to keep as a witness; the signed heads
+	// they answer with are recorded in the job's next transition (detail
+	// "witness.<department>", witness.go).
+	SignedHead func(ctx context.Context) (*audit.SignedHead, error)
 }
 
 func (r *Runner) defaults() {
@@ -282,24 +288,24 @@ func (r *Runner) Process(ctx context.Context, l *jobs.Lease) {
 
 	log.Info("running")
 	review, err := r.execute(jctx, l)
-	r.finishNodes(ctx, l, err)
+	witness := r.finishNodes(ctx, l, err)
 	if ctx.Err() != nil && err != nil {
 		// Shutting down: hand the job back rather than fail it.
-		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Queued, Note: "worker shutting down; handed back"})
+		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Queued, Note: "worker shutting down; handed back", Detail: witness})
 		return
 	}
 	switch {
 	case err == nil:
 		b, _ := json.Marshal(review)
-		r.transition(ctx, l, jobs.Change{To: jobs.AwaitingReview, Review: b, Note: "result ready for review"})
+		r.transition(ctx, l, jobs.Change{To: jobs.AwaitingReview, Review: b, Note: "result ready for review", Detail: witness})
 	case errors.Is(err, jobs.ErrLeaseLost) || nodeapi.IsStale(err) || jctx.Err() != nil && ctx.Err() == nil:
 		log.Warn("job abandoned: lease lost", "err", err)
 	case isPermanent(err):
 		log.Warn("job failed", "err", err)
-		r.transition(ctx, l, jobs.Change{To: jobs.Failed, Error: err.Error(), Note: "failed"})
+		r.transition(ctx, l, jobs.Change{To: jobs.Failed, Error: err.Error(), Note: "failed", Detail: witness})
 	case l.Job.Failures+1 >= r.Retry.Attempts:
 		log.Warn("job dead-lettered: transient failures outlasted its attempts", "err", err)
-		r.transition(ctx, l, jobs.Change{To: jobs.DeadLetter, Error: err.Error(),
+		r.transition(ctx, l, jobs.Change{To: jobs.DeadLetter, Error: err.Error(), Detail: witness,
 			Note: fmt.Sprintf("gave up after %d transient failures", l.Job.Failures+1)})
 	default:
 		// The job waits as data (retryable, due at a time), holding no lease
@@ -309,7 +315,7 @@ func (r *Runner) Process(ctx context.Context, l *jobs.Lease) {
 		at := r.Clock.Now().Add(d).UTC()
 		waiting := fmt.Sprintf("%s; retry %d of %d at %s", WaitingFor(err), n, r.Retry.Attempts-1, at.Format("15:04:05 MST"))
 		log.Warn("transient failure; job retryable after a backoff", "err", err, "backoff", d, "failures", n)
-		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Retryable, Error: err.Error(), RetryAt: at, Waiting: waiting,
+		r.transition(context.WithoutCancel(ctx), l, jobs.Change{To: jobs.Retryable, Error: err.Error(), RetryAt: at, Waiting: waiting, Detail: witness,
 			Note: fmt.Sprintf("transient failure %d of %d; retry in %s", n, r.Retry.Attempts, d.Round(time.Millisecond))})
 	}
 }
@@ -500,21 +506,29 @@ func (r *Runner) minCount(ctx context.Context, j *jobs.Job) int {
 	return k
 }
 
-// finishNodes lets every node drop the job's state (best effort).
-func (r *Runner) finishNodes(ctx context.Context, l *jobs.Lease, runErr error) {
+// finishNodes lets every node drop the job's state (best effort), sending
+// the coordinator's signed head and collecting theirs (witness.go): the
+// audit detail for the job's next transition.
+func (r *Runner) finishNodes(ctx context.Context, l *jobs.Lease, runErr error) map[string]string {
 	outcome := "ok"
 	if runErr != nil {
 		outcome = "error"
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	own := r.ownHead(ctx)
+	heads := map[string]string{}
 	for i, in := range l.Job.Spec.Inputs {
 		c, err := r.node(in.Dataset)
 		if err != nil {
 			continue
 		}
-		if err := c.Finish(ctx, &nodeapi.FinishRequest{Header: nodeapi.Header{Job: l.Job.ID, Attempt: l.Attempt, Party: i}, Outcome: outcome}); err != nil {
+		resp, err := c.Finish(ctx, &nodeapi.FinishRequest{Header: nodeapi.Header{Job: l.Job.ID, SpecHash: l.Job.Spec.Hash(), Attempt: l.Attempt, Party: i}, Outcome: outcome, Witness: own})
+		if err != nil {
 			r.Logger.Debug("finish at node failed", "node", c.Department, "err", err)
+			continue
 		}
+		r.witnessed(heads, c.Department, resp.Head)
 	}
+	return heads
 }

@@ -19,6 +19,7 @@ var suite = []struct {
 		{"ConsentsRecorded", testConsents},
 		{"Progress", testProgress},
 		{"ErrorStoredOnce", testErrorStoredOnce},
+		{"SignedStatementsKept", testSignedStatementsKept},
 	}},
 	{"Transitions", []test{
 		{"Matrix", testTransitionMatrix},

@@ -33,7 +33,8 @@ const (
 	fFailures   = "failures"
 	fScheduled  = "scheduled_at"
 	fWaiting    = "waiting"
-	fMsg        = "msg" // current queue entry id (internal)
+	fApproval   = "approval" // the reviewer's signed approval (JSON)
+	fMsg        = "msg"      // current queue entry id (internal)
 )
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -77,6 +78,9 @@ func changeFields(c jobs.Change) []any {
 	add(fComment, c.Comment)
 	if c.Consent != nil {
 		add(fConsentPfx+c.Consent.Dataset, mustJSON(c.Consent))
+	}
+	if c.Approval != nil {
+		add(fApproval, mustJSON(c.Approval))
 	}
 	if !c.RetryAt.IsZero() {
 		add(fScheduled, fmtTime(c.RetryAt))
@@ -126,6 +130,11 @@ func decodeJob(h map[string]string, history []string) (j *jobs.Job, msg string, 
 	}
 	if s := h[fResult]; s != "" {
 		j.Result = json.RawMessage(s)
+	}
+	if s := h[fApproval]; s != "" {
+		if err := json.Unmarshal([]byte(s), &j.Approval); err != nil {
+			return fail(fApproval, err)
+		}
 	}
 	for k, v := range h {
 		if !strings.HasPrefix(k, fConsentPfx) {

@@ -389,11 +389,13 @@ func TestAttempts(t *testing.T) {
 	requireRefused(t, err, 409, "stale_attempt")
 
 	// A finish from an older attempt does not end the newer one...
-	require.NoError(t, hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 2, 0), Outcome: "stale"}))
+	_, err = hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 2, 0), Outcome: "stale"})
+	require.NoError(t, err)
 	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
 	require.NoError(t, err)
 	// ...the current one's does.
-	require.NoError(t, hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 3, 0), Outcome: "done"}))
+	_, err = hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 3, 0), Outcome: "done"})
+	require.NoError(t, err)
 	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
 	requireRefused(t, err, 409, "not_prepared")
 
@@ -607,12 +609,14 @@ func TestOutcomeFeedsLineage(t *testing.T) {
 	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Filter: "district = '天河区'"})
 	mustPrepare(t, f, s, header("j1", 1, 0))
 	hrss := f.Clients["hrss"]
-	require.NoError(t, hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 1, 0), Outcome: "ok"}))
-	require.NoError(t, hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j1", 1, 0), Outcome: "released", Purpose: s.Purpose, Datasets: s.Datasets(), Reviewer: "rita"}))
+	_, err := hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 1, 0), Outcome: "ok"})
+	require.NoError(t, err)
+	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j1", 1, 0), Outcome: "released", Purpose: s.Purpose, Datasets: s.Datasets(), Reviewer: "rita"})
+	require.NoError(t, err)
 
-	err := hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j2", 1, 0), Outcome: "released", Datasets: []string{"tax.x"}})
+	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j2", 1, 0), Outcome: "released", Datasets: []string{"tax.x"}})
 	requireRefused(t, err, 400, "not_ours")
-	err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j1", 1, 0), Outcome: "maybe", Datasets: s.Datasets()})
+	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j1", 1, 0), Outcome: "maybe", Datasets: s.Datasets()})
 	requireRefused(t, err, 400, "bad_request")
 
 	all, err := f.Audits["hrss"].All(ctx)

@@ -17,6 +17,7 @@ import (
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // ActionSubmitted is the audit action Create writes.
@@ -224,8 +225,38 @@ func Clone(j *jobs.Job) *jobs.Job {
 	c.Review = bytes.Clone(j.Review)
 	c.Result = bytes.Clone(j.Result)
 	c.Consents = slices.Clone(j.Consents)
+	for i := range c.Consents {
+		c.Consents[i].Signed = cloneConsent(c.Consents[i].Signed)
+	}
+	c.Approval = cloneApproval(j.Approval)
 	c.History = slices.Clone(j.History)
 	return &c
+}
+
+// cloneConsent and cloneApproval deep-copy a signed statement (a flat
+// struct behind a pointer, and the signature).
+func cloneConsent(s *attest.SignedConsent) *attest.SignedConsent {
+	if s == nil {
+		return nil
+	}
+	c := &attest.SignedConsent{Signature: bytes.Clone(s.Signature)}
+	if s.Statement != nil {
+		st := *s.Statement
+		c.Statement = &st
+	}
+	return c
+}
+
+func cloneApproval(s *attest.SignedApproval) *attest.SignedApproval {
+	if s == nil {
+		return nil
+	}
+	c := &attest.SignedApproval{Signature: bytes.Clone(s.Signature)}
+	if s.Statement != nil {
+		st := *s.Statement
+		c.Statement = &st
+	}
+	return c
 }
 
 // CloneSpec returns a deep copy of s.
