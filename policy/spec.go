@@ -185,6 +185,19 @@ func (s *Spec) Datasets() []string {
 	return out
 }
 
+// ValueDataset is the dataset whose rows an intersection_stats job sums:
+// the value column's, or for a count-only job the first input's. It is
+// empty for other job types.
+func (s *Spec) ValueDataset() string {
+	if s.Type != IntersectionStats || len(s.Inputs) == 0 {
+		return ""
+	}
+	if s.Value != nil && s.Value.Dataset != "" {
+		return s.Value.Dataset
+	}
+	return s.Inputs[0].Dataset
+}
+
 // Department returns the department part of a "department.dataset" name.
 func Department(dataset string) string {
 	d, _, _ := strings.Cut(dataset, ".")

@@ -246,6 +246,13 @@ func (s *Service) heRelease(ctx context.Context, c Caller, req *nodeapi.HEReleas
 			return fail(refuse(KindBadRequest, "bad_request", "%v", err))
 		}
 	case policy.IntersectionStats:
+		// The value node must be one of the decrypting nodes: its own ledger
+		// then bounds each output to one decryption, ever. Without it, the
+		// coordinator could have each of ⌊N/t⌋ disjoint active sets decrypt
+		// the same output once (each node keeps only its own ledger).
+		if vd := policy.Department(req.Spec.ValueDataset()); !slices.Contains(req.Active, vd) {
+			return fail(refuse(KindForbidden, "value_node_not_active", "an intersection_stats result is decrypted only with its value node (%s) in the active set, whose ledger allows each output once", vd))
+		}
 		l := req.Layout
 		if l == nil {
 			return fail(refuse(KindForbidden, "bad_layout", "an intersection_stats result is released only with the value node's signed layout"))
@@ -398,10 +405,7 @@ func (s *Service) checkLayout(h nodeapi.Header, spec *policy.Spec, l *nodeapi.HE
 	if l.Groups < 1 || l.Chunks < 1 || l.Chunks > maxLayoutChunks {
 		return refuse(KindForbidden, "bad_layout", "a layout of %d groups in %d chunks has no result to release", l.Groups, l.Chunks)
 	}
-	valueDS := spec.Inputs[0].Dataset // count only: rows of the first input
-	if spec.Value != nil && spec.Value.Dataset != "" {
-		valueDS = spec.Value.Dataset
-	}
+	valueDS := spec.ValueDataset()
 	st := nodeapi.LayoutStatement{JobRef: h.Ref(), Groups: l.Groups, Chunks: l.Chunks}
 	if err := s.verifyNode(policy.Department(valueDS), st.Message(), l.Signature); err != nil {
 		e := err.(*Error)

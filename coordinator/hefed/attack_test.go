@@ -215,7 +215,7 @@ func TestAttackAggregateRelease(t *testing.T) {
 	require.Empty(t, entries(t, f, "a", string(nodeapi.StepHERelease), ""), "no attack reached a share")
 
 	// The honest release still works, exactly.
-	rel, err := c.newReleaser(ctx, ep, j, []string{"a", "b"})
+	rel, err := c.newReleaser(ctx, ep, j, []string{"a", "b"}, "")
 	require.NoError(t, err)
 	res, err := rel.decrypt(ctx, sums, sum, output{index: 0, contributions: cons})
 	require.NoError(t, err)
@@ -468,6 +468,14 @@ func TestAttackIntersectionStatsRelease(t *testing.T) {
 	}
 	_, err = cl.HERelease(ctx, isRequest(t, cl, squares, is, 2, encryptAsCoordinator(t, squares, []int64{1}), active))
 	requireRemote(t, err, 403, "not_an_output")
+	// Each node keeps its own ledger, so without the value node a coordinator
+	// could have disjoint active sets ({a,b}, then {b,c}…) decrypt the same
+	// output once each: an active set without the value node a is refused.
+	for _, d := range []string{"b", "c"} {
+		cl := f.Clients[d]
+		_, err := cl.HERelease(ctx, isRequest(t, cl, sums, is, 0, is.results[0], []string{"b", "c"}))
+		requireRemote(t, err, 403, "value_node_not_active")
+	}
 	require.Empty(t, entries(t, f, "a", string(nodeapi.StepHERelease), "is-target"), "no attack reached a share")
 
 	// The coordinator leaves out the departments' zero-sum masks and

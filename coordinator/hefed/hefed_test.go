@@ -499,7 +499,7 @@ func TestReleaseGuards(t *testing.T) {
 	})
 
 	t.Run("second decryption refused", func(t *testing.T) {
-		rel, err := c.newReleaser(ctx, ep, j, []string{"a", "b"})
+		rel, err := c.newReleaser(ctx, ep, j, []string{"a", "b"}, "")
 		require.NoError(t, err)
 		res, err := rel.decrypt(ctx, ks, sum, output{index: 0, contributions: cons}) // what the forgeries above carried
 		require.NoError(t, err)

@@ -230,7 +230,7 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 		}
 	}
 
-	rel, err := c.newReleaser(ctx, ep, j, depts)
+	rel, err := c.newReleaser(ctx, ep, j, depts, "")
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +431,7 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 		}
 	}
 	if len(results) > 0 {
-		rel, err := c.newReleaser(ctx, ep, j, depts)
+		rel, err := c.newReleaser(ctx, ep, j, depts, policy.Department(j.Spec.ValueDataset()))
 		if err != nil {
 			return nil, err
 		}
@@ -645,8 +645,10 @@ type releaser struct {
 
 // newReleaser picks the active set: exactly t nodes of the roster that
 // answer a health check and report holding the current keys, the job's own
-// departments first.
-func (c *Coordinator) newReleaser(ctx context.Context, ep *epoch, j JobRef, prefer []string) (*releaser, error) {
+// departments first, and must (if not empty) among them: an
+// intersection_stats result is decrypted only with its value node, whose
+// ledger allows each output once.
+func (c *Coordinator) newReleaser(ctx context.Context, ep *epoch, j JobRef, prefer []string, must string) (*releaser, error) {
 	ok := make([]bool, len(ep.nodes))
 	var g errgroup.Group // a probe that fails leaves its node out
 	for i, n := range ep.nodes {
@@ -663,9 +665,16 @@ func (c *Coordinator) newReleaser(ctx context.Context, ep *epoch, j JobRef, pref
 	}
 	_ = g.Wait()
 	var first, rest []string
+	if must != "" {
+		i := slices.Index(ep.nodes, must)
+		if i < 0 || !ok[i] {
+			return nil, fmt.Errorf("%w: the value node %s must take part in decrypting, and it does not answer or hold the current keys", ErrRelease, must)
+		}
+		first = append(first, must)
+	}
 	for i, n := range ep.nodes {
 		switch {
-		case !ok[i]:
+		case !ok[i] || n == must:
 		case slices.Contains(prefer, n):
 			first = append(first, n)
 		default:

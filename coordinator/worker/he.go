@@ -40,13 +40,14 @@ func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error)
 		}
 	case policy.IntersectionStats:
 		primary := -1
+		vds := j.Spec.ValueDataset()
 		for i, in := range j.Spec.Inputs {
-			if in.Dataset == j.Spec.Value.Dataset {
+			if in.Dataset == vds {
 				primary = i
 			}
 		}
 		if primary < 0 {
-			return nil, permanent("the value dataset %s is not one of the inputs", j.Spec.Value.Dataset)
+			return nil, permanent("the value dataset %s is not one of the inputs", vds)
 		}
 		pr, perr := r.psiPhase(ctx, l, primary)
 		if perr != nil {
