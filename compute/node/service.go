@@ -43,6 +43,10 @@ type Service struct {
 	keys  *Keys              // whom it believes: federation and owners
 	state *stateDB           // its own ledger of jobs, budgets, rates (state.go)
 
+	// unsignedChunks turns off the PSI chunks' signatures and their checks:
+	// only for the benchmark that measures what they cost (export_test.go).
+	unsignedChunks bool
+
 	mu       sync.Mutex
 	sessions map[string]*session // by sessionKey (session.go)
 }
