@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -182,4 +183,42 @@ func TestConfigSigningKeyMismatch(t *testing.T) {
 	require.NoError(t, err)
 	_, err = node.New(cfg, node.Options{Audit: &audit.MemLog{}})
 	require.ErrorContains(t, err, "federation.nodes.hrss")
+}
+
+// The example deployment's node configs load, each names its own signing
+// key file's public half for itself, all four believe the same federation,
+// and the owners' keys are the example owners' key files.
+func TestExampleConfigs(t *testing.T) {
+	depts := []string{"hrss", "housing", "civil", "market"}
+	keyDir := filepath.Join("..", "..", "examples", "keys")
+	pub := func(name string) string {
+		t.Helper()
+		priv, err := attest.ReadPrivateKeyFile(filepath.Join(keyDir, name+".ed25519"))
+		require.NoError(t, err)
+		return attest.FormatPublicKey(priv.Public().(ed25519.PublicKey))
+	}
+	var first *node.Config
+	for _, dept := range depts {
+		cfg, err := node.LoadConfig(filepath.Join("..", "..", "examples", "nodes", dept+".yaml"))
+		require.NoError(t, err, dept)
+		priv, err := attest.ReadPrivateKeyFile(cfg.SigningKeyPath())
+		require.NoError(t, err, dept)
+		require.Equal(t, attest.FormatPublicKey(priv.Public().(ed25519.PublicKey)), cfg.Federation.Nodes[dept], "%s's own key", dept)
+		require.Len(t, cfg.Federation.Nodes, len(depts))
+		for _, d := range depts {
+			require.Equal(t, pub("node-"+d), cfg.Federation.Nodes[d], "%s's key for %s", dept, d)
+		}
+		require.Equal(t, pub("coordinator"), cfg.Federation.Coordinator)
+		require.Equal(t, map[string]string{"rita": pub("rita")}, cfg.Federation.Reviewers)
+		if first != nil {
+			require.Equal(t, first.Federation, cfg.Federation, "%s believes another federation", dept)
+		}
+		first = cfg
+		want := map[string]string{"civil": "cora", "housing": "hou"}[dept]
+		if want == "" {
+			require.Empty(t, cfg.Owners, dept)
+			continue
+		}
+		require.Equal(t, map[string]string{want: pub(want)}, cfg.Owners, dept)
+	}
 }
