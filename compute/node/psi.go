@@ -149,7 +149,7 @@ func (s *Service) jobSession(h nodeapi.Header) (*session, error) {
 // signChunk signs a chunk the node produced: hop hop of positions
 // [offset, offset+n) of list, whose encoding is enc.
 func (s *Service) signChunk(h nodeapi.Header, list, hop, offset, n int, enc []byte) []byte {
-	if s.unsignedChunks {
+	if s.unsignedChunks.Load() {
 		return nil
 	}
 	st := nodeapi.ChunkStatement{JobRef: h.Ref(), List: list, Hop: hop, Offset: offset, N: n, Elements: nodeapi.DigestOf(enc)}
@@ -224,7 +224,7 @@ func (s *Service) reblind(ctx context.Context, c Caller, req *nodeapi.ReblindReq
 	}
 	n := len(els)
 	ref := req.Header.Ref()
-	if !s.unsignedChunks {
+	if !s.unsignedChunks.Load() {
 		// The owner's declaration of the list's length.
 		owner := partyDept(&ss.spec, req.List)
 		ls := nodeapi.LengthStatement{JobRef: ref, List: req.List, Len: req.Length.Len}
@@ -239,7 +239,7 @@ func (s *Service) reblind(ctx context.Context, c Caller, req *nodeapi.ReblindReq
 	// the list's route (psi.Route).
 	hop := (ss.self - req.List + parties) % parties
 	digest := nodeapi.DigestOf(req.Elements)
-	if !s.unsignedChunks {
+	if !s.unsignedChunks.Load() {
 		prev := partyDept(&ss.spec, (req.List+hop-1)%parties)
 		cs := nodeapi.ChunkStatement{JobRef: ref, List: req.List, Hop: hop - 1, Offset: req.Offset, N: n, Elements: digest}
 		if s.keys.Nodes.Verify(prev, cs.Message(), req.Proof) != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/hkdf"
@@ -45,7 +46,7 @@ type Service struct {
 
 	// unsignedChunks turns off the PSI chunks' signatures and their checks:
 	// only for the benchmark that measures what they cost (export_test.go).
-	unsignedChunks bool
+	unsignedChunks atomic.Bool
 
 	mu       sync.Mutex
 	sessions map[string]*session // by sessionKey (session.go)
