@@ -206,6 +206,43 @@ func TestSmallMembersSuppressed(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotDeliverable)
 }
 
+// A conditional dataset: the runner hands the nodes the owner's signed
+// consent the job holds; without it the node refuses, and the job fails.
+func TestConditionalDatasetNeedsSignedConsent(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 100), "b.y": rng(50, 150)}
+	_, store, st, _ := setup(t, rows, func(d *policy.Dataset) {
+		if d.Name == "b.y" {
+			d.Sharing = "conditional"
+		}
+	})
+	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}}
+	// A job waits for the owner's consent; the answer is recorded as the
+	// API records it, and moves the job to the queue.
+	create := func(sign bool) *jobs.Job {
+		ctx := context.Background()
+		j, _, err := store.Create(ctx, &jobs.Job{ID: jobs.NewID(), Spec: spec, Owner: "alice", Department: "a", State: jobs.AwaitingConsent, CreatedAt: time.Now()}, "")
+		require.NoError(t, err)
+		c := &jobs.Consent{Dataset: "b.y", By: nodetest.Owner("b"), Approved: true, At: time.Now()}
+		if sign {
+			sc := nodetest.Consent(j.ID, &spec, policy.Requester{User: "alice", Department: "a"}, "b.y", time.Now().Add(time.Hour))
+			c.Signed = &sc
+		}
+		_, err = store.Transition(ctx, j.ID, jobs.Change{From: jobs.AwaitingConsent, Attempt: j.Attempt, To: jobs.Queued, Actor: c.By, Role: "data_owner", Consent: c})
+		require.NoError(t, err)
+		return j
+	}
+	// The coordinator's record says the owner approved, but holds no
+	// signed statement: the node does not take its word.
+	unsigned := create(false)
+	st.wait(t, unsigned.ID, jobs.Failed)
+	require.Contains(t, mustGet(t, store, unsigned.ID).Error, "consent_required")
+
+	signed := create(true)
+	st.wait(t, signed.ID, jobs.AwaitingReview)
+	_, res := review(t, store, signed.ID)
+	require.EqualValues(t, 50, res["count"])
+}
+
 func TestNodeRefusalFailsJobPermanently(t *testing.T) {
 	rows := map[string][]int{"a.x": rng(0, 50), "b.y": rng(0, 50)}
 	_, store, st, _ := setup(t, rows)
@@ -372,11 +409,12 @@ func release(t *testing.T, r *Runner, store jobs.Jobs, id string) []byte {
 	require.ErrorIs(t, err, ErrNotDeliverable, "no approval, nothing delivered")
 
 	j.Result = rv.Result
-	a, err := attest.SignApproval(nodetest.PrivateKey(nodetest.Reviewer), &attest.Approval{
-		JobRef: attest.Ref(j.ID, &j.Spec, policy.Requester{User: j.Owner, Department: j.Department}),
-		Result: nodeapi.DigestOf(j.Result), Recipient: res.Recipient, Reviewer: nodetest.Reviewer, At: time.Now()})
-	require.NoError(t, err)
-	j.Approval = a
+	j.Approval = nodetest.Approve(j.ID, &j.Spec, policy.Requester{User: j.Owner, Department: j.Department}, j.Result, res.Recipient, time.Now())
+	// An approval of another result is not this result's.
+	other := *j
+	other.Result = append([]byte(`{"count":1,`), j.Result[1:]...)
+	_, err = r.Deliver(context.Background(), &other)
+	require.ErrorIs(t, err, ErrNotDeliverable)
 	ct, err := r.Deliver(context.Background(), j)
 	require.NoError(t, err)
 	require.Equal(t, res.Sealed, nodeapi.DigestOf(ct))
