@@ -91,7 +91,7 @@ func (s *Service) prepare(ctx context.Context, c Caller, req *nodeapi.PrepareReq
 	s.mu.Unlock()
 	// A new attempt, never one prepared before (the positions reblinded in
 	// an older one, or before a restart, are not kept). Checked here, and
-	// recorded once the step is audited (markAttempt).
+	// recorded once the step is audited (prepareAttempt).
 	if err := s.state.checkAttempt(req.Job, req.Attempt); err != nil {
 		return nil, attemptError(err)
 	}
