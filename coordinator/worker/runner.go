@@ -82,9 +82,13 @@ type Runner struct {
 	// OnState, if set, is told of every transition the runner makes (tests
 	// and the demo wait on it instead of sleeping).
 	OnState func(id string, s jobs.State)
+
+	once sync.Once // defaults, once: Process runs on many goroutines
 }
 
-func (r *Runner) defaults() {
+func (r *Runner) defaults() { r.once.Do(r.setDefaults) }
+
+func (r *Runner) setDefaults() {
 	if r.ChunkSize <= 0 {
 		r.ChunkSize = 4096
 	}
