@@ -201,6 +201,7 @@ func TestAuth(t *testing.T) {
 		{"POST", nodeapi.PathOwn},
 		{"POST", nodeapi.PathReblind},
 		{"POST", nodeapi.PathMembers},
+		{"POST", nodeapi.PathDeliver},
 		{"POST", nodeapi.PathFinish},
 	}
 	auths := map[string]string{
