@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 )
 
 // configYAML is a valid node config with one dataset read from
@@ -30,6 +32,13 @@ listen: 127.0.0.1:0
 secret_file: node.secret
 audit_log: audit/node.log
 coordinator_token_sha256: %s
+signing_key: node.ed25519
+federation:
+  coordinator: %s
+  nodes:
+    %s: %s
+  reviewers:
+    rita: %s
 datasets:
   - name: %s
     classification: important
@@ -41,15 +50,16 @@ datasets:
       - {name: district, kind: string, uses: [filter, group_by]}
       - {name: amount, kind: int, uses: [value, filter]}
     file: benefits.csv
-%s`, dept, hex.EncodeToString(sum[:]), dataset, extra)
+%s`, dept, hex.EncodeToString(sum[:]), nodetest.PublicKey("coordinator"), dept, nodetest.PublicKey("node-"+dept), nodetest.PublicKey(nodetest.Reviewer), dataset, extra)
 }
 
-// writeNode writes a config and its CSV into a fresh folder and returns
-// the config's path.
+// writeNode writes a config, its CSV and hrss's test signing key into a
+// fresh folder and returns the config's path.
 func writeNode(t *testing.T, yaml, csv string) string {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "benefits.csv"), []byte(csv), 0o600))
+	require.NoError(t, attest.WritePrivateKeyFile(filepath.Join(dir, "node.ed25519"), nodetest.PrivateKey("node-hrss")))
 	p := filepath.Join(dir, "node.yaml")
 	require.NoError(t, os.WriteFile(p, []byte(yaml), 0o600))
 	return p
@@ -119,9 +129,11 @@ func TestConfigInvalidIDsCounted(t *testing.T) {
 	c, err := s.Authenticate(nodetest.Token, "test")
 	require.NoError(t, err)
 	sp := policy.Spec{Type: policy.PSICardinality, Purpose: "p", Inputs: []policy.Input{{Dataset: "hrss.benefits", Key: "id_number"}, {Dataset: "housing.owners", Key: "id_number"}}}
-	resp, err := s.Prepare(context.Background(), c, &nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j1", Step: nodeapi.StepPrepare, Attempt: 1}, Spec: sp, Requester: alice, Parties: 2})
+	resp, err := s.Prepare(context.Background(), c, &nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j1", SpecHash: sp.Hash(), Step: nodeapi.StepPrepare, Attempt: 1}, Spec: sp, Requester: alice, Parties: 2})
 	require.NoError(t, err)
-	require.Equal(t, nodeapi.PrepareResponse{Len: 7, InvalidIDs: 3}, *resp)
+	require.Equal(t, 7, resp.Len)
+	require.Equal(t, 3, resp.InvalidIDs)
+	require.Equal(t, nodeapi.SignedLength{List: 0, Len: 7, Signature: resp.Length.Signature}, resp.Length)
 
 	n, err := audit.VerifyFile(cfg.Path(cfg.AuditLog))
 	require.NoError(t, err)
@@ -145,6 +157,9 @@ func TestConfigRejected(t *testing.T) {
 		{"no file", strings.Replace(valid, "    file: benefits.csv\n", "", 1), "file is required"},
 		{"bad token hash", strings.Replace(valid, "coordinator_token_sha256: ", "coordinator_token_sha256: 00", 1), "coordinator_token_sha256"},
 		{"dataset twice", valid + strings.SplitN(valid, "datasets:\n", 2)[1], "declared twice"},
+		{"federation without this node", strings.Replace(valid, "    hrss: ed25519:", "    tax: ed25519:", 1), "federation.nodes must list this node"},
+		{"reviewer key not a key", strings.Replace(valid, "    rita: ed25519:", "    rita: ed25519:AAAA", 1), "federation.reviewers.rita"},
+		{"owner key not a key", strings.Replace(valid, "datasets:\n", "owners:\n  cora: not-a-key\ndatasets:\n", 1), "owners.cora"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := writeNode(t, c.yaml, "id_number,district,amount\n")
@@ -156,4 +171,54 @@ func TestConfigRejected(t *testing.T) {
 	// The base config is valid, so each failure above is its own change's.
 	_, err := node.LoadConfig(writeNode(t, valid, "id_number,district,amount\n"))
 	require.NoError(t, err)
+}
+
+// A node whose signing key is not the one its own federation section names
+// for it does not start: its peers would refuse everything it signs.
+func TestConfigSigningKeyMismatch(t *testing.T) {
+	p := writeNode(t, configYAML("hrss", "hrss.benefits", ""), "id_number,district,amount\n")
+	require.NoError(t, os.Remove(filepath.Join(filepath.Dir(p), "node.ed25519")))
+	require.NoError(t, attest.WritePrivateKeyFile(filepath.Join(filepath.Dir(p), "node.ed25519"), nodetest.PrivateKey("node-housing")))
+	cfg, err := node.LoadConfig(p)
+	require.NoError(t, err)
+	_, err = node.New(cfg, node.Options{Audit: &audit.MemLog{}})
+	require.ErrorContains(t, err, "federation.nodes.hrss")
+}
+
+// The example deployment's node configs load, each names its own signing
+// key file's public half for itself, all four believe the same federation,
+// and the owners' keys are the example owners' key files.
+func TestExampleConfigs(t *testing.T) {
+	depts := []string{"hrss", "housing", "civil", "market"}
+	keyDir := filepath.Join("..", "..", "examples", "keys")
+	pub := func(name string) string {
+		t.Helper()
+		priv, err := attest.ReadPrivateKeyFile(filepath.Join(keyDir, name+".ed25519"))
+		require.NoError(t, err)
+		return attest.FormatPublicKey(priv.Public().(ed25519.PublicKey))
+	}
+	var first *node.Config
+	for _, dept := range depts {
+		cfg, err := node.LoadConfig(filepath.Join("..", "..", "examples", "nodes", dept+".yaml"))
+		require.NoError(t, err, dept)
+		priv, err := attest.ReadPrivateKeyFile(cfg.SigningKeyPath())
+		require.NoError(t, err, dept)
+		require.Equal(t, attest.FormatPublicKey(priv.Public().(ed25519.PublicKey)), cfg.Federation.Nodes[dept], "%s's own key", dept)
+		require.Len(t, cfg.Federation.Nodes, len(depts))
+		for _, d := range depts {
+			require.Equal(t, pub("node-"+d), cfg.Federation.Nodes[d], "%s's key for %s", dept, d)
+		}
+		require.Equal(t, pub("coordinator"), cfg.Federation.Coordinator)
+		require.Equal(t, map[string]string{"rita": pub("rita")}, cfg.Federation.Reviewers)
+		if first != nil {
+			require.Equal(t, first.Federation, cfg.Federation, "%s believes another federation", dept)
+		}
+		first = cfg
+		want := map[string]string{"civil": "cora", "housing": "hou"}[dept]
+		if want == "" {
+			require.Empty(t, cfg.Owners, dept)
+			continue
+		}
+		require.Equal(t, map[string]string{want: pub(want)}, cfg.Owners, dept)
+	}
 }

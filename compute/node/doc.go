@@ -17,8 +17,11 @@
 //	service.go      the Service: datasets, secret, audit log; authentication
 //	errors.go       Error and Kind
 //	audit.go        what each audit entry records, and refusals
-//	session.go      per-job state: a prepared PSI list and its attempt
-//	psi.go          the PSI steps: prepare, own, reblind, members, finish, outcome
+//	trust.go        what the node checks itself: spec binding, party, policy, consent, ledger
+//	state.go        its own durable ledger (node.db): job bindings, budgets, rate limits,
+//	                prepared attempts, sealed member lists
+//	session.go      per-job state: a prepared PSI list, its attempt, what it reblinded
+//	psi.go          the PSI steps: prepare, own, reblind, members, deliver, finish, outcome
 //	he_keys.go      homomorphic key shares, envelopes, the decryption ledger
 //	ceremony.go     the t-of-N key ceremony
 //	he_layout.go    which columns and stats, range checks, the slot layout
@@ -29,9 +32,16 @@
 // Who learns what:
 //   - PSI: the node learns the job spec and the sizes of the other parties'
 //     filtered lists (it reblinds them), never another party's IDs; the
-//     coordinator learns the size of the node's filtered list and blinded
-//     points. psi/members seals the matching IDs to the analyst's key: the
-//     coordinator relays a ciphertext it cannot open.
+//     coordinator learns the size of the node's filtered list (only if it
+//     is at least the dataset's k: a shorter one is refused) and blinded
+//     points. The node blinds only chunks its peers produced (their
+//     signatures, checked with its own federation keys), within the length
+//     the list's owner signed, each position once per attempt, so the
+//     coordinator cannot use it as a membership oracle for guessed IDs.
+//     psi/members seals the matching IDs to the analyst's key and keeps
+//     them; the coordinator learns their number and digest, and
+//     psi/deliver hands the ciphertext over only against a reviewer's
+//     signed approval of the result naming it.
 //   - Key ceremony: the coordinator relays the nodes' HPKE public keys,
 //     their public-key-generation shares (public), and Shamir shares
 //     HPKE-sealed node-to-node, which it cannot open; each is signed by the

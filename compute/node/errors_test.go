@@ -120,14 +120,14 @@ func TestAuditFailureServesNothing(t *testing.T) {
 	ctx := context.Background()
 	hrss, c := f.svc["hrss"], f.caller
 	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "p", Inputs: []policy.Input{{Dataset: "hrss.benefits", Key: "id_number"}, {Dataset: "housing.owners", Key: "id_number"}}}
-	req := &nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j1", Step: nodeapi.StepPrepare, Attempt: 1}, Spec: spec, Requester: alice, Parties: 2}
+	req := &nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j1", SpecHash: spec.Hash(), Step: nodeapi.StepPrepare, Attempt: 1}, Spec: spec, Requester: alice, Parties: 2}
 	f.logs["hrss"].Fail = errors.New("disk full")
 	_, err := hrss.Prepare(ctx, c, req)
 	refusal(t, err, node.KindUnavailable, "audit_unavailable")
 	_, err = hrss.KeysStatus(ctx, c)
 	refusal(t, err, node.KindUnavailable, "audit_unavailable")
 	f.logs["hrss"].Fail = nil
-	_, err = hrss.Own(ctx, c, &nodeapi.OwnRequest{Header: nodeapi.Header{Job: "j1", Step: nodeapi.StepOwn, Attempt: 1}, N: 1})
+	_, err = hrss.Own(ctx, c, &nodeapi.OwnRequest{Header: nodeapi.Header{Job: "j1", SpecHash: spec.Hash(), Step: nodeapi.StepOwn, Attempt: 1}, N: 1})
 	refusal(t, err, node.KindConflict, "not_prepared")
 	resp, err := hrss.Prepare(ctx, c, req)
 	require.NoError(t, err)

@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
+	"github.com/unseen-data/unseen/policy"
 )
 
 // FuzzServiceMessages hands arbitrary messages, decoded as the transport
@@ -19,11 +21,18 @@ import (
 // nodehttp's FuzzProtocolMessages (the steps in the same order), whose
 // corpus seeds this one.
 func FuzzServiceMessages(f *testing.F) {
+	const spec = `{"type":"psi_members","purpose":"p","inputs":[{"dataset":"hrss.benefits","key":"id_number"},{"dataset":"x.y","key":"id_number"}]}`
+	var sp policy.Spec
+	if err := json.Unmarshal([]byte(spec), &sp); err != nil {
+		f.Fatal(err)
+	}
+	h := sp.Hash()
+	hash := hex.EncodeToString(h[:])
 	for i, s := range []string{
-		`{"job":"j1","step":"psi.prepare","attempt":1,"party":0,"spec":{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"hrss.benefits","key":"id_number"},{"dataset":"x.y","key":"id_number"}]},"requester":{"user":"a","department":"hrss"},"input":0,"parties":2}`,
-		`{"job":"j1","step":"psi.own","attempt":1,"party":0,"offset":0,"n":5}`,
-		`{"job":"j1","step":"psi.reblind","attempt":1,"party":0,"list":1,"elements":"AAAA"}`,
-		`{"job":"j1","step":"psi.members","attempt":1,"party":0,"positions":[0,1],"recipient":"a","recipient_key":""}`,
+		`{"job":"j1","spec_hash":"` + hash + `","step":"psi.prepare","attempt":1,"party":0,"spec":` + spec + `,"requester":{"user":"a","department":"hrss"},"input":0,"parties":2}`,
+		`{"job":"j1","spec_hash":"` + hash + `","step":"psi.own","attempt":1,"party":0,"offset":0,"n":5}`,
+		`{"job":"j1","spec_hash":"` + hash + `","step":"psi.reblind","attempt":1,"party":0,"list":1,"offset":0,"elements":"AAAA","proof":"AAAA","length":{"list":1,"len":5,"signature":"AAAA"}}`,
+		`{"job":"j1","spec_hash":"` + hash + `","step":"psi.members","attempt":1,"party":0,"positions":[0,1],"recipient":"a","recipient_key":""}`,
 		`{"job":"j1","step":"job.finish","attempt":1,"party":0,"outcome":"ok"}`,
 		`{"job":"j1","step":"job.outcome","attempt":1,"party":0,"outcome":"released","datasets":["hrss.benefits"]}`,
 		`{"ceremony":"c1","step":"keys.begin","params":"sums","nodes":["hrss","b"],"threshold":2}`,
@@ -34,6 +43,7 @@ func FuzzServiceMessages(f *testing.F) {
 		`{"job":"j1","step":"he.values","attempt":1,"party":0,"offset":0,"count":1}`,
 		`{"job":"j1","step":"he.zeromask","attempt":1,"party":0,"params":"sums","count":1}`,
 		`{"job":"j1","step":"he.release","attempt":1}`,
+		`{"job":"j1","spec_hash":"` + hash + `","step":"psi.deliver","attempt":1,"party":0,"approval":{"statement":{"job":"j1","spec_hash":"` + hash + `","requester":{"user":"a","department":"hrss"},"result_sha256":"` + hash + `","reviewer":"rita","at":"2026-01-01T00:00:00Z"},"signature":"AAAA"},"result":"e30="}`,
 	} {
 		f.Add(uint8(i), []byte(s))
 	}
@@ -62,7 +72,7 @@ func FuzzServiceMessages(f *testing.F) {
 	steps := []func([]byte) error{
 		step(c, s.Prepare), step(c, s.Own), step(c, s.Reblind), step(c, s.Members), step(c, s.Finish), step(c, s.Outcome),
 		step(c, s.KeysBegin), step(c, s.KeysShares), step(c, s.KeysFinish), step(c, s.HEGroups), step(c, s.HEAggregate),
-		step(c, s.HEValues), step(c, s.HEZeroMask), step(c, s.HERelease),
+		step(c, s.HEValues), step(c, s.HEZeroMask), step(c, s.HERelease), step(c, s.Deliver),
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		err := steps[int(which)%len(steps)](body)

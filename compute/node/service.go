@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/hkdf"
@@ -42,6 +43,10 @@ type Service struct {
 	priv  ed25519.PrivateKey // the node's signing key (trust.go)
 	keys  *Keys              // whom it believes: federation and owners
 	state *stateDB           // its own ledger of jobs, budgets, rates (state.go)
+
+	// unsignedChunks turns off the PSI chunks' signatures and their checks:
+	// only for the benchmark that measures what they cost (export_test.go).
+	unsignedChunks atomic.Bool
 
 	mu       sync.Mutex
 	sessions map[string]*session // by sessionKey (session.go)

@@ -3,18 +3,22 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
+	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
 
@@ -165,30 +169,49 @@ func TestWireTypesThroughTheService(t *testing.T) {
 	require.Equal(t, nodetest.Dataset("hrss.benefits"), ds[0])
 	served() // not audited: metadata only
 
-	// ---- PSI: prepare, own, reblind, members, finish, outcome ----
+	// ---- PSI: prepare, own, reblind, members, deliver, finish, outcome ----
 	members := `{"type":"psi_members","purpose":"eligibility check","inputs":[{"dataset":"hrss.benefits","key":"id_number"},{"dataset":"housing.owners","key":"id_number"}]}`
+	hm := specDigest(t, members)
 	prep := func(s *node.Service, party int) string {
-		return call(t, s.Prepare, c, fmt.Sprintf(`{"job":"jm","step":"psi.prepare","attempt":1,"party":%d,"spec":%s,"requester":{"user":"alice","department":"hrss"},"input":%d,"parties":2}`, party, members, party))
+		return call(t, s.Prepare, c, fmt.Sprintf(`{"job":"jm","spec_hash":%q,"step":"psi.prepare","attempt":1,"party":%d,"spec":%s,"requester":{"user":"alice","department":"hrss"},"input":%d,"parties":2}`, hm, party, members, party))
 	}
-	require.JSONEq(t, `{"len":30,"invalid_ids":0,"below_k":false}`, prep(hrss, 0))
-	require.JSONEq(t, `{"len":30,"invalid_ids":0,"below_k":false}`, prep(housing, 1))
+	lengths := make([]nodeapi.SignedLength, 2)
+	for party, s := range []*node.Service{hrss, housing} {
+		out := prep(s, party)
+		require.Equal(t, 30, field[int](t, out, "len"))
+		require.Equal(t, 0, field[int](t, out, "invalid_ids"))
+		lengths[party] = field[nodeapi.SignedLength](t, out, "length")
+		require.Equal(t, party, lengths[party].List)
+		require.Equal(t, 30, lengths[party].Len)
+	}
 	served("psi.prepare")
+	// The lengths are signed by each list's owner, for this job and spec.
+	ref := nodeapi.JobRef{Job: "jm", SpecHash: hm, Attempt: 1}
+	for party, dept := range []string{"hrss", "housing"} {
+		ls := nodeapi.LengthStatement{JobRef: ref, List: party, Len: 30}
+		require.True(t, ed25519.Verify(nodetest.PrivateKey("node-"+dept).Public().(ed25519.PublicKey), ls.Message().Encoded(), lengths[party].Signature))
+	}
 
-	own := func(s *node.Service, party int) []byte {
-		out := call(t, s.Own, c, fmt.Sprintf(`{"job":"jm","step":"psi.own","attempt":1,"party":%d,"offset":0,"n":30}`, party))
+	own := func(s *node.Service, party int) ([]byte, []byte) {
+		out := call(t, s.Own, c, fmt.Sprintf(`{"job":"jm","spec_hash":%q,"step":"psi.own","attempt":1,"party":%d,"offset":0,"n":30}`, hm, party))
 		els := field[[]byte](t, out, "elements")
 		require.Len(t, els, 30*32)
-		return els
+		return els, field[[]byte](t, out, "proof")
 	}
-	l0, l1 := own(hrss, 0), own(housing, 1)
+	l0, p0 := own(hrss, 0)
+	l1, p1 := own(housing, 1)
 	served("psi.own")
-	reblind := func(s *node.Service, party, list int, els []byte) []byte {
-		out := call(t, s.Reblind, c, fmt.Sprintf(`{"job":"jm","step":"psi.reblind","attempt":1,"party":%d,"list":%d,"elements":%s}`, party, list, b64(els)))
+	reblind := func(s *node.Service, party, list int, els, proof []byte) []byte {
+		out := call(t, s.Reblind, c, fmt.Sprintf(`{"job":"jm","spec_hash":%q,"step":"psi.reblind","attempt":1,"party":%d,"list":%d,"offset":0,"elements":%s,"proof":%s,"length":%s}`,
+			hm, party, list, b64(els), b64(proof), js(lengths[list])))
 		got := field[[]byte](t, out, "elements")
 		require.Len(t, got, len(els))
+		// Signed by the reblinding node as hop 1 of the list.
+		cs := nodeapi.ChunkStatement{JobRef: ref, List: list, Hop: 1, Offset: 0, N: 30, Elements: nodeapi.DigestOf(got)}
+		require.True(t, ed25519.Verify(s.PublicKey(), cs.Message().Encoded(), field[[]byte](t, out, "proof")))
 		return got
 	}
-	l0, l1 = reblind(housing, 1, 0, l0), reblind(hrss, 0, 1, l1)
+	l0, l1 = reblind(housing, 1, 0, l0, p0), reblind(hrss, 0, 1, l1, p1)
 	served("psi.reblind")
 	// Both lists now carry both keys: equal elements are equal IDs.
 	var positions []int
@@ -203,25 +226,53 @@ func TestWireTypesThroughTheService(t *testing.T) {
 
 	pub, priv, err := delivery.GenerateKey()
 	require.NoError(t, err)
-	out = call(t, hrss.Members, c, fmt.Sprintf(`{"job":"jm","step":"psi.members","attempt":1,"party":0,"positions":%s,"recipient_key":%s,"recipient":"alice"}`, js(positions), b64(pub)))
+	out = call(t, hrss.Members, c, fmt.Sprintf(`{"job":"jm","spec_hash":%q,"step":"psi.members","attempt":1,"party":0,"positions":%s,"recipient_key":%s,"recipient":"alice"}`, hm, js(positions), b64(pub)))
 	require.Equal(t, 20, field[int](t, out, "count"))
-	ids, err := delivery.Open(priv, "jm", field[[]byte](t, out, "ciphertext"))
+	sealed := field[attest.Digest](t, out, "sealed_sha256")
+	served("psi.members")
+
+	// The reviewer approves the result naming the sealed list; the node
+	// hands it over against that approval.
+	result := js(map[string]any{"count": 20, "sealed_sha256": sealed, "recipient": "alice", "recipient_key_sha256": nodeapi.DigestOf(pub)})
+	sp := decodeSpec(t, members)
+	approval, err := attest.SignApproval(nodetest.PrivateKey(nodetest.Reviewer), &attest.Approval{JobRef: attest.Ref("jm", &sp, alice),
+		Result: nodeapi.DigestOf([]byte(result)), Recipient: nodeapi.DigestOf(pub), Reviewer: nodetest.Reviewer, At: time.Unix(1_800_000_000, 0)})
+	require.NoError(t, err)
+	out = call(t, hrss.Deliver, c, fmt.Sprintf(`{"job":"jm","spec_hash":%q,"step":"psi.deliver","attempt":1,"party":0,"approval":%s,"result":%s}`, hm, js(approval), b64([]byte(result))))
+	ct := field[[]byte](t, out, "ciphertext")
+	require.Equal(t, sealed, nodeapi.DigestOf(ct))
+	ids, err := delivery.Open(priv, "jm", ct)
 	require.NoError(t, err)
 	var want []string
 	for i := 10; i < 30; i++ {
 		want = append(want, nodetest.ID(i))
 	}
 	require.ElementsMatch(t, want, ids)
-	served("psi.members")
+	served("psi.deliver")
 
 	// Finish and outcome answer with the node's signed audit head (witness_test.go).
-	fin := call(t, hrss.Finish, c, `{"job":"jm","step":"job.finish","attempt":1,"party":0,"outcome":"done"}`)
+	fin := call(t, hrss.Finish, c, fmt.Sprintf(`{"job":"jm","spec_hash":%q,"step":"job.finish","attempt":1,"party":0,"outcome":"done"}`, hm))
 	require.True(t, field[bool](t, fin, "ok"))
 	require.Equal(t, "hrss", field[audit.SignedHead](t, fin, "head").Log)
-	oc := call(t, hrss.Outcome, c, `{"job":"jm","step":"job.outcome","attempt":1,"party":0,"outcome":"released","purpose":"eligibility check","datasets":["hrss.benefits","housing.owners"],"reviewer":"rita"}`)
+	oc := call(t, hrss.Outcome, c, fmt.Sprintf(`{"job":"jm","spec_hash":%q,"step":"job.outcome","attempt":1,"party":0,"outcome":"released","purpose":"eligibility check","datasets":["hrss.benefits","housing.owners"],"reviewer":"rita"}`, hm))
 	require.True(t, field[bool](t, oc, "ok"))
 	require.Equal(t, "hrss", field[audit.SignedHead](t, oc, "head").Log)
 	served("job.finish", "job.released")
+}
+
+// decodeSpec reads a spec as the node's transport does.
+func decodeSpec(t *testing.T, spec string) policy.Spec {
+	t.Helper()
+	var sp policy.Spec
+	strict(t, spec, &sp)
+	return sp
+}
+
+// specDigest is the hash of a spec given as JSON.
+func specDigest(t *testing.T, spec string) attest.Digest {
+	t.Helper()
+	sp := decodeSpec(t, spec)
+	return sp.Hash()
 }
 
 func sha(s string) []byte {

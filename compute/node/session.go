@@ -2,10 +2,12 @@ package node
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
 )
 
@@ -29,9 +31,91 @@ type session struct {
 	requester policy.Requester
 	party     *psi.LocalParty
 	used      time.Time
+	// length is the node's signed declaration of its list's length.
+	length nodeapi.SignedLength
+
+	mu       sync.Mutex
+	reblinds map[int]*reblinds // by list: what this attempt reblinded of it
 }
 
-// sessionKey: one node may hold two of a job's inputs, each its own party.
+// reblinds is what a session has reblinded of one other party's list: each
+// position at most once (an identical repeat of a chunk is answered again:
+// the same elements give the same answer, so it reveals nothing new).
+type reblinds struct {
+	len    int         // the owner's signed length
+	done   []uint64    // bitmap of the positions reblinded
+	chunks map[int]reb // by offset
+}
+
+// reb is one reblinded chunk: its size and the digest of its input.
+type reb struct {
+	n  int
+	in attest.Digest
+}
+
+// claimReblind records that positions [offset, offset+n) of list (whose
+// owner declared length) are reblinded from elements with digest in. It
+// refuses a position already reblinded from other elements or in another
+// chunk, and positions past the declared length.
+func (ss *session) claimReblind(list, length, offset, n int, in attest.Digest) error {
+	if offset < 0 || n < 1 || offset > length-n {
+		return refuse(KindForbidden, "over_length", "positions [%d, %d+%d) are not in list %d, whose owner declared %d elements", offset, offset, n, list, length)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.reblinds == nil {
+		ss.reblinds = map[int]*reblinds{}
+	}
+	r := ss.reblinds[list]
+	if r == nil {
+		r = &reblinds{len: length, done: make([]uint64, (length+63)/64), chunks: map[int]reb{}}
+		ss.reblinds[list] = r
+	}
+	if r.len != length { // one owner signs one length per attempt
+		return refuse(KindForbidden, "bad_length", "list %d was declared with %d elements, now %d", list, r.len, length)
+	}
+	if c, ok := r.chunks[offset]; ok && c.n == n && c.in == in {
+		return nil
+	}
+	if r.any(offset, offset+n) {
+		return refuse(KindForbidden, "repeated_position", "positions of [%d, %d+%d) of list %d were reblinded already in attempt %d (each position once per attempt)", offset, offset, n, list, ss.attempt)
+	}
+	r.set(offset, offset+n)
+	r.chunks[offset] = reb{n: n, in: in}
+	return nil
+}
+
+// any reports whether a position in [lo, hi) is set.
+func (r *reblinds) any(lo, hi int) bool {
+	for i := lo; i < hi; {
+		w, b := i/64, uint(i%64)
+		m := ^uint64(0) << b
+		if end := hi - (i - int(b)); end < 64 {
+			m &= (uint64(1) << uint(end)) - 1
+		}
+		if r.done[w]&m != 0 {
+			return true
+		}
+		i += 64 - int(b)
+	}
+	return false
+}
+
+// set sets the positions in [lo, hi).
+func (r *reblinds) set(lo, hi int) {
+	for i := lo; i < hi; {
+		w, b := i/64, uint(i%64)
+		m := ^uint64(0) << b
+		if end := hi - (i - int(b)); end < 64 {
+			m &= (uint64(1) << uint(end)) - 1
+		}
+		r.done[w] |= m
+		i += 64 - int(b)
+	}
+}
+
+// sessionKey names a job's session by job and party (one party per
+// department, so a request naming another party finds nothing).
 func sessionKey(h nodeapi.Header) string { return fmt.Sprintf("%s/%d", h.Job, h.Party) }
 
 // checkHeader checks a job-bound request's header: the step it was made

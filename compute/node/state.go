@@ -11,6 +11,12 @@ package node
 //     is charged, once, to that dataset's privacy budget (per analyst as the
 //     job names them, and in total) and rate limits (per analyst and in
 //     total); retries of the job are not charged again.
+//   - attempts: the newest attempt of each job the node has prepared a PSI
+//     list for; a restarted node (whose sessions, with the positions they
+//     reblinded, are gone) prepares no attempt twice, so no position of a
+//     list is reblinded twice in one attempt.
+//   - sealed: the psi_members list sealed to the analyst, kept until a
+//     reviewer's signed approval releases it (Deliver).
 //
 // One bbolt transaction per decision, fsynced: a crash never leaves a job
 // admitted but uncharged.
@@ -35,6 +41,8 @@ var (
 	bucketAdmissions = []byte("admissions") // job \x00 dataset → time
 	bucketBudgets    = []byte("budgets")    // dataset \x00 analyst (or "*") → µε spent
 	bucketRates      = []byte("rates")      // dataset \x00 analyst (or "*") → JSON []unix seconds
+	bucketAttempts   = []byte("attempts")   // job → newest attempt prepared (8 bytes)
+	bucketSealed     = []byte("sealed")     // job → JSON sealedList
 )
 
 // stateDB is the node's ledger.
@@ -49,7 +57,7 @@ func openState(path string) (*stateDB, error) {
 		return nil, fmt.Errorf("node: state %s: %w (is another node process using it?)", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketAdmissions, bucketBudgets, bucketRates} {
+		for _, b := range [][]byte{bucketJobs, bucketAdmissions, bucketBudgets, bucketRates, bucketAttempts, bucketSealed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -222,4 +230,70 @@ func window(b *bolt.Bucket, k []byte, now time.Time, per time.Duration) ([]int64
 func putWindow(b *bolt.Bucket, k []byte, ts []int64) error {
 	v, _ := json.Marshal(ts)
 	return b.Put(k, v)
+}
+
+// errAttemptUsed: the attempt (or a newer one) was prepared here before.
+var errAttemptUsed = errors.New("node: attempt already prepared")
+
+// prepareAttempt records that the node prepares job's list at attempt,
+// refusing an attempt not newer than one it prepared before.
+func (st *stateDB) prepareAttempt(job string, attempt int) error {
+	return st.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAttempts)
+		if err := attemptFree(b, job, attempt); err != nil {
+			return err
+		}
+		return putInt(b, []byte(job), int64(attempt))
+	})
+}
+
+// checkAttempt is prepareAttempt's check alone.
+func (st *stateDB) checkAttempt(job string, attempt int) error {
+	return st.db.View(func(tx *bolt.Tx) error { return attemptFree(tx.Bucket(bucketAttempts), job, attempt) })
+}
+
+func attemptFree(b *bolt.Bucket, job string, attempt int) error {
+	if have := getInt(b, []byte(job)); have >= int64(attempt) {
+		return fmt.Errorf("%w: job %s was prepared here at attempt %d (before this node restarted, or by another request); it needs a newer attempt", errAttemptUsed, job, have)
+	}
+	return nil
+}
+
+// sealedList is a psi_members list sealed to the analyst, as the node
+// keeps it until a reviewer releases it.
+type sealedList struct {
+	Attempt   int           `json:"attempt"`
+	SpecHash  attest.Digest `json:"spec_hash"`
+	Dataset   string        `json:"dataset"`
+	Count     int           `json:"count"`
+	Recipient string        `json:"recipient"`
+	// RecipientKey is the SHA-256 of the public key the list is sealed to.
+	RecipientKey attest.Digest `json:"recipient_key_sha256"`
+	Sealed       attest.Digest `json:"sealed_sha256"`
+	Ciphertext   []byte        `json:"ciphertext"`
+	At           time.Time     `json:"at"`
+}
+
+// putSealed keeps a job's sealed list (replacing an earlier one: the
+// result under review names the one it means by its digest).
+func (st *stateDB) putSealed(job string, l *sealedList) error {
+	v, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSealed).Put([]byte(job), v) })
+}
+
+// sealed returns a job's sealed list, if any.
+func (st *stateDB) sealed(job string) (*sealedList, error) {
+	var out *sealedList
+	err := st.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSealed).Get([]byte(job))
+		if v == nil {
+			return nil
+		}
+		out = new(sealedList)
+		return json.Unmarshal(v, out)
+	})
+	return out, err
 }

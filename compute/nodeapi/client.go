@@ -139,27 +139,30 @@ func (c *Client) Prepare(ctx context.Context, r *PrepareRequest) (*PrepareRespon
 	return &out, nil
 }
 
-// Own fetches a chunk of the node's own list, blinded once.
-func (c *Client) Own(ctx context.Context, r *OwnRequest) ([]byte, error) {
+// Own fetches a chunk of the node's own list, blinded once, with the
+// node's signature over it.
+func (c *Client) Own(ctx context.Context, r *OwnRequest) (*ElementsResponse, error) {
 	r.Step = StepOwn
 	var out ElementsResponse
 	if err := c.do(ctx, http.MethodPost, PathOwn, r, &out); err != nil {
 		return nil, err
 	}
-	return out.Elements, nil
+	return &out, nil
 }
 
-// Reblind has the node raise a chunk of another list to its key.
-func (c *Client) Reblind(ctx context.Context, r *ReblindRequest) ([]byte, error) {
+// Reblind has the node raise a chunk of another list to its key; it
+// answers with the node's signature over its output.
+func (c *Client) Reblind(ctx context.Context, r *ReblindRequest) (*ElementsResponse, error) {
 	r.Step = StepReblind
 	var out ElementsResponse
 	if err := c.do(ctx, http.MethodPost, PathReblind, r, &out); err != nil {
 		return nil, err
 	}
-	return out.Elements, nil
+	return &out, nil
 }
 
-// Members has the requesting node seal its matching IDs to the analyst.
+// Members has the requesting node seal its matching IDs to the analyst
+// and keep them; it answers with their count and digest.
 func (c *Client) Members(ctx context.Context, r *MembersRequest) (*MembersResponse, error) {
 	r.Step = StepMembers
 	var out MembersResponse
@@ -167,6 +170,17 @@ func (c *Client) Members(ctx context.Context, r *MembersRequest) (*MembersRespon
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Deliver fetches the sealed member list of a released psi_members job
+// from its requesting node, against the reviewer's signed approval.
+func (c *Client) Deliver(ctx context.Context, r *DeliverRequest) ([]byte, error) {
+	r.Step = StepDeliver
+	var out DeliverResponse
+	if err := c.do(ctx, http.MethodPost, PathDeliver, r, &out); err != nil {
+		return nil, err
+	}
+	return out.Ciphertext, nil
 }
 
 // Outcome tells the node how a job it took part in ended at review; the

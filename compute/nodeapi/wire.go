@@ -1,16 +1,26 @@
 // Package nodeapi is the protocol between the coordinator and a department's
 // node: the wire types both sides use and the coordinator's HTTP client.
 //
-// Every request names the job, the protocol step and the worker's attempt;
-// a node refuses a request for an attempt older than the newest it has seen
-// for that job (a stale or replayed worker), and a step for a job it has not
-// prepared. Blinded elements travel as raw 32-byte strings (base64 in JSON);
-// a node never receives an ID, only blinded points.
+// Every request names the job, the hash of its spec, the protocol step and
+// the worker's attempt; a node refuses a request for an attempt older than
+// the newest it has seen for that job (a stale or replayed worker), a step
+// for a job it has not prepared, and a job id it knows under another spec.
+// Blinded elements travel as raw 32-byte strings (base64 in JSON); a node
+// never receives an ID, only blinded points.
+//
+// The coordinator only relays: every list chunk carries the signature of
+// the node that produced it (statements.go), every list's length is
+// declared, signed, by its owner, and a node checks both with the keys of
+// its own configuration before it blinds anything, so a coordinator cannot
+// have a node blind a point it chose (a guessed ID), a chunk of another job
+// or attempt, or a position past a list's end or twice. Who learns what: a
+// node learns every list's length and, as in package psi, blinded points
+// only; the coordinator learns lengths, matches and the digest and size of
+// a psi_members list sealed to the analyst, never the list: the requesting
+// node hands it over only against a reviewer's signed approval (Deliver).
 package nodeapi
 
 import (
-	"encoding/json"
-
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
@@ -74,23 +84,32 @@ type DatasetsResponse struct {
 }
 
 // PrepareRequest asks a node to take part in a PSI job as party
-// Header.Party of Parties, with input Input (an index into Spec.Inputs). The
-// node checks the job against its own policy before touching any data.
+// Header.Party of Parties, with input Input (an index into Spec.Inputs; the
+// party is its department's one input, so Party = Input and Parties =
+// len(Spec.Inputs)). The node checks the job against its own policy, its
+// binding of the job id to the spec, the owner's signed consent (Consents,
+// for a conditional dataset) and the owner's budgets before touching any
+// data, and refuses a filtered list shorter than its dataset's k.
 type PrepareRequest struct {
 	Header
 	Spec      policy.Spec      `json:"spec"`
 	Requester policy.Requester `json:"requester"`
 	Input     int              `json:"input"`
 	Parties   int              `json:"parties"`
+	// Consents are the data owners' signed answers the job has (the node
+	// uses those for its own conditional datasets).
+	Consents []attest.SignedConsent `json:"consents,omitempty"`
 }
 
-// PrepareResponse gives the size of the node's de-duplicated, filtered list.
+// PrepareResponse gives the size of the node's de-duplicated, filtered
+// list, declared and signed by the node for the other parties (Length).
 type PrepareResponse struct {
 	Len        int `json:"len"`
 	InvalidIDs int `json:"invalid_ids"` // rows skipped for an invalid ID
-	// BelowK: the node's filter leaves fewer keys than its dataset's k, so
-	// a result could single out a person (a flag for the reviewer).
-	BelowK bool `json:"below_k"`
+	// Length is the node's signed declaration of Len (LengthStatement for
+	// its list, this job, spec and attempt): the coordinator hands it to
+	// every node that reblinds the list.
+	Length SignedLength `json:"length"`
 }
 
 // OwnRequest asks for a chunk of the node's own list, blinded once.
@@ -100,20 +119,31 @@ type OwnRequest struct {
 	N      int `json:"n"`
 }
 
-// ElementsResponse carries encoded elements (32 bytes each, concatenated).
+// ElementsResponse carries encoded elements (32 bytes each, concatenated)
+// and the producing node's signature over them (a ChunkStatement: hop 0
+// for its own list, its hop on the list's route for a reblind).
 type ElementsResponse struct {
 	Elements []byte `json:"elements"`
+	Proof    []byte `json:"proof"`
 }
 
-// ReblindRequest asks the node to raise a chunk of party List's list to its key.
+// ReblindRequest asks the node to raise positions [Offset, Offset+n) of
+// party List's list to its key (n = len(Elements)/32). Proof is the
+// previous hop's signature over exactly these elements, and Length the
+// list owner's signed length; the node checks both against its own
+// federation keys.
 type ReblindRequest struct {
 	Header
-	List     int    `json:"list"`
-	Elements []byte `json:"elements"`
+	List     int          `json:"list"`
+	Offset   int          `json:"offset"`
+	Elements []byte       `json:"elements"`
+	Proof    []byte       `json:"proof"`
+	Length   SignedLength `json:"length"`
 }
 
 // MembersRequest asks the requesting node to seal the IDs at Positions of its
-// own list to the analyst's public key (psi_members delivery).
+// own list to the analyst's public key (psi_members), and to keep the
+// sealed list until a reviewer approves its release (Deliver).
 type MembersRequest struct {
 	Header
 	Positions    []int  `json:"positions"`
@@ -121,22 +151,27 @@ type MembersRequest struct {
 	Recipient    string `json:"recipient"`
 }
 
-// MembersResponse is the sealed member list; only the analyst can open it.
+// MembersResponse describes the sealed member list the node now keeps: its
+// size and SHA-256, which the result under review names. The list itself
+// leaves the node only through Deliver.
 type MembersResponse struct {
-	Ciphertext []byte `json:"ciphertext"`
-	Count      int    `json:"count"`
+	Count        int           `json:"count"`
+	SealedSHA256 attest.Digest `json:"sealed_sha256"`
 }
 
 // DeliverRequest asks the requesting node of a psi_members job for the
 // member list it sealed to the analyst (Members), once the result has been
-// released: Approval is the reviewer's signed approval and Result the
-// released result it approves (whose SHA-256 it signs). The node checks the
-// approval against its own reviewers' keys and its binding of the job, and
-// that Result names the list it sealed, before it hands anything over.
+// released: Approval is the reviewer's signed approval and Result the exact
+// bytes of the released result it approves (its SHA-256 is what the
+// reviewer signed, so the bytes travel verbatim, base64 in JSON, not
+// re-encoded). The node checks the approval against its own reviewers'
+// keys and its binding of the job, that Result names the list it sealed
+// (sealed_sha256, count), and that the approval names the key it sealed to,
+// before it hands anything over.
 type DeliverRequest struct {
 	Header
 	Approval *attest.SignedApproval `json:"approval"`
-	Result   json.RawMessage        `json:"result"`
+	Result   []byte                 `json:"result"`
 }
 
 // DeliverResponse is the sealed member list; only the analyst can open it.

@@ -149,12 +149,14 @@ func runPSI(t *testing.T, f *nodetest.Federation, j JobRef, primary int) (*nodea
 	ctx := context.Background()
 	n := len(j.Spec.Inputs)
 	parties := make([]psi.Party, n)
+	lengths := make([]nodeapi.SignedLength, n) // shared: every reblind carries its list's
 	for i, in := range j.Spec.Inputs {
 		cl := f.Clients[policy.Department(in.Dataset)]
 		h := nodeapi.Header{Job: j.ID, SpecHash: j.Spec.Hash(), Attempt: j.Attempt, Party: i}
 		resp, err := cl.Prepare(ctx, &nodeapi.PrepareRequest{Header: h, Spec: j.Spec, Requester: j.Requester, Input: i, Parties: n})
 		require.NoError(t, err)
-		parties[i] = &nodeapi.Party{Client: cl, Header: h, N: resp.Len}
+		lengths[i] = resp.Length
+		parties[i] = &nodeapi.Party{Client: cl, Header: h, N: resp.Len, Lengths: lengths}
 	}
 	res, err := psi.Run(ctx, parties, primary, 4096, nil)
 	require.NoError(t, err)

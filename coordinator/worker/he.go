@@ -53,7 +53,7 @@ func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error)
 		if perr != nil {
 			return nil, perr
 		}
-		checks = append(checks, isolationCheck(j, pr.belowK))
+		checks = append(checks, isolationEnforced())
 		_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "encrypt, mask, release"})
 		st, err = r.HE.IntersectionStats(ctx, ref, pr.parties[primary].(*nodeapi.Party), pr.res.Positions)
 	}

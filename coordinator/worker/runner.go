@@ -12,12 +12,15 @@
 //
 // Who learns what: the runner sees blinded points, the sizes of the filtered
 // lists and which positions match (so the intersection size); for
-// psi_members it stores only the list sealed to the analyst.
+// psi_members it learns the size and SHA-256 of the list the requesting
+// node sealed to the analyst, and fetches the list from that node only with
+// the reviewer's signed approval (Deliver). It relays, but cannot make, the
+// nodes' signed list lengths and chunk proofs and the owners' signed
+// consents: every node checks them itself.
 package worker
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +35,7 @@ import (
 	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
 )
 
@@ -84,9 +88,13 @@ type Runner struct {
 	// they answer with are recorded in the job's next transition (detail
 	// "witness.<department>", witness.go).
 	SignedHead func(ctx context.Context) (*audit.SignedHead, error)
+
+	once sync.Once // defaults, once: Process runs on many goroutines
 }
 
-func (r *Runner) defaults() {
+func (r *Runner) defaults() { r.once.Do(r.setDefaults) }
+
+func (r *Runner) setDefaults() {
 	if r.ChunkSize <= 0 {
 		r.ChunkSize = 4096
 	}
@@ -351,35 +359,55 @@ func (r *Runner) node(dataset string) (*nodeapi.Client, error) {
 // psiRun is the outcome of a job's PSI phase.
 type psiRun struct {
 	parties []psi.Party
-	belowK  []bool
 	res     *psi.Result
+}
+
+// jobHeader is the header of every node request of a job's attempt, as
+// party i: the nodes bind each step to the spec's hash.
+func jobHeader(j *jobs.Job, attempt, party int) nodeapi.Header {
+	return nodeapi.Header{Job: j.ID, SpecHash: j.Spec.Hash(), Attempt: attempt, Party: party}
+}
+
+// signedConsents are the owners' signed consents a job holds, which the
+// nodes of conditional datasets require.
+func signedConsents(j *jobs.Job) []attest.SignedConsent {
+	var out []attest.SignedConsent
+	for _, c := range j.Consents {
+		if c.Signed != nil {
+			out = append(out, *c.Signed)
+		}
+	}
+	return out
 }
 
 // psiPhase prepares every input at its node and runs the PSI with list
 // primary's positions kept (the value input's for intersection_stats).
+// The coordinator only relays the nodes' signed lengths and chunk proofs:
+// each node checks them itself.
 func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psiRun, error) {
 	j := l.Job
 	n := len(j.Spec.Inputs)
 	parties := make([]psi.Party, n)
+	lengths := make([]nodeapi.SignedLength, n) // shared by the parties
 	req := policy.Requester{User: j.Owner, Department: j.Department}
+	consents := signedConsents(j)
 	// Prepare every party concurrently: each node checks its own policy and
 	// loads, filters and blinds its input. The first error wins (and stops
 	// the others), so a failed job records one cause, not one per node.
-	belowK := make([]bool, n)
 	g, gctx := errgroup.WithContext(ctx)
 	for i, in := range j.Spec.Inputs {
 		c, err := r.node(in.Dataset)
 		if err != nil {
 			return nil, err
 		}
-		h := nodeapi.Header{Job: j.ID, Attempt: l.Attempt, Party: i}
+		h := jobHeader(j, l.Attempt, i)
 		g.Go(func() error {
-			resp, err := c.Prepare(gctx, &nodeapi.PrepareRequest{Header: h, Spec: j.Spec, Requester: req, Input: i, Parties: n})
+			resp, err := c.Prepare(gctx, &nodeapi.PrepareRequest{Header: h, Spec: j.Spec, Requester: req, Input: i, Parties: n, Consents: consents})
 			if err != nil {
 				return err
 			}
-			parties[i] = &nodeapi.Party{Client: c, Header: h, N: resp.Len}
-			belowK[i] = resp.BelowK
+			parties[i] = &nodeapi.Party{Client: c, Header: h, N: resp.Len, Lengths: lengths}
+			lengths[i] = resp.Length
 			return nil
 		})
 	}
@@ -405,7 +433,7 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 	if progErr != nil {
 		return nil, progErr
 	}
-	return &psiRun{parties: parties, belowK: belowK, res: res}, nil
+	return &psiRun{parties: parties, res: res}, nil
 }
 
 func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
@@ -414,11 +442,11 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 	if err != nil {
 		return nil, err
 	}
-	parties, belowK, res := pr.parties, pr.belowK, pr.res
+	parties, res := pr.parties, pr.res
 
 	k := r.minCount(ctx, j)
 	rv := &jobs.Review{}
-	rv.Checks = append(rv.Checks, isolationCheck(j, belowK))
+	rv.Checks = append(rv.Checks, isolationEnforced())
 	switch j.Spec.Type {
 	case policy.PSICardinality:
 		if dp := planDP(j, r.catalog(ctx)); dp != nil {
@@ -436,6 +464,13 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 			rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: true, Detail: fmt.Sprintf("intersection %d ≥ k = %d", res.Count, k)})
 		}
 	case policy.PSIMembers:
+		if res.Count < k {
+			// The requesting node would refuse to seal so short a list.
+			rv.Result, _ = json.Marshal(map[string]any{"count": nil, "members": nil, "suppressed": fmt.Sprintf("below k = %d", k)})
+			rv.Suppressed = []string{"count", "members"}
+			rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: false, Detail: fmt.Sprintf("fewer members than k = %d: no list is sealed", k)})
+			break
+		}
 		if r.RecipientKey == nil {
 			return nil, permanent("no recipient keys are configured")
 		}
@@ -444,25 +479,33 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 			return nil, permanent("analyst %s has no registered public key: %v", j.Owner, err)
 		}
 		p0 := parties[0].(*nodeapi.Party)
-		h := p0.Header
-		mr, err := p0.Client.Members(ctx, &nodeapi.MembersRequest{Header: h, Positions: res.Positions, RecipientKey: pub, Recipient: j.Owner})
+		mr, err := p0.Client.Members(ctx, &nodeapi.MembersRequest{Header: p0.Header, Positions: res.Positions, RecipientKey: pub, Recipient: j.Owner})
 		if err != nil {
 			return nil, err
 		}
 		if mr.Count != res.Count {
 			return nil, fmt.Errorf("node sealed %d members, expected %d", mr.Count, res.Count)
 		}
+		// The result names the list the node keeps (not the list itself):
+		// the node delivers it only against the reviewer's approval of this
+		// very result, which also signs the analyst key's digest.
 		rv.Result, _ = json.Marshal(map[string]any{
-			"count":          res.Count,
-			"recipient":      j.Owner,
-			"sealed_members": base64.StdEncoding.EncodeToString(mr.Ciphertext),
-			"sealing":        "HPKE base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305",
+			"count":                res.Count,
+			"recipient":            j.Owner,
+			"recipient_key_sha256": nodeapi.DigestOf(pub),
+			"sealed_sha256":        mr.SealedSHA256,
+			"sealing":              "HPKE base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305",
 		})
-		// Matching a department's own keys is the point of psi_members
-		// (核验), so a small count is flagged for the reviewer, not hidden.
-		rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: res.Count >= k, Detail: fmt.Sprintf("%d members (k = %d); the list is sealed to %s, delivered only to the requesting department", res.Count, k, j.Owner)})
+		rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: true, Detail: fmt.Sprintf("%d members ≥ k = %d; the list is sealed to %s (key SHA-256 %.16s…) and kept by node %s until a reviewer's signed approval releases it", res.Count, k, j.Owner, nodeapi.DigestOf(pub), p0.Client.Department)})
 	}
 	return rv, nil
+}
+
+// isolationEnforced is the input_isolation check of a PSI job: nothing to
+// flag, because every node refuses (input_below_k) an input whose filter
+// leaves fewer than its dataset's k keys, without saying how many.
+func isolationEnforced() jobs.Check {
+	return jobs.Check{Name: "input_isolation", Passed: true, Detail: "enforced by the nodes: each refuses to take part when its filter leaves fewer keys than its dataset's k"}
 }
 
 // isolationCheck flags a job whose filter narrows an input below its
@@ -523,7 +566,7 @@ func (r *Runner) finishNodes(ctx context.Context, l *jobs.Lease, runErr error) m
 		if err != nil {
 			continue
 		}
-		resp, err := c.Finish(ctx, &nodeapi.FinishRequest{Header: nodeapi.Header{Job: l.Job.ID, SpecHash: l.Job.Spec.Hash(), Attempt: l.Attempt, Party: i}, Outcome: outcome, Witness: own})
+		resp, err := c.Finish(ctx, &nodeapi.FinishRequest{Header: jobHeader(l.Job, l.Attempt, i), Outcome: outcome, Witness: own})
 		if err != nil {
 			r.Logger.Debug("finish at node failed", "node", c.Department, "err", err)
 			continue

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi/delivery"
 )
 
@@ -133,7 +133,7 @@ func TestPSIThroughRealNodes(t *testing.T) {
 		"b.y": rng(250, 900), // overlap with a: 250..499
 		"c.z": rng(400, 450), // overlap with both: 400..449 → 50
 	}
-	_, store, st, priv := setup(t, rows)
+	r, store, st, priv := setup(t, rows)
 	in := func(ds string) policy.Input { return policy.Input{Dataset: ds, Key: "id_number"} }
 
 	j3 := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{in("a.x"), in("b.y"), in("c.z")}})
@@ -156,9 +156,7 @@ func TestPSIThroughRealNodes(t *testing.T) {
 	require.EqualValues(t, want, res["count"])
 
 	st.wait(t, jm.ID, jobs.AwaitingReview)
-	_, res = review(t, store, jm.ID)
-	ct, err := base64.StdEncoding.DecodeString(res["sealed_members"].(string))
-	require.NoError(t, err)
+	ct := release(t, r, store, jm.ID)
 	ids, err := delivery.Open(priv, jm.ID, ct)
 	require.NoError(t, err)
 	var wantIDs []string
@@ -190,6 +188,59 @@ func TestSmallIntersectionSuppressed(t *testing.T) {
 	require.Equal(t, []string{"count"}, rv.Suppressed)
 	require.False(t, check(t, rv, "min_count").Passed)
 	require.True(t, check(t, rv, "input_isolation").Passed)
+}
+
+// A psi_members intersection below k: the result is suppressed and no list
+// is sealed (the requesting node would refuse it anyway).
+func TestSmallMembersSuppressed(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 100), "b.y": rng(95, 200)} // 5 in common
+	r, store, st, _ := setup(t, rows, func(d *policy.Dataset) { d.MinCount = 10 })
+	j := submit(t, store, policy.Spec{Type: policy.PSIMembers, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}})
+	st.wait(t, j.ID, jobs.AwaitingReview)
+	rv, res := review(t, store, j.ID)
+	require.Nil(t, res["count"])
+	require.NotContains(t, res, "sealed_sha256")
+	require.ElementsMatch(t, []string{"count", "members"}, rv.Suppressed)
+	require.False(t, check(t, rv, "min_count").Passed)
+	_, err := r.Deliver(context.Background(), mustGet(t, store, j.ID))
+	require.ErrorIs(t, err, ErrNotDeliverable)
+}
+
+// A conditional dataset: the runner hands the nodes the owner's signed
+// consent the job holds; without it the node refuses, and the job fails.
+func TestConditionalDatasetNeedsSignedConsent(t *testing.T) {
+	rows := map[string][]int{"a.x": rng(0, 100), "b.y": rng(50, 150)}
+	_, store, st, _ := setup(t, rows, func(d *policy.Dataset) {
+		if d.Name == "b.y" {
+			d.Sharing = "conditional"
+		}
+	})
+	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number"}, {Dataset: "b.y", Key: "id_number"}}}
+	// A job waits for the owner's consent; the answer is recorded as the
+	// API records it, and moves the job to the queue.
+	create := func(sign bool) *jobs.Job {
+		ctx := context.Background()
+		j, _, err := store.Create(ctx, &jobs.Job{ID: jobs.NewID(), Spec: spec, Owner: "alice", Department: "a", State: jobs.AwaitingConsent, CreatedAt: time.Now()}, "")
+		require.NoError(t, err)
+		c := &jobs.Consent{Dataset: "b.y", By: nodetest.Owner("b"), Approved: true, At: time.Now()}
+		if sign {
+			sc := nodetest.Consent(j.ID, &spec, policy.Requester{User: "alice", Department: "a"}, "b.y", time.Now().Add(time.Hour))
+			c.Signed = &sc
+		}
+		_, err = store.Transition(ctx, j.ID, jobs.Change{From: jobs.AwaitingConsent, Attempt: j.Attempt, To: jobs.Queued, Actor: c.By, Role: "data_owner", Consent: c})
+		require.NoError(t, err)
+		return j
+	}
+	// The coordinator's record says the owner approved, but holds no
+	// signed statement: the node does not take its word.
+	unsigned := create(false)
+	st.wait(t, unsigned.ID, jobs.Failed)
+	require.Contains(t, mustGet(t, store, unsigned.ID).Error, "consent_required")
+
+	signed := create(true)
+	st.wait(t, signed.ID, jobs.AwaitingReview)
+	_, res := review(t, store, signed.ID)
+	require.EqualValues(t, 50, res["count"])
 }
 
 func TestNodeRefusalFailsJobPermanently(t *testing.T) {
@@ -310,17 +361,64 @@ func check(t *testing.T, rv jobs.Review, name string) jobs.Check {
 	return jobs.Check{}
 }
 
-func TestNarrowFilterFlagged(t *testing.T) {
+// A filter that narrows an input below its dataset's k: the node refuses
+// to take part (no count about one person reaches the coordinator), and
+// the job fails at once, saying below k, not the size.
+func TestNarrowFilterRefused(t *testing.T) {
 	rows := map[string][]int{"a.x": rng(0, 300), "b.y": rng(0, 300)}
 	_, store, st, _ := setup(t, rows, func(d *policy.Dataset) { d.MinCount = 10 })
-	// amount = index: "amount < 5" leaves 5 keys at node a, below its k.
-	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number", Filter: "amount < 5"}, {Dataset: "b.y", Key: "id_number"}}})
+	// amount = index: "amount < 7" leaves 7 keys at node a, below its k.
+	j := submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number", Filter: "amount < 7"}, {Dataset: "b.y", Key: "id_number"}}})
+	st.wait(t, j.ID, jobs.Failed)
+	got := mustGet(t, store, j.ID)
+	require.Equal(t, 1, got.Attempt, "refused for good, not retried")
+	require.Contains(t, got.Error, "input_below_k")
+	require.Contains(t, got.Error, "a.x")
+	require.NotContains(t, got.Error, "7", "the node says below k, not its size")
+	require.Empty(t, got.Review)
+
+	// A filter that keeps k keys runs, and the review says the nodes
+	// enforce it.
+	j = submit(t, store, policy.Spec{Type: policy.PSICardinality, Purpose: "test", Inputs: []policy.Input{{Dataset: "a.x", Key: "id_number", Filter: "amount < 10"}, {Dataset: "b.y", Key: "id_number"}}})
 	st.wait(t, j.ID, jobs.AwaitingReview)
-	rv, _ := review(t, store, j.ID)
+	rv, res := review(t, store, j.ID)
+	require.EqualValues(t, 10, res["count"])
 	c := check(t, rv, "input_isolation")
-	require.False(t, c.Passed)
-	require.Contains(t, c.Detail, "a.x")
-	require.NotContains(t, c.Detail, "5", "the node says below k, not its size")
+	require.True(t, c.Passed)
+	require.Contains(t, c.Detail, "enforced by the nodes")
+}
+
+// release plays the reviewer and the people-facing API for a psi_members
+// job: it approves the review's result as it stands, signed with the test
+// reviewer's key over the analyst key the result names, and fetches the
+// sealed list through Runner.Deliver as the API would.
+func release(t *testing.T, r *Runner, store jobs.Jobs, id string) []byte {
+	t.Helper()
+	j := mustGet(t, store, id)
+	var rv jobs.Review
+	require.NoError(t, json.Unmarshal(j.Review, &rv))
+	var res struct {
+		Count     int           `json:"count"`
+		Sealed    attest.Digest `json:"sealed_sha256"`
+		Recipient attest.Digest `json:"recipient_key_sha256"`
+		Members   any           `json:"sealed_members"`
+	}
+	require.NoError(t, json.Unmarshal(rv.Result, &res))
+	require.Nil(t, res.Members, "the coordinator holds no member list before release")
+	_, err := r.Deliver(context.Background(), j)
+	require.ErrorIs(t, err, ErrNotDeliverable, "no approval, nothing delivered")
+
+	j.Result = rv.Result
+	j.Approval = nodetest.Approve(j.ID, &j.Spec, policy.Requester{User: j.Owner, Department: j.Department}, j.Result, res.Recipient, time.Now())
+	// An approval of another result is not this result's.
+	other := *j
+	other.Result = append([]byte(`{"count":1,`), j.Result[1:]...)
+	_, err = r.Deliver(context.Background(), &other)
+	require.ErrorIs(t, err, ErrNotDeliverable)
+	ct, err := r.Deliver(context.Background(), j)
+	require.NoError(t, err)
+	require.Equal(t, res.Sealed, nodeapi.DigestOf(ct))
+	return ct
 }
 
 // On shutdown a worker hands its running job back (queued, same attempt

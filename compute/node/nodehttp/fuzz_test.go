@@ -13,6 +13,7 @@ import (
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/compute/node/nodehttp"
+	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 )
@@ -23,7 +24,7 @@ import (
 func FuzzProtocolMessages(f *testing.F) {
 	paths := []string{nodeapi.PathPrepare, nodeapi.PathOwn, nodeapi.PathReblind, nodeapi.PathMembers, nodeapi.PathFinish, nodeapi.PathOutcome,
 		nodeapi.PathKeysBegin, nodeapi.PathKeysShares, nodeapi.PathKeysFinish, nodeapi.PathHEGroups, nodeapi.PathHEAggregate,
-		nodeapi.PathHEValues, nodeapi.PathHEZeroMask, nodeapi.PathHERelease}
+		nodeapi.PathHEValues, nodeapi.PathHEZeroMask, nodeapi.PathHERelease, nodeapi.PathDeliver}
 	seeds := []string{
 		`{"job":"j1","step":"psi.prepare","attempt":1,"party":0,"spec":{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"hrss.b","key":"id_number"},{"dataset":"x.y","key":"id_number"}]},"requester":{"user":"a","department":"hrss"},"input":0,"parties":2}`,
 		`{"job":"j1","step":"psi.own","attempt":1,"party":0,"offset":0,"n":5}`,
@@ -32,6 +33,8 @@ func FuzzProtocolMessages(f *testing.F) {
 		`{"job":"j1","step":"job.finish","attempt":1,"party":0,"outcome":"ok"}`,
 		`{"job":"j1","step":"he.release","attempt":1}`,
 		`{}`, `[]`, `null`, `{"job":`,
+		`{"job":"j1","spec_hash":"0000000000000000000000000000000000000000000000000000000000000000","step":"psi.reblind","attempt":1,"party":0,"list":1,"offset":0,"elements":"AAAA","proof":"AAAA","length":{"list":1,"len":5,"signature":"AAAA"}}`,
+		`{"job":"j1","step":"psi.deliver","attempt":1,"party":0,"approval":{"statement":{"job":"j1","reviewer":"rita"},"signature":"AAAA"},"result":"e30="}`,
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))
@@ -57,7 +60,8 @@ func fuzzNode(f *testing.F) http.Handler {
 	dir := f.TempDir()
 	sum := sha256.Sum256([]byte("fuzz"))
 	cfg := &node.Config{Department: "hrss", Listen: "127.0.0.1:0", SecretFile: filepath.Join(dir, "s"), AuditLog: filepath.Join(dir, "a"),
-		CoordinatorTokenSHA256: hex.EncodeToString(sum[:])}
+		CoordinatorTokenSHA256: hex.EncodeToString(sum[:]), StateDB: filepath.Join(dir, "node.db"),
+		Federation: node.Federation{Nodes: map[string]string{"hrss": nodetest.PublicKey("node-hrss"), "x": nodetest.PublicKey("node-x")}, Reviewers: map[string]string{nodetest.Reviewer: nodetest.PublicKey(nodetest.Reviewer)}}}
 	csv := filepath.Join(dir, "b.csv")
 	if err := os.WriteFile(csv, []byte("id_number,district\n440106199001011236,天河区\n"), 0o600); err != nil {
 		f.Fatal(err)
@@ -65,7 +69,7 @@ func fuzzNode(f *testing.F) http.Handler {
 	cfg.Datasets = []node.DatasetConfig{{Dataset: policy.Dataset{Name: "hrss.b", Classification: "general", Sharing: "open",
 		JobTypes: []policy.JobType{policy.PSICardinality, policy.PSIMembers},
 		Columns:  []policy.Column{{Name: "id_number", Kind: policy.KindID, Uses: []policy.Use{policy.UseKey}}, {Name: "district", Kind: policy.KindString, Uses: []policy.Use{policy.UseFilter}}}}, File: csv}}
-	s, err := node.New(cfg, node.Options{Audit: &audit.MemLog{}})
+	s, err := node.New(cfg, node.Options{Audit: &audit.MemLog{}, SigningKey: nodetest.PrivateKey("node-hrss")})
 	if err != nil {
 		f.Fatal(err)
 	}

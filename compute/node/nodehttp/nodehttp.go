@@ -95,6 +95,7 @@ func New(svc *node.Service, opts Options) *Handler {
 	post(h, nodeapi.PathOwn, nodeapi.MaxBodyBytes, svc.Own)
 	post(h, nodeapi.PathReblind, nodeapi.MaxBodyBytes, svc.Reblind)
 	post(h, nodeapi.PathMembers, nodeapi.MaxBodyBytes, svc.Members)
+	post(h, nodeapi.PathDeliver, nodeapi.MaxBodyBytes, svc.Deliver)
 	post(h, nodeapi.PathFinish, nodeapi.MaxBodyBytes, svc.Finish)
 	post(h, nodeapi.PathOutcome, nodeapi.MaxBodyBytes, svc.Outcome)
 	// The homomorphic routes take larger bodies: a Squares public key is

@@ -3,9 +3,9 @@ package nodehttp_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -83,8 +83,10 @@ func spec(typ policy.JobType, first policy.Input) policy.Spec {
 	return policy.Spec{Type: typ, Purpose: "eligibility check", Inputs: []policy.Input{first, {Dataset: dsOwners, Key: "id_number"}}}
 }
 
-func header(job string, attempt, party int) nodeapi.Header {
-	return nodeapi.Header{Job: job, Attempt: attempt, Party: party}
+// header is the header of a request of job (whose spec is s) at attempt,
+// as party.
+func header(s policy.Spec, job string, attempt, party int) nodeapi.Header {
+	return nodeapi.Header{Job: job, SpecHash: s.Hash(), Attempt: attempt, Party: party}
 }
 
 // prepare prepares party (= input) of a two-party job at its node.
@@ -199,6 +201,7 @@ func TestAuth(t *testing.T) {
 		{"POST", nodeapi.PathOwn},
 		{"POST", nodeapi.PathReblind},
 		{"POST", nodeapi.PathMembers},
+		{"POST", nodeapi.PathDeliver},
 		{"POST", nodeapi.PathFinish},
 	}
 	auths := map[string]string{
@@ -270,7 +273,7 @@ func TestPrepareRefused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := start(t)
 			job := "j_" + strings.ReplaceAll(c.name, " ", "_")
-			_, err := prepare(t, f, c.spec, c.req, header(job, 1, 0))
+			_, err := prepare(t, f, c.spec, c.req, header(c.spec, job, 1, 0))
 			requireRefused(t, err, c.status, c.code)
 
 			es := entries(t, f, "hrss", "psi.refused")
@@ -286,7 +289,7 @@ func TestPrepareRefused(t *testing.T) {
 			require.Empty(t, entries(t, f, "hrss", string(nodeapi.StepPrepare)), "a refused job was prepared")
 
 			// No state was kept for the job.
-			_, err = f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header(job, 1, 0), N: 1})
+			_, err = f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header(c.spec, job, 1, 0), N: 1})
 			requireRefused(t, err, 409, "not_prepared")
 		})
 	}
@@ -296,33 +299,33 @@ func TestPrepareBadRequest(t *testing.T) {
 	f := start(t)
 	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
 	for name, r := range map[string]nodeapi.PrepareRequest{
-		"one party":      {Header: header("j1", 1, 0), Spec: s, Requester: alice, Parties: 1},
-		"too many":       {Header: header("j1", 1, 0), Spec: s, Requester: alice, Parties: 9},
-		"party past end": {Header: header("j1", 1, 2), Spec: s, Requester: alice, Parties: 2},
-		"negative party": {Header: header("j1", 1, -1), Spec: s, Requester: alice, Parties: 2},
-		"input past end": {Header: header("j1", 1, 0), Spec: s, Requester: alice, Input: 2, Parties: 2},
-		"no job":         {Header: header("", 1, 0), Spec: s, Requester: alice, Parties: 2},
-		"long job":       {Header: header(strings.Repeat("j", 65), 1, 0), Spec: s, Requester: alice, Parties: 2},
-		"attempt 0":      {Header: header("j1", 0, 0), Spec: s, Requester: alice, Parties: 2},
+		"one party":      {Header: header(s, "j1", 1, 0), Spec: s, Requester: alice, Parties: 1},
+		"too many":       {Header: header(s, "j1", 1, 0), Spec: s, Requester: alice, Parties: 9},
+		"party past end": {Header: header(s, "j1", 1, 2), Spec: s, Requester: alice, Parties: 2},
+		"negative party": {Header: header(s, "j1", 1, -1), Spec: s, Requester: alice, Parties: 2},
+		"input past end": {Header: header(s, "j1", 1, 0), Spec: s, Requester: alice, Input: 2, Parties: 2},
+		"no job":         {Header: header(s, "", 1, 0), Spec: s, Requester: alice, Parties: 2},
+		"long job":       {Header: header(s, strings.Repeat("j", 65), 1, 0), Spec: s, Requester: alice, Parties: 2},
+		"attempt 0":      {Header: header(s, "j1", 0, 0), Spec: s, Requester: alice, Parties: 2},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := f.Clients["hrss"].Prepare(context.Background(), &r)
 			requireRefused(t, err, 400, "bad_request")
 		})
 	}
-	mustPrepare(t, f, s, header("j1", 1, 0)) // the node still works
+	mustPrepare(t, f, s, header(s, "j1", 1, 0)) // the node still works
 }
 
 func TestMalformedMessages(t *testing.T) {
 	f := start(t)
 	cl := f.Clients["hrss"]
 	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
-	n := mustPrepare(t, f, s, header("j1", 1, 0))
+	n := mustPrepare(t, f, s, header(s, "j1", 1, 0))
 	require.Equal(t, 30, n)
 	own := func(step nodeapi.Step) nodeapi.OwnRequest {
-		return nodeapi.OwnRequest{Header: nodeapi.Header{Job: "j1", Step: step, Attempt: 1}, Offset: 0, N: 1}
+		return nodeapi.OwnRequest{Header: nodeapi.Header{Job: "j1", SpecHash: s.Hash(), Step: step, Attempt: 1}, Offset: 0, N: 1}
 	}
-	prep := nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j2", Step: nodeapi.StepOwn, Attempt: 1}, Spec: s, Requester: alice, Parties: 2}
+	prep := nodeapi.PrepareRequest{Header: nodeapi.Header{Job: "j2", SpecHash: s.Hash(), Step: nodeapi.StepOwn, Attempt: 1}, Spec: s, Requester: alice, Parties: 2}
 	okOwn, err := json.Marshal(own(nodeapi.StepOwn))
 	require.NoError(t, err)
 
@@ -363,40 +366,40 @@ func TestAttempts(t *testing.T) {
 	ctx := context.Background()
 	hrss := f.Clients["hrss"]
 	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
-	n := mustPrepare(t, f, s, header("j1", 2, 0))
+	n := mustPrepare(t, f, s, header(s, "j1", 2, 0))
 
 	// A worker of an older attempt is refused at every step.
-	_, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 1, 0), N: 1})
+	_, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header(s, "j1", 1, 0), N: 1})
 	requireRefused(t, err, 409, "stale_attempt")
-	_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: 1, Elements: validElements(t, f, 1)})
+	_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header(s, "j1", 1, 0), List: 1, Elements: points(t, 1)})
 	requireRefused(t, err, 409, "stale_attempt")
-	_, err = hrss.Members(ctx, &nodeapi.MembersRequest{Header: header("j1", 1, 0), Recipient: "alice"})
+	_, err = hrss.Members(ctx, &nodeapi.MembersRequest{Header: header(s, "j1", 1, 0), Recipient: "alice"})
 	requireRefused(t, err, 409, "stale_attempt")
-	_, err = prepare(t, f, s, alice, header("j1", 1, 0))
+	_, err = prepare(t, f, s, alice, header(s, "j1", 1, 0))
 	requireRefused(t, err, 409, "stale_attempt")
 	// A newer attempt than prepared is not prepared either.
-	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
+	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header(s, "j1", 3, 0), N: 1})
 	requireRefused(t, err, 409, "stale_attempt")
 
 	// The current attempt is served.
-	els, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 2, 0), N: n})
+	els, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header(s, "j1", 2, 0), N: n})
 	require.NoError(t, err)
-	require.Len(t, els, n*psi.ElementSize)
+	require.Len(t, els.Elements, n*psi.ElementSize)
 
 	// A reclaim prepares attempt 3; attempt 2 is now stale.
-	require.Equal(t, n, mustPrepare(t, f, s, header("j1", 3, 0)))
-	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 2, 0), N: 1})
+	require.Equal(t, n, mustPrepare(t, f, s, header(s, "j1", 3, 0)))
+	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header(s, "j1", 2, 0), N: 1})
 	requireRefused(t, err, 409, "stale_attempt")
 
 	// A finish from an older attempt does not end the newer one...
-	_, err = hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 2, 0), Outcome: "stale"})
+	_, err = hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header(s, "j1", 2, 0), Outcome: "stale"})
 	require.NoError(t, err)
-	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
+	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header(s, "j1", 3, 0), N: 1})
 	require.NoError(t, err)
 	// ...the current one's does.
-	_, err = hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 3, 0), Outcome: "done"})
+	_, err = hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header(s, "j1", 3, 0), Outcome: "done"})
 	require.NoError(t, err)
-	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 3, 0), N: 1})
+	_, err = hrss.Own(ctx, &nodeapi.OwnRequest{Header: header(s, "j1", 3, 0), N: 1})
 	requireRefused(t, err, 409, "not_prepared")
 
 	// Every refusal above is in the node's log, with its code, the
@@ -415,32 +418,58 @@ func TestUnprepared(t *testing.T) {
 	f := start(t)
 	ctx := context.Background()
 	hrss := f.Clients["hrss"]
-	mustPrepare(t, f, spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits}), header("j1", 1, 0))
-	for _, h := range []nodeapi.Header{header("j2", 1, 0), header("j1", 1, 1)} { // another job; another party of j1
+	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
+	mustPrepare(t, f, s, header(s, "j1", 1, 0))
+	for _, h := range []nodeapi.Header{header(s, "j2", 1, 0), header(s, "j1", 1, 1)} { // another job; another party of j1
 		_, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: h, N: 1})
 		requireRefused(t, err, 409, "not_prepared")
-		_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: h, List: 1 - h.Party, Elements: validElements(t, f, 1)})
+		_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: h, List: 1 - h.Party, Elements: points(t, 1)})
 		requireRefused(t, err, 409, "not_prepared")
 		_, err = hrss.Members(ctx, &nodeapi.MembersRequest{Header: h, Recipient: "alice", Positions: []int{0}})
 		requireRefused(t, err, 409, "not_prepared")
 	}
 	// Out-of-range chunks of a prepared list.
 	for _, r := range [][2]int{{0, 0}, {-1, 1}, {30, 1}, {29, 2}, {0, nodeapi.MaxChunk + 1}} {
-		_, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header("j1", 1, 0), Offset: r[0], N: r[1]})
+		_, err := hrss.Own(ctx, &nodeapi.OwnRequest{Header: header(s, "j1", 1, 0), Offset: r[0], N: r[1]})
 		requireRefused(t, err, 400, "bad_range")
 	}
 }
 
-// validElements returns n genuine blinded elements: housing's own list for
-// a throwaway job.
-func validElements(t *testing.T, f *nodetest.Federation, n int) []byte {
+// points returns n valid curve points (hashed IDs, blinded by no node):
+// enough for a request the node refuses before it looks at them.
+func points(t *testing.T, n int) []byte {
 	t.Helper()
-	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
-	job := fmt.Sprintf("j_source_%d", n)
-	mustPrepare(t, f, s, header(job, 1, 1))
-	els, err := f.Clients["housing"].Own(context.Background(), &nodeapi.OwnRequest{Header: header(job, 1, 1), N: n})
+	els := make([]psi.Element, n)
+	for i := range els {
+		els[i] = psi.HashID("any", []byte(nodetest.ID(i)))
+	}
+	return psi.EncodeElements(els)
+}
+
+// prepareBoth prepares job (spec s) at attempt at both nodes and returns
+// the parties as the coordinator holds them.
+func prepareBoth(t *testing.T, f *nodetest.Federation, s policy.Spec, job string, attempt int) []*nodeapi.Party {
+	t.Helper()
+	lengths := make([]nodeapi.SignedLength, 2)
+	parties := make([]*nodeapi.Party, 2)
+	for i, dept := range []string{"hrss", "housing"} {
+		h := header(s, job, attempt, i)
+		r, err := prepare(t, f, s, alice, h)
+		require.NoError(t, err)
+		lengths[i] = r.Length
+		parties[i] = &nodeapi.Party{Client: f.Clients[dept], Header: h, N: r.Len, Lengths: lengths}
+	}
+	return parties
+}
+
+// ownChunk is positions [offset, offset+n) of a party's own list, as the
+// owner hands them out (signed, hop 0), in a reblind request for the
+// other party.
+func ownChunk(t *testing.T, ps []*nodeapi.Party, list, offset, n int) *nodeapi.ReblindRequest {
+	t.Helper()
+	own, err := ps[list].Client.Own(context.Background(), &nodeapi.OwnRequest{Header: ps[list].Header, Offset: offset, N: n})
 	require.NoError(t, err)
-	return els
+	return &nodeapi.ReblindRequest{Header: ps[1-list].Header, List: list, Offset: offset, Elements: own.Elements, Proof: own.Proof, Length: ps[list].Lengths[list]}
 }
 
 func TestReblind(t *testing.T) {
@@ -448,19 +477,25 @@ func TestReblind(t *testing.T) {
 	ctx := context.Background()
 	hrss := f.Clients["hrss"]
 	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
-	mustPrepare(t, f, s, header("j1", 1, 0))
-	in := validElements(t, f, 5)
+	ps := prepareBoth(t, f, s, "j1", 1)
+	req := ownChunk(t, ps, 1, 0, 5) // housing's list, to hrss
+	in := req.Elements
 
-	out, err := hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: 1, Elements: in})
+	out, err := hrss.Reblind(ctx, req)
 	require.NoError(t, err)
-	require.Len(t, out, len(in))
-	require.NotEqual(t, in, out)
-	_, err = psi.DecodeElements(out, 5)
+	require.Len(t, out.Elements, len(in))
+	require.NotEqual(t, in, out.Elements)
+	_, err = psi.DecodeElements(out.Elements, 5)
 	require.NoError(t, err)
 	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepReblind)), 1)
+	// Signed by hrss as hop 1 of list 1, for this job, spec and attempt.
+	cs := nodeapi.ChunkStatement{JobRef: req.Ref(), List: 1, Hop: 1, Offset: 0, N: 5, Elements: nodeapi.DigestOf(out.Elements)}
+	require.True(t, ed25519.Verify(nodetest.PrivateKey("node-hrss").Public().(ed25519.PublicKey), cs.Message().Encoded(), out.Proof))
 
 	// Never its own list.
-	_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: 0, Elements: in})
+	own := *req
+	own.List = 0
+	_, err = hrss.Reblind(ctx, &own)
 	requireRefused(t, err, 403, "own_list")
 
 	uOne := make([]byte, psi.ElementSize)
@@ -468,6 +503,7 @@ func TestReblind(t *testing.T) {
 	for name, els := range map[string][]byte{
 		"31 bytes":           in[:31],
 		"33 bytes":           in[:33],
+		"none":               {},
 		"all zero":           make([]byte, 32),
 		"u = 1 (low order)":  uOne,
 		"non-canonical":      bytes.Repeat([]byte{0xff}, psi.ElementSize),
@@ -475,13 +511,19 @@ func TestReblind(t *testing.T) {
 		"more than MaxChunk": make([]byte, (nodeapi.MaxChunk+1)*psi.ElementSize),
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: 1, Elements: els})
+			bad := *req
+			bad.Elements = els
+			_, err := hrss.Reblind(ctx, &bad)
 			requireRefused(t, err, 400, "invalid_elements")
 		})
 	}
 	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepReblind)), 1, "a refused reblind was recorded as served")
-	_, err = hrss.Reblind(ctx, &nodeapi.ReblindRequest{Header: header("j1", 1, 0), List: -1, Elements: in})
-	requireRefused(t, err, 400, "invalid_elements")
+	for _, list := range []int{-1, 2} {
+		bad := *req
+		bad.List = list
+		_, err = hrss.Reblind(ctx, &bad)
+		requireRefused(t, err, 400, "bad_list")
+	}
 }
 
 // TestProtocolEndToEnd runs the coordinator's PSI engine over the two real
@@ -490,26 +532,26 @@ func TestProtocolEndToEnd(t *testing.T) {
 	f := start(t)
 	ctx := context.Background()
 	s := spec(policy.PSIMembers, policy.Input{Dataset: dsBenefits, Filter: "amount >= 5"})
-	n0 := mustPrepare(t, f, s, header("j1", 1, 0))
-	n1 := mustPrepare(t, f, s, header("j1", 1, 1))
-	require.Equal(t, 25, n0) // rows 5–29
-	require.Equal(t, 30, n1) // rows 10–39
-	parties := []psi.Party{
-		&nodeapi.Party{Client: f.Clients["hrss"], Header: header("j1", 1, 0), N: n0},
-		&nodeapi.Party{Client: f.Clients["housing"], Header: header("j1", 1, 1), N: n1},
-	}
-	res, err := psi.Run(ctx, parties, 0, 7, nil)
+	ps := prepareBoth(t, f, s, "j1", 1)
+	require.Equal(t, 25, ps[0].N) // rows 5–29
+	require.Equal(t, 30, ps[1].N) // rows 10–39
+	res, err := psi.Run(ctx, []psi.Party{ps[0], ps[1]}, 0, 7, nil)
 	require.NoError(t, err)
 	require.Equal(t, 20, res.Count) // rows 10–29
 
-	// psi_members: the requesting node seals the matches to the analyst.
+	// psi_members: the requesting node seals the matches to the analyst
+	// and keeps them; a reviewer's approval of the result has it deliver.
 	pub, priv, err := delivery.GenerateKey()
 	require.NoError(t, err)
 	hrss := f.Clients["hrss"]
-	mr, err := hrss.Members(ctx, &nodeapi.MembersRequest{Header: header("j1", 1, 0), Positions: res.Positions, RecipientKey: pub, Recipient: "alice"})
+	mr, err := hrss.Members(ctx, &nodeapi.MembersRequest{Header: header(s, "j1", 1, 0), Positions: res.Positions, RecipientKey: pub, Recipient: "alice"})
 	require.NoError(t, err)
 	require.Equal(t, 20, mr.Count)
-	ids, err := delivery.Open(priv, "j1", mr.Ciphertext)
+	result, approval := approve(t, "j1", s, alice, mr, pub)
+	ct, err := hrss.Deliver(ctx, &nodeapi.DeliverRequest{Header: header(s, "j1", 1, 0), Approval: approval, Result: result})
+	require.NoError(t, err)
+	require.Equal(t, mr.SealedSHA256, nodeapi.DigestOf(ct))
+	ids, err := delivery.Open(priv, "j1", ct)
 	require.NoError(t, err)
 	var want []string
 	for i := 10; i < 30; i++ {
@@ -534,10 +576,10 @@ func TestMembersRefused(t *testing.T) {
 	pub, _, err := delivery.GenerateKey()
 	require.NoError(t, err)
 	members := spec(policy.PSIMembers, policy.Input{Dataset: dsBenefits})
-	mustPrepare(t, f, members, header("jm", 1, 0))
-	mustPrepare(t, f, members, header("jm", 1, 1))
+	mustPrepare(t, f, members, header(members, "jm", 1, 0))
+	mustPrepare(t, f, members, header(members, "jm", 1, 1))
 	card := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
-	mustPrepare(t, f, card, header("jc", 1, 0))
+	mustPrepare(t, f, card, header(card, "jc", 1, 0))
 
 	mr := func(h nodeapi.Header, recipient string, pos []int, key []byte) nodeapi.MembersRequest {
 		return nodeapi.MembersRequest{Header: h, Positions: pos, RecipientKey: key, Recipient: recipient}
@@ -549,14 +591,15 @@ func TestMembersRefused(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"another recipient", hrss, mr(header("jm", 1, 0), "mallory", []int{0}, pub), 403, "wrong_recipient"},
-		{"no recipient", hrss, mr(header("jm", 1, 0), "", []int{0}, pub), 403, "wrong_recipient"},
-		{"not the requesting party", housing, mr(header("jm", 1, 1), "alice", []int{0}, pub), 403, "not_members"},
-		{"not a members job", hrss, mr(header("jc", 1, 0), "alice", []int{0}, pub), 403, "not_members"},
-		{"position past the end", hrss, mr(header("jm", 1, 0), "alice", []int{30}, pub), 400, "bad_positions"},
-		{"negative position", hrss, mr(header("jm", 1, 0), "alice", []int{-1}, pub), 400, "bad_positions"},
-		{"repeated position", hrss, mr(header("jm", 1, 0), "alice", []int{3, 3}, pub), 400, "bad_positions"},
-		{"bad key", hrss, mr(header("jm", 1, 0), "alice", []int{0}, pub[:5]), 400, "bad_key"},
+		{"another recipient", hrss, mr(header(members, "jm", 1, 0), "mallory", []int{0}, pub), 403, "wrong_recipient"},
+		{"no recipient", hrss, mr(header(members, "jm", 1, 0), "", []int{0}, pub), 403, "wrong_recipient"},
+		{"not the requesting party", housing, mr(header(members, "jm", 1, 1), "alice", []int{0}, pub), 403, "not_members"},
+		{"not a members job", hrss, mr(header(card, "jc", 1, 0), "alice", []int{0}, pub), 403, "not_members"},
+		{"position past the end", hrss, mr(header(members, "jm", 1, 0), "alice", []int{30}, pub), 400, "bad_positions"},
+		{"negative position", hrss, mr(header(members, "jm", 1, 0), "alice", []int{-1}, pub), 400, "bad_positions"},
+		{"repeated position", hrss, mr(header(members, "jm", 1, 0), "alice", []int{3, 3}, pub), 400, "bad_positions"},
+		{"bad key", hrss, mr(header(members, "jm", 1, 0), "alice", []int{0}, pub[:5]), 400, "bad_key"},
+		{"another spec", hrss, mr(header(card, "jm", 1, 0), "alice", []int{0}, pub), 403, "spec_conflict"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := c.cl.Members(ctx, &c.req)
@@ -564,38 +607,39 @@ func TestMembersRefused(t *testing.T) {
 		})
 	}
 	require.Empty(t, entries(t, f, "hrss", string(nodeapi.StepMembers)), "a refused delivery was recorded as made")
-	_, err = hrss.Members(ctx, &nodeapi.MembersRequest{Header: header("jm", 1, 0), Positions: []int{0, 1}, RecipientKey: pub, Recipient: "alice"})
+	_, err = hrss.Members(ctx, &nodeapi.MembersRequest{Header: header(members, "jm", 1, 0), Positions: []int{0, 1}, RecipientKey: pub, Recipient: "alice"})
 	require.NoError(t, err)
 }
 
 func TestPrepareIdempotent(t *testing.T) {
 	f := start(t)
 	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Filter: "district = '天河区'"})
-	first, err := prepare(t, f, s, alice, header("j1", 1, 0))
+	first, err := prepare(t, f, s, alice, header(s, "j1", 1, 0))
 	require.NoError(t, err)
 	require.Equal(t, 10, first.Len) // rows 0, 3, …, 27
 	require.Zero(t, first.InvalidIDs)
-	els1, err := f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header("j1", 1, 0), N: first.Len})
+	require.Equal(t, nodeapi.SignedLength{List: 0, Len: 10, Signature: first.Length.Signature}, first.Length)
+	own1, err := f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header(s, "j1", 1, 0), N: first.Len})
 	require.NoError(t, err)
 
-	again, err := prepare(t, f, s, alice, header("j1", 1, 0))
+	again, err := prepare(t, f, s, alice, header(s, "j1", 1, 0))
 	require.NoError(t, err)
 	require.Equal(t, first, again)
 	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepPrepare)), 1)
 
 	// The list is the same list, in the same secret order.
-	els2, err := f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header("j1", 1, 0), N: first.Len})
+	own2, err := f.Clients["hrss"].Own(context.Background(), &nodeapi.OwnRequest{Header: header(s, "j1", 1, 0), N: first.Len})
 	require.NoError(t, err)
-	require.Equal(t, els1, els2)
+	require.Equal(t, own1, own2)
 
-	// The same (job, party, attempt) with another spec is a conflict, not a
-	// silent replacement of the session.
+	// The same job id with another spec is refused for good (the job id is
+	// bound to its first spec), not a silent replacement of the session.
 	other := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits})
-	_, err = prepare(t, f, other, alice, header("j1", 1, 0))
-	requireRefused(t, err, 409, "conflicting_prepare")
+	_, err = prepare(t, f, other, alice, header(other, "j1", 1, 0))
+	requireRefused(t, err, 403, "spec_conflict")
 
 	// A new attempt prepares afresh (same set, so same length and order).
-	next, err := prepare(t, f, s, alice, header("j1", 2, 0))
+	next, err := prepare(t, f, s, alice, header(s, "j1", 2, 0))
 	require.NoError(t, err)
 	require.Equal(t, first.Len, next.Len)
 	require.Len(t, entries(t, f, "hrss", string(nodeapi.StepPrepare)), 2)
@@ -607,16 +651,16 @@ func TestOutcomeFeedsLineage(t *testing.T) {
 	f := start(t)
 	ctx := context.Background()
 	s := spec(policy.PSICardinality, policy.Input{Dataset: dsBenefits, Filter: "district = '天河区'"})
-	mustPrepare(t, f, s, header("j1", 1, 0))
+	mustPrepare(t, f, s, header(s, "j1", 1, 0))
 	hrss := f.Clients["hrss"]
-	_, err := hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header("j1", 1, 0), Outcome: "ok"})
+	_, err := hrss.Finish(ctx, &nodeapi.FinishRequest{Header: header(s, "j1", 1, 0), Outcome: "ok"})
 	require.NoError(t, err)
-	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j1", 1, 0), Outcome: "released", Purpose: s.Purpose, Datasets: s.Datasets(), Reviewer: "rita"})
+	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header(s, "j1", 1, 0), Outcome: "released", Purpose: s.Purpose, Datasets: s.Datasets(), Reviewer: "rita"})
 	require.NoError(t, err)
 
-	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j2", 1, 0), Outcome: "released", Datasets: []string{"tax.x"}})
+	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header(s, "j2", 1, 0), Outcome: "released", Datasets: []string{"tax.x"}})
 	requireRefused(t, err, 400, "not_ours")
-	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header("j1", 1, 0), Outcome: "maybe", Datasets: s.Datasets()})
+	_, err = hrss.Outcome(ctx, &nodeapi.OutcomeRequest{Header: header(s, "j1", 1, 0), Outcome: "maybe", Datasets: s.Datasets()})
 	requireRefused(t, err, 400, "bad_request")
 
 	all, err := f.Audits["hrss"].All(ctx)

@@ -246,3 +246,25 @@ func sha(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
+
+// Consent is the signed consent of dataset's department's test owner
+// (Owner(dept)) to job with spec and requester, valid until until.
+func Consent(job string, spec *policy.Spec, req policy.Requester, dataset string, until time.Time) attest.SignedConsent {
+	owner := Owner(policy.Department(dataset))
+	sc, err := attest.SignConsent(PrivateKey(owner), &attest.Consent{JobRef: attest.Ref(job, spec, req), Dataset: dataset, Approve: true, Until: until, Owner: owner})
+	if err != nil {
+		panic(err) // only for a malformed key, which PrivateKey never makes
+	}
+	return *sc
+}
+
+// Approve is the test reviewer's signed approval of a result: its exact
+// bytes, for job with spec and requester, sealed (psi_members) to the
+// analyst key whose SHA-256 is recipient (zero for results in the clear).
+func Approve(job string, spec *policy.Spec, req policy.Requester, result []byte, recipient attest.Digest, at time.Time) *attest.SignedApproval {
+	sa, err := attest.SignApproval(PrivateKey(Reviewer), &attest.Approval{JobRef: attest.Ref(job, spec, req), Result: sha256.Sum256(result), Recipient: recipient, Reviewer: Reviewer, At: at})
+	if err != nil {
+		panic(err)
+	}
+	return sa
+}
