@@ -48,9 +48,14 @@ func heapAfterGC() uint64 {
 // log of 10^6 entries (10^5 with -short) the heap holds the last entry, not
 // the history; reading the newest entries reads only the file's end.
 func TestOpenLongLogMemory(t *testing.T) {
-	n := 1_000_000
+	// 10^5 entries show the heap does not grow with the log (it would by
+	// ~30 MiB); UNSEEN_LONG=1 runs the 10^6 of the issue (slow under -race).
+	n := 100_000
+	if os.Getenv("UNSEEN_LONG") != "" {
+		n = 1_000_000
+	}
 	if testing.Short() {
-		n = 100_000
+		n = 20_000
 	}
 	p := filepath.Join(t.TempDir(), "audit.jsonl")
 	h := writeLongLog(t, p, n)
