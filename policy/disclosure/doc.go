@@ -72,25 +72,9 @@
 // window, go unseen; NearDuplicate flags similar specs for the reviewer but
 // cannot tell whether they differ by few people.
 //
-// # Declarations this package needs that policy does not have yet
+// # Declarations it reads
 //
-// In policy.Dataset:
-//
-//	// MaxRowsPerKey is the most rows of this dataset one person (one value
-//	// of PersonKey) contributes to a job; the node keeps the first that many
-//	// per person, in file order, after the filter. 0 means 1.
-//	MaxRowsPerKey int `json:"max_rows_per_key,omitempty" yaml:"max_rows_per_key"`
-//	// PersonKey is the id column naming the person a row is about (for
-//	// aggregate jobs, which have no join key); default: the dataset's only
-//	// id column.
-//	PersonKey string `json:"person_key,omitempty" yaml:"person_key"`
-//
-// In policy.DP:
-//
-//	// TotalBudget is the ε all analysts together may spend on the dataset,
-//	// kept in the node's own ledger; 0: no limit beyond each analyst's
-//	// Budget. When set it must be at least Budget.
-//	TotalBudget float64 `json:"total_budget,omitempty" yaml:"total_budget"`
-//
-// Until they exist, callers pass MaxRowsPerKey in Extra.
+// policy.Dataset's min_count (k), max_rows_per_key and person_key (the
+// per-person row cap, M), dp (epsilon, budget, total_budget, value_bound)
+// and differencing (refuse or flag, at the node).
 package disclosure
