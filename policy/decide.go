@@ -42,6 +42,18 @@ type Decision struct {
 	// (policy/disclosure's plan), which is what each of their people loses.
 	// The coordinator sets it at submission; Decide leaves it empty.
 	Epsilon map[string]float64 `json:"epsilon,omitempty"`
+	// Similar lists the analyst's recent jobs whose specs ask nearly the
+	// same question (policy/disclosure.NearDuplicate): subtracting the two
+	// results could single out the few rows in between, so the reviewer
+	// sees them as a failing differencing check. The coordinator sets it at
+	// submission; Decide leaves it empty.
+	Similar []SimilarJob `json:"similar,omitempty"`
+}
+
+// SimilarJob is an earlier job nearly like this one, and what differs.
+type SimilarJob struct {
+	Job string `json:"job"`
+	Why string `json:"why"`
 }
 
 // Error summarises the violations as one message.
