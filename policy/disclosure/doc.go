@@ -16,11 +16,14 @@
 //     suppressed paths and the Checks, each Check saying in Protects what
 //     it protects against.
 //   - Node, on its own rows after the job's filter: LimitsFor its dataset,
-//     CapPerKey (at most max_rows_per_key rows per person), ClampAll (values
-//     summed are clamped to dp.value_bound); an iblt.Sketch of the keyed
-//     hashes (iblt.Hasher) of the filtered input's IDs, compared with
-//     History.Compare and recorded with History.Add; the Overlaps it finds
-//     travel with its response to the worker.
+//     CapPerKey (at most max_rows_per_key rows per person, PersonKey naming
+//     the person), ClampAll (values summed are clamped to dp.value_bound);
+//     an iblt.Sketch of the keyed hashes (iblt.Hasher) of the filtered
+//     input's IDs, compared with the sketches of earlier jobs
+//     (iblt.SmallDifference, as History does in memory; compute/node keeps
+//     them in its node.db) and recorded; by default it refuses a small
+//     difference, and with differencing: flag the Overlaps it finds travel
+//     with its response to the worker.
 //
 // Who learns what: the worker sees the exact decrypted totals (it adds the
 // noise), the reviewer sees the noised, suppressed result with the checks
