@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -98,4 +99,28 @@ func TestDifferenceLedger(t *testing.T) {
 	require.Empty(t, ov)
 	n, _ = st.sketches("a.x")
 	require.Equal(t, 1, n)
+}
+
+// BenchmarkDifferenceFullWindow is the differencing check of one job
+// against a full window (256 earlier sketches of the dataset), in one
+// bbolt transaction with its fsync: what a Prepare or he.aggregate adds.
+func BenchmarkDifferenceFullWindow(b *testing.B) {
+	st, err := openState(filepath.Join(b.TempDir(), "node.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 256 {
+		if _, err := st.difference("a.x", fmt.Sprint("old", i), span(uint64(i*1000), uint64(i*1000+500)), 10, true, now, time.Hour, 256); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := span(1<<40, 1<<40+500)
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := st.difference("a.x", "new", s, 10, true, now.Add(time.Duration(i)), time.Hour, 257); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
