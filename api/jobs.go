@@ -55,7 +55,24 @@ func (a *API) submit(c *gin.Context) {
 		abort(c, he)
 		return
 	}
-	charges, over, err := a.chargeLimits(c.Request.Context(), cat, spec, u.Name)
+	// Disclosure control (disclosure.go): refuse what cannot be protected,
+	// charge the plan's ε, and name near-duplicate jobs for the reviewer.
+	p, vs := plan(spec, cat)
+	if len(vs) > 0 {
+		for _, v := range vs {
+			a.metrics.refused.WithLabelValues(v.Rule).Inc()
+		}
+		he := errf(403, "policy_violation", "%s", policy.Decision{Violations: vs}.Error())
+		he.body.Violations = vs
+		abort(c, he)
+		return
+	}
+	dec.Epsilon = epsilonCharged(p)
+	if dec.Similar, err = a.similarJobs(c.Request.Context(), u.Name, spec); err != nil {
+		abort(c, err)
+		return
+	}
+	charges, over, err := a.chargeLimits(c.Request.Context(), cat, spec, u.Name, p)
 	if err != nil {
 		abort(c, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/disclosure"
 )
 
 // charge is one counter a submission spent from.
@@ -15,11 +16,13 @@ type charge struct {
 }
 
 // chargeLimits spends, for every dataset of the job, one job from the
-// analyst's rate limit and ε from their privacy budget. If any would be
-// passed, what was already spent is refunded and the job is refused with
-// the rule, the dataset and what is left. The caller refunds the returned
-// charges if the job is not created after all.
-func (a *API) chargeLimits(ctx context.Context, cat policy.Catalog, spec *policy.Spec, user string) ([]charge, []policy.Violation, error) {
+// analyst's rate limit and, for a DP dataset, the ε the job's plan charges
+// it (plan.DP.Charges: the job's ε, the smallest of its DP datasets')
+// from their privacy budget. If any would be passed, what was already
+// spent is refunded and the job is refused with the rule, the dataset and
+// what is left. The caller refunds the returned charges if the job is not
+// created after all.
+func (a *API) chargeLimits(ctx context.Context, cat policy.Catalog, spec *policy.Spec, user string, p *disclosure.Plan) ([]charge, []policy.Violation, error) {
 	var done []charge
 	fail := func(v policy.Violation) ([]charge, []policy.Violation, error) {
 		a.refund(ctx, done)
@@ -46,16 +49,16 @@ func (a *API) chargeLimits(ctx context.Context, cat policy.Catalog, spec *policy
 			}
 			done = append(done, charge{key, 1})
 		}
-		if dp := ds.DP; dp != nil {
+		if dp := ds.DP; dp != nil && p != nil && p.DP != nil {
 			key := fmt.Sprintf("dp:%s:%s", user, name)
-			e := policy.MicroEpsilon(dp.Epsilon)
+			e := p.DP.Charges[name]
 			total, ok, err := a.cfg.Store.Spend(ctx, key, e, policy.MicroEpsilon(dp.Budget), 0)
 			if err != nil {
 				a.refund(ctx, done)
 				return nil, nil, err
 			}
 			if !ok {
-				return fail(policy.Violation{Rule: "dp_budget", Dataset: name, Message: fmt.Sprintf("this job needs ε = %g but only %g of your budget of %g is left", dp.Epsilon, float64(policy.MicroEpsilon(dp.Budget)-total)/1e6, dp.Budget)})
+				return fail(policy.Violation{Rule: "dp_budget", Dataset: name, Message: fmt.Sprintf("this job needs ε = %g but only %g of your budget of %g is left", float64(e)/1e6, float64(policy.MicroEpsilon(dp.Budget)-total)/1e6, dp.Budget)})
 			}
 			done = append(done, charge{key, e})
 		}

@@ -11,9 +11,11 @@ type Review struct {
 	Suppressed []string `json:"suppressed,omitempty"`
 }
 
-// Check is one automatic disclosure check.
+// Check is one automatic disclosure check (policy/disclosure's): what it
+// found, and in Protects the one sentence saying what it protects against.
 type Check struct {
-	Name   string `json:"name"`
-	Passed bool   `json:"passed"`
-	Detail string `json:"detail"`
+	Name     string `json:"name"`
+	Passed   bool   `json:"passed"`
+	Detail   string `json:"detail"`
+	Protects string `json:"protects,omitempty"`
 }

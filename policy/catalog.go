@@ -72,6 +72,27 @@ type Dataset struct {
 	// aggregate jobs, which have no join key). Default: the dataset's only
 	// id column.
 	PersonKey string `json:"person_key,omitempty" yaml:"person_key"`
+	// Differencing is what the node does with a job whose filtered input
+	// differs from an earlier job's (within its window) by 1 to k−1
+	// people, so that subtracting the two results would say something about
+	// those few: "refuse" (the default, also when empty) takes no part;
+	// "flag" takes part and reports the overlap for the reviewer, trusting
+	// the coordinator, which sees totals before any reviewer, to pass it on.
+	Differencing string `json:"differencing,omitempty" yaml:"differencing"`
+}
+
+// Differencing modes (Dataset.Differencing).
+const (
+	DifferencingRefuse = "refuse"
+	DifferencingFlag   = "flag"
+)
+
+// DifferencingMode is Differencing with its default (refuse) applied.
+func (d *Dataset) DifferencingMode() string {
+	if d.Differencing == "" {
+		return DifferencingRefuse
+	}
+	return d.Differencing
 }
 
 // DP is a dataset's differential-privacy rule.
@@ -81,7 +102,8 @@ type DP struct {
 	// Budget is the total ε one analyst may spend on the dataset.
 	Budget float64 `json:"budget" yaml:"budget"`
 	// ValueBound is the largest |value| of a value column, so sums can be
-	// given noise of the right scale (values beyond it are clamped).
+	// given noise of the right scale. The node clamps every value it sums
+	// to [−ValueBound, ValueBound] before encrypting it, DP job or not.
 	ValueBound int64 `json:"value_bound,omitempty" yaml:"value_bound"`
 	// TotalBudget is the ε all analysts together may spend on the dataset,
 	// kept in the node's own ledger (so a coordinator that invents analysts
@@ -199,6 +221,11 @@ func (d *Dataset) Validate() error {
 	}
 	if d.MinCount < 0 {
 		return fmt.Errorf("policy: dataset %s: min_count must not be negative", d.Name)
+	}
+	switch d.Differencing {
+	case "", DifferencingRefuse, DifferencingFlag:
+	default:
+		return fmt.Errorf("policy: dataset %s: differencing %q is not refuse or flag", d.Name, d.Differencing)
 	}
 	return nil
 }

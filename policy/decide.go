@@ -37,9 +37,23 @@ type Decision struct {
 	Versions   map[string]string `json:"policy_versions,omitempty"` // dataset → policy version in force
 	// NeedsConsent lists conditional datasets whose owners must consent.
 	NeedsConsent []string `json:"needs_consent,omitempty"`
-	// Epsilon is the differential-privacy ε each DP dataset charges this
-	// job (the noise added at review uses the smallest).
+	// Epsilon is the differential-privacy ε charged to each DP dataset's
+	// budget for this job: the job's ε, the smallest of its DP datasets'
+	// (policy/disclosure's plan), which is what each of their people loses.
+	// The coordinator sets it at submission; Decide leaves it empty.
 	Epsilon map[string]float64 `json:"epsilon,omitempty"`
+	// Similar lists the analyst's recent jobs whose specs ask nearly the
+	// same question (policy/disclosure.NearDuplicate): subtracting the two
+	// results could single out the few rows in between, so the reviewer
+	// sees them as a failing differencing check. The coordinator sets it at
+	// submission; Decide leaves it empty.
+	Similar []SimilarJob `json:"similar,omitempty"`
+}
+
+// SimilarJob is an earlier job nearly like this one, and what differs.
+type SimilarJob struct {
+	Job string `json:"job"`
+	Why string `json:"why"`
 }
 
 // Error summarises the violations as one message.
@@ -83,14 +97,8 @@ func Decide(cat Catalog, s *Spec, req Requester, onlyLocal bool) Decision {
 			continue
 		}
 		d.Versions[ds.Name] = ds.Version()
-		if ds.DP != nil {
-			if d.Epsilon == nil {
-				d.Epsilon = map[string]float64{}
-			}
-			d.Epsilon[ds.Name] = ds.DP.Epsilon
-			if s.Type == PSIMembers {
-				add("dp", ds.Name, "", "dataset requires differential privacy, which a member list cannot have; counts and statistics are allowed")
-			}
+		if ds.DP != nil && s.Type == PSIMembers {
+			add("dp", ds.Name, "", "dataset requires differential privacy, which a member list cannot have; counts and statistics are allowed")
 		}
 		switch ds.Sharing {
 		case "closed":
@@ -137,19 +145,8 @@ func Decide(cat Catalog, s *Spec, req Requester, onlyLocal bool) Decision {
 			}
 		}
 	}
-	if len(d.Epsilon) > 0 {
-		// Sums need a declared bound on the value's size to be given noise
-		// of the right scale.
-		needsSum := false
-		for _, st := range s.Stats {
-			needsSum = needsSum || st != "count"
-		}
-		if needsSum && s.Value != nil {
-			if ds, ok := cat[s.Value.Dataset]; ok && (ds.DP == nil || ds.DP.ValueBound == 0) {
-				add("dp", s.Value.Dataset, s.Value.Column, "a differentially private job's sums need the value dataset to declare dp.value_bound; only count is allowed")
-			}
-		}
-	}
+	// The noise and its bounds (a value bound for every input a DP job
+	// sums, the ε charged) are policy/disclosure's: see disclosure.CheckDP.
 	d.Allow = len(d.Violations) == 0
 	return d
 }

@@ -168,3 +168,14 @@ func TestBuckets(t *testing.T) {
 	require.Equal(t, []string{"<100", "[100,200)", "≥200"}, []string{s.BucketLabel(0), s.BucketLabel(1), s.BucketLabel(2)})
 	require.Zero(t, (&Spec{}).Buckets())
 }
+
+func TestDifferencingMode(t *testing.T) {
+	d := Dataset{Name: "a.x", Classification: "general", Sharing: "open", Columns: []Column{{Name: "id_number", Kind: KindID}}}
+	require.NoError(t, d.Validate())
+	require.Equal(t, DifferencingRefuse, d.DifferencingMode(), "refusing is the default")
+	d.Differencing = DifferencingFlag
+	require.NoError(t, d.Validate())
+	require.Equal(t, DifferencingFlag, d.DifferencingMode())
+	d.Differencing = "ignore"
+	require.ErrorContains(t, d.Validate(), `differencing "ignore" is not refuse or flag`)
+}

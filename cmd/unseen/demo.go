@@ -36,7 +36,7 @@ import (
 )
 
 // demoDepartments are the nodes the demo starts.
-var demoDepartments = []string{"hrss", "housing", "civil"}
+var demoDepartments = []string{"hrss", "housing", "civil", "market"}
 
 // DemoJob is one job of the demo's JSON report.
 type DemoJob struct {
@@ -50,10 +50,15 @@ type DemoJob struct {
 
 // DemoReport is `unseen demo --json`.
 type DemoReport struct {
-	Jobs    []DemoJob `json:"jobs"`
-	Refused []string  `json:"refused,omitempty"`
-	Audit   string    `json:"audit"`
-	OK      bool      `json:"ok"`
+	Jobs []DemoJob `json:"jobs"`
+	// DP is the differentially private job (released noised: not
+	// compared exactly with its plaintext, but shown beside it).
+	DP *DemoDP `json:"dp_job,omitempty"`
+	// Differencing is the near-duplicate pair: flagged and refused.
+	Differencing *DemoDifferencing `json:"differencing,omitempty"`
+	Refused      []string          `json:"refused,omitempty"`
+	Audit        string            `json:"audit"`
+	OK           bool              `json:"ok"`
 }
 
 func demoCmd() *cobra.Command {
@@ -61,7 +66,7 @@ func demoCmd() *cobra.Command {
 	var chunk int
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a whole federation on loopback: coordinator, three nodes, jobs reviewed and released, checked against plaintext",
+		Short: "Run a whole federation on loopback: coordinator, four nodes, jobs reviewed and released, checked against plaintext",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -330,13 +335,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 			return nil, err
 		}
 		say("   rita reviews           → result %s", abbreviate(rv.Review.Result))
-		for _, c := range rv.Review.Checks {
-			mark := "pass"
-			if !c.Passed {
-				mark = "FLAG"
-			}
-			say("     check %-14s %s: %s", c.Name, mark, c.Detail)
-		}
+		printChecks(say, rv.Review.Checks)
 		if _, err := reviewer.Approve(ctx, j.ID, "demo: checks reviewed", ritaKey); err != nil {
 			return nil, err
 		}
@@ -381,7 +380,18 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		say("")
 	}
 
-	// 5. The audit chains: the coordinator's and every node's, and the
+	// 5. Disclosure control: a differentially private job, and a
+	// differencing pair flagged by the coordinator and refused by a node.
+	people := &demoPeople{analyst: analyst, reviewer: reviewer, owner: owner, ritaKey: ritaKey, coraKey: coraKey}
+	if rep.DP, err = runDPJob(ctx, say, people); err != nil {
+		return nil, err
+	}
+	if rep.Differencing, err = runDifferencing(ctx, say, people); err != nil {
+		return nil, err
+	}
+	rep.OK = rep.OK && rep.Differencing.Match
+
+	// 6. The audit chains: the coordinator's and every node's, and the
 	// heads each witnessed of the other (as `unseen audit verify --witness`
 	// checks them): a tail cut off any one log would show here.
 	coord.WaitOutcomes()

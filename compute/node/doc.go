@@ -20,6 +20,8 @@
 //	trust.go        what the node checks itself: spec binding, party, policy, consent, ledger
 //	state.go        its own durable ledger (node.db): job bindings, budgets, rate limits,
 //	                prepared attempts, sealed member lists
+//	disclosure.go   disclosure control on its own rows: rows per person capped, values
+//	                clamped to the value bound, differencing sketches (refuse or flag)
 //	session.go      per-job state: a prepared PSI list, its attempt, what it reblinded
 //	psi.go          the PSI steps: prepare, own, reblind, members, deliver, finish, outcome
 //	he_keys.go      homomorphic key shares, envelopes, the decryption ledger
@@ -51,6 +53,11 @@
 //     threshold share never leave it; they are kept in the keys directory
 //     (files 0600) and reloaded at start; keys replaced by a later ceremony
 //     are kept beside them (*.keys.old) and the replacement is audited.
+//   - Differencing: the node keeps a sketch of the people in each job's
+//     filtered input (keyed hashes: useless without its secret) and never
+//     shares it; refusing a job whose input is within k−1 people of an
+//     earlier one's says only that, and a flag (where the owner chose it)
+//     tells the coordinator the earlier job and the size of the difference.
 //   - he/groups tells the coordinator which labels of the group-by column
 //     occur in this node's filtered rows (not how often): the price of a
 //     common slot layout for aggregate.

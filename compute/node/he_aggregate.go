@@ -17,6 +17,7 @@ import (
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
+	"github.com/unseen-data/unseen/policy/disclosure"
 )
 
 // heInput is a job-bound request's input at this node, checked against
@@ -27,6 +28,8 @@ type heInput struct {
 	ds     *policy.Dataset
 	rows   []int             // the input's rows after its filter
 	detail map[string]string // what the step's audit entry records
+	// overlaps are the differencing overlaps to report (flag mode).
+	overlaps []disclosure.Overlap
 }
 
 // checkInput checks the first step of an aggregate at this node like every
@@ -68,7 +71,14 @@ func (s *Service) checkInput(ctx context.Context, c Caller, step nodeapi.Step, h
 	if k := ds.EffectiveMinCount(); len(rows) < k {
 		return fail(refuse(KindForbidden, "input_below_k", "the filter on %s leaves fewer than its k = %d rows: node %s does not take part in a result that could single out a person", ds.Name, k, s.cfg.Department))
 	}
-	return &heInput{tbl: tbl, in: in, ds: ds, rows: rows, detail: detail}, nil
+	// Disclosure control (disclosure.go): at most max_rows_per_key rows per
+	// person, k counted in people, and no input that differs from an
+	// earlier job's by 1..k−1 people (refused, or reported in flag mode).
+	rows, overlaps, err := s.aggregateInput(h.Job, tbl, ds, rows, detail)
+	if err != nil {
+		return fail(err)
+	}
+	return &heInput{tbl: tbl, in: in, ds: ds, rows: rows, detail: detail, overlaps: overlaps}, nil
 }
 
 // sealedCT is an encrypted vector as it leaves the node: the envelope, and
@@ -236,10 +246,17 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 			gidx[k] = g
 		}
 	}
-	var xs, xx []int64
+	var xs, xx, raw []int64
 	if valueCol != "" {
 		if xs, err = tbl.t.Ints(rows, valueCol); err != nil {
 			return fail(refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err))
+		}
+		// Disclosure control (disclosure.go): values summed are clamped to
+		// the dataset's dp.value_bound; buckets count the raw values.
+		raw = xs
+		var clamped int
+		if xs, clamped = clampValues(ds, xs); clamped > 0 {
+			detail["values_clamped"] = fmt.Sprint(clamped)
 		}
 		if err := tbl.checkRange(he.Sums(), rows, xs, maxTerms, ds.Name, valueCol); err != nil {
 			return fail(err)
@@ -262,7 +279,7 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 			sums[G+g] += xs[k]
 		}
 		if B > 0 {
-			sums[2*G+g*B+req.Spec.Bucket(xs[k])]++
+			sums[2*G+g*B+req.Spec.Bucket(raw[k])]++
 		}
 		if sq != nil {
 			sq[g] += xx[k]
@@ -291,7 +308,7 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 	// Each slot is this node's part of a total over len(inputs) nodes. Each
 	// ciphertext is signed: a releasing node decrypts only the sum of every
 	// input's signed contribution.
-	out := &nodeapi.HEAggregateResponse{}
+	out := &nodeapi.HEAggregateResponse{Overlaps: hi.overlaps}
 	cts, err := s.encryptSealed(sumsKeys, [][]int64{sums}, int(parties))
 	if err != nil {
 		return nil, err

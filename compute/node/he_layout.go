@@ -194,6 +194,11 @@ func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol
 	if err != nil {
 		return nil, refuse(KindBadRequest, "bad_input", "%v", err)
 	}
+	// Disclosure control (disclosure.go): at most max_rows_per_key rows per
+	// person (the join key names the person).
+	if rows, _, err = capRows(tbl, ds, rows, in.Key); err != nil {
+		return nil, err
+	}
 	n, _ := ss.party.Len(context.Background())
 	posOf := make(map[string]int, n)
 	for p := range n {
@@ -224,6 +229,8 @@ func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol
 		if xs, err = tbl.t.Ints(used, valueCol); err != nil {
 			return nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
 		}
+		// Disclosure control (disclosure.go): clamped to dp.value_bound.
+		xs, _ = clampValues(ds, xs)
 		if err := tbl.checkRange(he.Sums(), used, xs, maxTerms, ds.Name, valueCol); err != nil {
 			return nil, err
 		}

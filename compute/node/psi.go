@@ -85,7 +85,7 @@ func (s *Service) prepare(ctx context.Context, c Caller, req *nodeapi.PrepareReq
 			// Idempotent per (job, step, attempt): the same list again.
 			n, _ := ss.party.Len(ctx)
 			s.mu.Unlock()
-			return &nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs(), Length: ss.length}, nil
+			return &nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs(), Length: ss.length, Overlaps: ss.overlaps}, nil
 		}
 	}
 	s.mu.Unlock()
@@ -110,6 +110,16 @@ func (s *Service) prepare(ctx context.Context, c Caller, req *nodeapi.PrepareReq
 		// No count about one person: the refusal says below k, not how far.
 		return fail("input below k", refuse(KindForbidden, "input_below_k", "the filter on %s leaves fewer keys than the dataset's k = %d: node %s takes no part in a job whose result could single out a person", in.Dataset, k, s.cfg.Department))
 	}
+	// Disclosure control (disclosure.go): no input that differs from an
+	// earlier job's by 1..k−1 people (refused, or reported in flag mode).
+	overlaps, err := s.differencing(req.Job, ds, func(add func([]byte)) {
+		for _, id := range ids {
+			add(id)
+		}
+	}, detail)
+	if err != nil {
+		return fail("differencing", err)
+	}
 	detail["list_len"] = fmt.Sprint(n)
 	if err := s.record(ctx, c, string(nodeapi.StepPrepare), req.Job, dsn, detail); err != nil {
 		return nil, err
@@ -120,9 +130,9 @@ func (s *Service) prepare(ctx context.Context, c Caller, req *nodeapi.PrepareReq
 	ls := nodeapi.LengthStatement{JobRef: req.Header.Ref(), List: req.Party, Len: n}
 	length := nodeapi.SignedLength{List: req.Party, Len: n, Signature: s.sign(ls.Message())}
 	s.mu.Lock()
-	s.sessions[sessionKey(req.Header)] = &session{attempt: req.Attempt, input: req.Input, self: req.Party, dataset: in.Dataset, spec: req.Spec, requester: req.Requester, party: party, used: s.clock(), length: length}
+	s.sessions[sessionKey(req.Header)] = &session{attempt: req.Attempt, input: req.Input, self: req.Party, dataset: in.Dataset, spec: req.Spec, requester: req.Requester, party: party, used: s.clock(), length: length, overlaps: overlaps}
 	s.mu.Unlock()
-	return &nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs(), Length: length}, nil
+	return &nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs(), Length: length, Overlaps: overlaps}, nil
 }
 
 // attemptError is the refusal of an attempt prepared before.

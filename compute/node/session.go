@@ -8,6 +8,7 @@ import (
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
+	"github.com/unseen-data/unseen/policy/disclosure"
 	"github.com/unseen-data/unseen/psi"
 )
 
@@ -33,6 +34,8 @@ type session struct {
 	used      time.Time
 	// length is the node's signed declaration of its list's length.
 	length nodeapi.SignedLength
+	// overlaps are the differencing overlaps reported (flag mode).
+	overlaps []disclosure.Overlap
 
 	mu       sync.Mutex
 	reblinds map[int]*reblinds // by list: what this attempt reblinded of it

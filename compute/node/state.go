@@ -17,6 +17,8 @@ package node
 //     list is reblinded twice in one attempt.
 //   - sealed: the psi_members list sealed to the analyst, kept until a
 //     reviewer's signed approval releases it (Deliver).
+//   - sketches: the differencing sketch of each recent job's input of each
+//     dataset (disclosure.go).
 //
 // One bbolt transaction per decision, fsynced: a crash never leaves a job
 // admitted but uncharged.
@@ -57,7 +59,7 @@ func openState(path string) (*stateDB, error) {
 		return nil, fmt.Errorf("node: state %s: %w (is another node process using it?)", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketAdmissions, bucketBudgets, bucketRates, bucketAttempts, bucketSealed} {
+		for _, b := range [][]byte{bucketJobs, bucketAdmissions, bucketBudgets, bucketRates, bucketAttempts, bucketSealed, bucketSketches} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
+	"github.com/unseen-data/unseen/policy/disclosure"
 )
 
 // Paths of the node's homomorphic endpoints.
@@ -223,6 +224,8 @@ type HEAggregateResponse struct {
 	SumsSignature    []byte `json:"sums_signature"`
 	Squares          []byte `json:"squares,omitempty"`
 	SquaresSignature []byte `json:"squares_signature,omitempty"`
+	// Overlaps: as PrepareResponse.Overlaps, for the aggregate's input.
+	Overlaps []disclosure.Overlap `json:"overlaps,omitempty"`
 }
 
 // HEValuesRequest asks the value node of an intersection_stats job (which

@@ -24,6 +24,7 @@ import (
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
+	"github.com/unseen-data/unseen/policy/disclosure"
 )
 
 // Paths of the node's endpoints.
@@ -110,6 +111,11 @@ type PrepareResponse struct {
 	// its list, this job, spec and attempt): the coordinator hands it to
 	// every node that reblinds the list.
 	Length SignedLength `json:"length"`
+	// Overlaps are earlier jobs whose filtered input of this node's
+	// dataset differs from this one's by 1 to k−1 people, reported only
+	// by a dataset whose policy says differencing: flag (by default the
+	// node refuses such a job instead: code differencing).
+	Overlaps []disclosure.Overlap `json:"overlaps,omitempty"`
 }
 
 // OwnRequest asks for a chunk of the node's own list, blinded once.

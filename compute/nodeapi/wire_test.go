@@ -12,6 +12,7 @@ import (
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
+	"github.com/unseen-data/unseen/policy/disclosure"
 )
 
 // Every PSI wire type, with every field set, encodes to JSON and decodes
@@ -26,7 +27,7 @@ func TestPSIWireTypesRoundTrip(t *testing.T) {
 	length := nodeapi.SignedLength{List: 1, Len: 30, Signature: bytes.Repeat([]byte{3}, 64)}
 	for _, v := range []any{
 		&nodeapi.PrepareRequest{Header: h, Spec: spec, Requester: req, Input: 1, Parties: 2, Consents: []attest.SignedConsent{consent}},
-		&nodeapi.PrepareResponse{Len: 30, InvalidIDs: 2, Length: length},
+		&nodeapi.PrepareResponse{Len: 30, InvalidIDs: 2, Length: length, Overlaps: []disclosure.Overlap{{Job: "j0", Dataset: "a.x", Difference: 1}}},
 		&nodeapi.OwnRequest{Header: h, Offset: 4, N: 5},
 		&nodeapi.ElementsResponse{Elements: bytes.Repeat([]byte{9}, 64), Proof: bytes.Repeat([]byte{4}, 64)},
 		&nodeapi.ReblindRequest{Header: h, List: 0, Offset: 4, Elements: bytes.Repeat([]byte{9}, 64), Proof: bytes.Repeat([]byte{4}, 64), Length: length},
@@ -34,6 +35,7 @@ func TestPSIWireTypesRoundTrip(t *testing.T) {
 		&nodeapi.MembersResponse{Count: 2, SealedSHA256: sha256.Sum256([]byte("sealed"))},
 		&nodeapi.DeliverRequest{Header: h, Approval: approval, Result: []byte(`{"count": 2, "note": "<exact bytes>"}`)},
 		&nodeapi.DeliverResponse{Ciphertext: []byte{5, 6}},
+		&nodeapi.HEAggregateResponse{Sums: []byte{1}, SumsSignature: []byte{2}, Squares: []byte{3}, SquaresSignature: []byte{4}, Overlaps: []disclosure.Overlap{{Job: "j0", Dataset: "a.x", Difference: 3}}},
 	} {
 		b, err := json.Marshal(v)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
+	"github.com/unseen-data/unseen/policy/disclosure"
 )
 
 // JobRef is the job a computation belongs to, as the nodes see it: every
@@ -43,6 +44,10 @@ type Stats struct {
 	Histogram []int64
 	// Groups is nil without group_by.
 	Groups map[string]GroupStats
+	// Overlaps are what the input nodes of an aggregate reported of
+	// differencing (datasets in flag mode): earlier jobs whose input of a
+	// dataset differs from this one's by fewer than k people.
+	Overlaps []disclosure.Overlap
 }
 
 // GroupStats are one group's totals.
@@ -198,11 +203,13 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	// the sum they compute themselves of exactly these.
 	sumCons := make([]contribution, n)
 	sqCons := make([]contribution, n)
+	overlaps := make([][]disclosure.Overlap, n)
 	err = c.eachInput(ctx, &j.Spec, func(ctx context.Context, i int, cl *nodeapi.Client) error {
 		resp, err := cl.HEAggregate(ctx, &nodeapi.HEAggregateRequest{Header: hdr(i, nodeapi.StepHEAggregate), Spec: j.Spec, Requester: j.Requester, Input: i, Groups: groups, MaxRows: maxRows, Consents: j.Consents})
 		if err != nil {
 			return err
 		}
+		overlaps[i] = resp.Overlaps
 		var p []byte
 		if sumCts[i], p, err = openCiphertextRaw(cl, sums, resp.Sums); err != nil {
 			return err
@@ -265,7 +272,12 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 			per[g].SumSq = &x
 		}
 	}
-	return c.assemble(groups, per, need.squares)
+	st, err := c.assemble(groups, per, need.squares)
+	if err != nil {
+		return nil, err
+	}
+	st.Overlaps = slices.Concat(overlaps...)
+	return st, nil
 }
 
 // eachInput runs fn for every input of spec (party i) concurrently and

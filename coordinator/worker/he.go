@@ -8,12 +8,13 @@ import (
 	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/disclosure"
 )
 
 // runHE runs aggregate and intersection_stats jobs. A failure during
 // release is permanent: each output of a job is decrypted at most once,
 // ever, so the job fails and computing it again takes a new job.
-func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
+func (r *Runner) runHE(ctx context.Context, l *jobs.Lease, plan *disclosure.Plan) (*jobs.Review, error) {
 	j := l.Job
 	if r.HE == nil {
 		return nil, permanent("this coordinator has no homomorphic keys: run the key ceremony (unseen keys init) first")
@@ -25,18 +26,17 @@ func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error)
 		}
 	}
 	var (
-		st     *hefed.Stats
-		err    error
-		checks []jobs.Check
+		st       *hefed.Stats
+		err      error
+		overlaps []disclosure.Overlap
 	)
 	switch j.Spec.Type {
 	case policy.Aggregate:
 		_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "encrypt, add, release"})
-		st, err = r.HE.Aggregate(ctx, ref)
-		if err == nil {
-			// Every node refuses an input below its k (input_below_k), so
-			// an aggregate that ran has none.
-			checks = append(checks, isolationCheck(j, make([]bool, len(j.Spec.Inputs))))
+		// Every node refuses an input below its k (input_below_k), so an
+		// aggregate that ran has none.
+		if st, err = r.HE.Aggregate(ctx, ref); err == nil {
+			overlaps = st.Overlaps
 		}
 	case policy.IntersectionStats:
 		primary := -1
@@ -53,7 +53,7 @@ func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error)
 		if perr != nil {
 			return nil, perr
 		}
-		checks = append(checks, isolationEnforced())
+		overlaps = pr.overlaps
 		_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "encrypt, mask, release"})
 		st, err = r.HE.IntersectionStats(ctx, ref, pr.parties[primary].(*nodeapi.Party), pr.res.Positions)
 	}
@@ -63,26 +63,5 @@ func (r *Runner) runHE(ctx context.Context, l *jobs.Lease) (*jobs.Review, error)
 		}
 		return nil, err
 	}
-	total := moments{Count: st.Count, Sum: st.Sum, SumSq: st.SumSq, Hist: st.Histogram}
-	var groups map[string]moments
-	if st.Groups != nil {
-		groups = make(map[string]moments, len(st.Groups))
-		for g, gs := range st.Groups {
-			groups[g] = moments{Count: gs.Count, Sum: gs.Sum, SumSq: gs.SumSq, Hist: gs.Histogram}
-		}
-	}
-	if dp := planDP(j, r.catalog(ctx)); dp != nil {
-		dp.apply(&total)
-		for g, m := range groups {
-			dp.apply(&m)
-			groups[g] = m
-		}
-		checks = append(checks, dp.check("every count and sum"))
-	}
-	rv, err := statsReview(&j.Spec, total, groups, r.minCount(ctx, j))
-	if err != nil {
-		return nil, err
-	}
-	rv.Checks = append(checks, rv.Checks...)
-	return rv, nil
+	return statsReview(j, plan, st, append(overlaps, similar(j)...))
 }

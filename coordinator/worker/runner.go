@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ import (
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
+	"github.com/unseen-data/unseen/policy/disclosure"
 	"github.com/unseen-data/unseen/psi"
 )
 
@@ -338,11 +340,17 @@ func (r *Runner) transition(ctx context.Context, l *jobs.Lease, c jobs.Change) {
 }
 
 func (r *Runner) execute(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
+	// The disclosure plan first: a job that cannot be protected as its
+	// datasets require runs nowhere (review.go).
+	plan, err := r.plan(ctx, l.Job)
+	if err != nil {
+		return nil, err
+	}
 	switch l.Job.Spec.Type {
 	case policy.PSICardinality, policy.PSIMembers:
-		return r.runPSI(ctx, l)
+		return r.runPSI(ctx, l, plan)
 	case policy.Aggregate, policy.IntersectionStats:
-		return r.runHE(ctx, l)
+		return r.runHE(ctx, l, plan)
 	default:
 		return nil, permanent("job type %s is not supported by this coordinator yet", l.Job.Spec.Type)
 	}
@@ -360,6 +368,9 @@ func (r *Runner) node(dataset string) (*nodeapi.Client, error) {
 type psiRun struct {
 	parties []psi.Party
 	res     *psi.Result
+	// overlaps are the differencing overlaps the nodes reported (datasets
+	// in flag mode; by default a node refuses such a job instead).
+	overlaps []disclosure.Overlap
 }
 
 // jobHeader is the header of every node request of a job's attempt, as
@@ -389,6 +400,7 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 	n := len(j.Spec.Inputs)
 	parties := make([]psi.Party, n)
 	lengths := make([]nodeapi.SignedLength, n) // shared by the parties
+	overlaps := make([][]disclosure.Overlap, n)
 	req := policy.Requester{User: j.Owner, Department: j.Department}
 	consents := signedConsents(j)
 	// Prepare every party concurrently: each node checks its own policy and
@@ -408,6 +420,7 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 			}
 			parties[i] = &nodeapi.Party{Client: c, Header: h, N: resp.Len, Lengths: lengths}
 			lengths[i] = resp.Length
+			overlaps[i] = resp.Overlaps
 			return nil
 		})
 	}
@@ -433,43 +446,32 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 	if progErr != nil {
 		return nil, progErr
 	}
-	return &psiRun{parties: parties, res: res}, nil
+	return &psiRun{parties: parties, res: res, overlaps: slices.Concat(overlaps...)}, nil
 }
 
-func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error) {
+func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease, plan *disclosure.Plan) (*jobs.Review, error) {
 	j := l.Job
 	pr, err := r.psiPhase(ctx, l, 0)
 	if err != nil {
 		return nil, err
 	}
 	parties, res := pr.parties, pr.res
-
-	k := r.minCount(ctx, j)
-	rv := &jobs.Review{}
-	rv.Checks = append(rv.Checks, isolationEnforced())
+	// Every node refuses an input whose filter leaves fewer than its k
+	// keys (input_below_k), so a PSI job that ran has no input below k.
+	overlaps := append(pr.overlaps, similar(j)...)
 	switch j.Spec.Type {
 	case policy.PSICardinality:
-		if dp := planDP(j, r.catalog(ctx)); dp != nil {
-			m := moments{Count: int64(res.Count)}
-			dp.apply(&m)
-			res.Count = int(m.Count)
-			rv.Checks = append(rv.Checks, dp.check("the count"))
+		rel, err := disclosure.ReviewCardinality(plan, int64(res.Count), nil, overlaps, nil)
+		if err != nil {
+			return nil, permanent("%v", err)
 		}
-		if res.Count < k {
-			rv.Result, _ = json.Marshal(map[string]any{"count": nil, "suppressed": fmt.Sprintf("below k = %d", k)})
-			rv.Suppressed = []string{"count"}
-			rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: false, Detail: fmt.Sprintf("intersection below k = %d: count suppressed", k)})
-		} else {
-			rv.Result, _ = json.Marshal(map[string]any{"count": res.Count})
-			rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: true, Detail: fmt.Sprintf("intersection %d ≥ k = %d", res.Count, k)})
-		}
+		return fromRelease(rel), nil
 	case policy.PSIMembers:
-		if res.Count < k {
-			// The requesting node would refuse to seal so short a list.
-			rv.Result, _ = json.Marshal(map[string]any{"count": nil, "members": nil, "suppressed": fmt.Sprintf("below k = %d", k)})
-			rv.Suppressed = []string{"count", "members"}
-			rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: false, Detail: fmt.Sprintf("fewer members than k = %d: no list is sealed", k)})
-			break
+		v := disclosure.ReviewMembers(plan, int64(res.Count), nil, overlaps)
+		if !v.Release {
+			// No list is sealed: a member list cannot carry noise, so
+			// what the checks withhold is not left to the reviewer.
+			return &jobs.Review{Result: v.Withheld, Checks: checks(v.Checks), Suppressed: v.Suppressed}, nil
 		}
 		if r.RecipientKey == nil {
 			return nil, permanent("no recipient keys are configured")
@@ -489,6 +491,7 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 		// The result names the list the node keeps (not the list itself):
 		// the node delivers it only against the reviewer's approval of this
 		// very result, which also signs the analyst key's digest.
+		rv := &jobs.Review{Checks: checks(v.Checks)}
 		rv.Result, _ = json.Marshal(map[string]any{
 			"count":                res.Count,
 			"recipient":            j.Owner,
@@ -496,57 +499,14 @@ func (r *Runner) runPSI(ctx context.Context, l *jobs.Lease) (*jobs.Review, error
 			"sealed_sha256":        mr.SealedSHA256,
 			"sealing":              "HPKE base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305",
 		})
-		rv.Checks = append(rv.Checks, jobs.Check{Name: "min_count", Passed: true, Detail: fmt.Sprintf("%d members ≥ k = %d; the list is sealed to %s (key SHA-256 %.16s…) and kept by node %s until a reviewer's signed approval releases it", res.Count, k, j.Owner, nodeapi.DigestOf(pub), p0.Client.Department)})
-	}
-	return rv, nil
-}
-
-// isolationEnforced is the input_isolation check of a PSI job: nothing to
-// flag, because every node refuses (input_below_k) an input whose filter
-// leaves fewer than its dataset's k keys, without saying how many.
-func isolationEnforced() jobs.Check {
-	return jobs.Check{Name: "input_isolation", Passed: true, Detail: "enforced by the nodes: each refuses to take part when its filter leaves fewer keys than its dataset's k"}
-}
-
-// isolationCheck flags a job whose filter narrows an input below its
-// node's k: each node says so without revealing its list's size.
-func isolationCheck(j *jobs.Job, belowK []bool) jobs.Check {
-	var narrow []string
-	for i, b := range belowK {
-		if b {
-			narrow = append(narrow, j.Spec.Inputs[i].Dataset)
+		for i, c := range rv.Checks {
+			if c.Name == disclosure.NameMembersK {
+				rv.Checks[i].Detail += fmt.Sprintf(" (%s, key SHA-256 %.16s…) and kept by node %s until a reviewer's signed approval releases it", j.Owner, nodeapi.DigestOf(pub), p0.Client.Department)
+			}
 		}
+		return rv, nil
 	}
-	if len(narrow) == 0 {
-		return jobs.Check{Name: "input_isolation", Passed: true, Detail: "every input keeps at least its dataset's k keys after filtering"}
-	}
-	return jobs.Check{Name: "input_isolation", Passed: false, Detail: fmt.Sprintf("the filter on %v leaves fewer keys than the dataset's k: the result could single out a person", narrow)}
-}
-
-func (r *Runner) catalog(ctx context.Context) policy.Catalog {
-	if r.Catalog == nil {
-		return nil
-	}
-	cat, _ := r.Catalog.Catalog(ctx)
-	return cat
-}
-
-// minCount is the largest k among the job's datasets; the default where a
-// dataset's declaration is unknown (never less strict than declared).
-func (r *Runner) minCount(ctx context.Context, j *jobs.Job) int {
-	var cat policy.Catalog
-	if r.Catalog != nil {
-		cat, _ = r.Catalog.Catalog(ctx)
-	}
-	k := 0
-	for _, name := range j.Spec.Datasets() {
-		dk := policy.DefaultMinCount
-		if d, ok := cat[name]; ok {
-			dk = d.EffectiveMinCount()
-		}
-		k = max(k, dk)
-	}
-	return k
+	return nil, permanent("job type %s is not a PSI job", j.Spec.Type)
 }
 
 // finishNodes lets every node drop the job's state (best effort), sending

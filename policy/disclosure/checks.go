@@ -52,7 +52,7 @@ func kPhrase(p *Plan) string {
 // keys than the dataset's k.
 func isolationCheck(belowK []string) Check {
 	if len(belowK) == 0 {
-		return check(NameIsolation, true, "every input keeps at least its dataset's k people after filtering")
+		return check(NameIsolation, true, "every input keeps at least its dataset's k people after filtering (enforced by the nodes: each refuses to take part otherwise)")
 	}
 	return check(NameIsolation, false, "the filter on %s leaves fewer people than the dataset's k: the result could single them out", strings.Join(belowK, ", "))
 }

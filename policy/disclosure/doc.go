@@ -16,11 +16,14 @@
 //     suppressed paths and the Checks, each Check saying in Protects what
 //     it protects against.
 //   - Node, on its own rows after the job's filter: LimitsFor its dataset,
-//     CapPerKey (at most max_rows_per_key rows per person), ClampAll (values
-//     summed are clamped to dp.value_bound); an iblt.Sketch of the keyed
-//     hashes (iblt.Hasher) of the filtered input's IDs, compared with
-//     History.Compare and recorded with History.Add; the Overlaps it finds
-//     travel with its response to the worker.
+//     CapPerKey (at most max_rows_per_key rows per person, PersonKey naming
+//     the person), ClampAll (values summed are clamped to dp.value_bound);
+//     an iblt.Sketch of the keyed hashes (iblt.Hasher) of the filtered
+//     input's IDs, compared with the sketches of earlier jobs
+//     (iblt.SmallDifference, as History does in memory; compute/node keeps
+//     them in its node.db) and recorded; by default it refuses a small
+//     difference, and with differencing: flag the Overlaps it finds travel
+//     with its response to the worker.
 //
 // Who learns what: the worker sees the exact decrypted totals (it adds the
 // noise), the reviewer sees the noised, suppressed result with the checks
@@ -72,25 +75,9 @@
 // window, go unseen; NearDuplicate flags similar specs for the reviewer but
 // cannot tell whether they differ by few people.
 //
-// # Declarations this package needs that policy does not have yet
+// # Declarations it reads
 //
-// In policy.Dataset:
-//
-//	// MaxRowsPerKey is the most rows of this dataset one person (one value
-//	// of PersonKey) contributes to a job; the node keeps the first that many
-//	// per person, in file order, after the filter. 0 means 1.
-//	MaxRowsPerKey int `json:"max_rows_per_key,omitempty" yaml:"max_rows_per_key"`
-//	// PersonKey is the id column naming the person a row is about (for
-//	// aggregate jobs, which have no join key); default: the dataset's only
-//	// id column.
-//	PersonKey string `json:"person_key,omitempty" yaml:"person_key"`
-//
-// In policy.DP:
-//
-//	// TotalBudget is the ε all analysts together may spend on the dataset,
-//	// kept in the node's own ledger; 0: no limit beyond each analyst's
-//	// Budget. When set it must be at least Budget.
-//	TotalBudget float64 `json:"total_budget,omitempty" yaml:"total_budget"`
-//
-// Until they exist, callers pass MaxRowsPerKey in Extra.
+// policy.Dataset's min_count (k), max_rows_per_key and person_key (the
+// per-person row cap, M), dp (epsilon, budget, total_budget, value_bound)
+// and differencing (refuse or flag, at the node).
 package disclosure

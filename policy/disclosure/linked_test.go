@@ -39,8 +39,22 @@ func histSpec(bins []int64, grouped bool) *policy.Spec {
 	return s
 }
 
-func mustPlan(t testing.TB, spec *policy.Spec, cat policy.Catalog, extra map[string]Extra) *Plan {
-	p, vs := NewPlan(spec, cat, extra)
+// withRows returns a copy of cat whose datasets declare the given
+// max_rows_per_key.
+func withRows(cat policy.Catalog, rows map[string]int) policy.Catalog {
+	out := policy.Catalog{}
+	for n, d := range cat {
+		dd := *d
+		if m, ok := rows[n]; ok {
+			dd.MaxRowsPerKey = m
+		}
+		out[n] = &dd
+	}
+	return out
+}
+
+func mustPlan(t testing.TB, spec *policy.Spec, cat policy.Catalog, rows map[string]int) *Plan {
+	p, vs := NewPlan(spec, withRows(cat, rows))
 	require.Empty(t, vs)
 	require.NotNil(t, p)
 	return p

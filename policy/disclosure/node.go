@@ -22,12 +22,35 @@ type Limits struct {
 // LimitsFor returns the limits of a node's own dataset. A node applies them
 // to every job (DP or not), so that the coordinator's plan, which assumes
 // them, holds whatever the job.
-func LimitsFor(ds *policy.Dataset, extra Extra) Limits {
-	l := Limits{MaxRowsPerKey: int(extra.rowsPerKey())}
-	if ds != nil && ds.DP != nil && ds.DP.ValueBound > 0 {
+func LimitsFor(ds *policy.Dataset) Limits {
+	l := Limits{MaxRowsPerKey: 1}
+	if ds == nil {
+		return l
+	}
+	l.MaxRowsPerKey = ds.RowsPerKey()
+	if ds.DP != nil && ds.DP.ValueBound > 0 {
 		l.ValueBound = ds.DP.ValueBound
 	}
 	return l
+}
+
+// PersonKey is the column naming the person a row of ds is about, for the
+// per-person row cap and the differencing sketch of an aggregate's input:
+// the declared person_key, else the first id column; "" when ds has no id
+// column (each row is then its own person).
+func PersonKey(ds *policy.Dataset) string {
+	if ds == nil {
+		return ""
+	}
+	if ds.PersonKey != "" {
+		return ds.PersonKey
+	}
+	for _, c := range ds.Columns {
+		if c.Kind == policy.KindID {
+			return c.Name
+		}
+	}
+	return ""
 }
 
 // Clamp returns x limited to [−bound, bound]. A bound ≤ 0 (none declared)

@@ -9,25 +9,13 @@ import (
 	"github.com/unseen-data/unseen/policy"
 )
 
-// Extra is what this package needs to know about a dataset that
-// policy.Dataset does not declare yet. The fields are proposed for policy
-// (see the package doc); until they exist, callers pass them here.
-type Extra struct {
-	// MaxRowsPerKey is the proposed policy.Dataset.MaxRowsPerKey
-	// (`max_rows_per_key`): the most rows of the dataset that one person
-	// (one value of its person key, an id column) contributes to any job.
-	// The node enforces it after filtering, before anything is computed, by
-	// keeping the first MaxRowsPerKey rows of each key in file order
-	// (CapPerKey). 0 means 1: one row per person.
-	MaxRowsPerKey int
-}
-
-// rowsPerKey is m of one dataset, with the default applied.
-func (e Extra) rowsPerKey() int64 {
-	if e.MaxRowsPerKey <= 0 {
-		return 1
+// rowsPerKey is m of one dataset: its max_rows_per_key with the default
+// (1) applied; a dataset the catalog does not know has the default.
+func rowsPerKey(cat policy.Catalog, name string) int64 {
+	if d, ok := cat[name]; ok && d.MaxRowsPerKey > 0 {
+		return int64(d.MaxRowsPerKey)
 	}
-	return int64(e.MaxRowsPerKey)
+	return 1
 }
 
 // Plan is what a job may release and how it is protected, computed from
@@ -138,11 +126,11 @@ func valueInputs(spec *policy.Spec) []string {
 	return []string{spec.Value.Dataset}
 }
 
-// NewPlan computes a job's plan from its spec, the catalog and the extra
-// declarations (nil: every dataset at its defaults). A job that cannot be
-// protected as its datasets require gets violations and no plan; the
-// coordinator refuses it at submission (see CheckDP).
-func NewPlan(spec *policy.Spec, cat policy.Catalog, extra map[string]Extra) (*Plan, []policy.Violation) {
+// NewPlan computes a job's plan from its spec and the declarations of its
+// datasets in the catalog (max_rows_per_key, min_count, dp). A job that
+// cannot be protected as its datasets require gets violations and no plan;
+// the coordinator refuses it at submission (see CheckDP).
+func NewPlan(spec *policy.Spec, cat policy.Catalog) (*Plan, []policy.Violation) {
 	var vs []policy.Violation
 	add := func(rule, ds, col, format string, args ...any) {
 		vs = append(vs, policy.Violation{Rule: rule, Dataset: ds, Column: col, Message: fmt.Sprintf(format, args...)})
@@ -159,8 +147,8 @@ func NewPlan(spec *policy.Spec, cat policy.Catalog, extra map[string]Extra) (*Pl
 		}
 		p.K = max(p.K, k)
 	}
-	for name, e := range extra {
-		if e.MaxRowsPerKey < 0 {
+	for _, name := range spec.Datasets() {
+		if d, ok := cat[name]; ok && d.MaxRowsPerKey < 0 {
 			add("max_rows_per_key", name, "", "max_rows_per_key must not be negative")
 		}
 	}
@@ -179,7 +167,7 @@ func NewPlan(spec *policy.Spec, cat policy.Catalog, extra map[string]Extra) (*Pl
 		return 0
 	}
 	for _, in := range spec.Inputs {
-		lim := InputLimits{Dataset: in.Dataset, MaxRowsPerKey: extra[in.Dataset].rowsPerKey()}
+		lim := InputLimits{Dataset: in.Dataset, MaxRowsPerKey: rowsPerKey(cat, in.Dataset)}
 		if summed[in.Dataset] {
 			lim.ValueBound = bound(in.Dataset)
 		}
@@ -196,7 +184,7 @@ func NewPlan(spec *policy.Spec, cat policy.Catalog, extra map[string]Extra) (*Pl
 		if spec.Value != nil {
 			primary = spec.Value.Dataset
 		}
-		p.RowsPerPerson = extra[primary].rowsPerKey()
+		p.RowsPerPerson = rowsPerKey(cat, primary)
 	case policy.Aggregate:
 		for _, in := range p.Inputs {
 			p.RowsPerPerson += in.MaxRowsPerKey
@@ -291,12 +279,11 @@ func NewPlan(spec *policy.Spec, cat policy.Catalog, extra map[string]Extra) (*Pl
 }
 
 // CheckDP returns the violations that make a job impossible to protect as
-// its datasets require (a DP job summing an input with no value bound; a
-// DP member list; an ε below the budget unit), for refusal at submission.
-// It assumes the default max_rows_per_key; use NewPlan with the extra
-// declarations once they exist.
+// its datasets require (a DP job summing an input with no value bound,
+// for every input of a horizontal aggregate; a DP member list; an ε below
+// the budget unit), for refusal at submission.
 func CheckDP(spec *policy.Spec, cat policy.Catalog) []policy.Violation {
-	_, vs := NewPlan(spec, cat, nil)
+	_, vs := NewPlan(spec, cat)
 	return vs
 }
 

@@ -116,7 +116,7 @@ func TestAttack1HorizontalSumsAreNoised(t *testing.T) {
 	spec := horizontal("count", "sum")
 	cat := testCatalog(&policy.DP{Epsilon: 1, Budget: 10, ValueBound: 200000}, 10)
 	cat["civil.subsidies"].DP = &policy.DP{Epsilon: 0.5, Budget: 10, ValueBound: 500000}
-	plan := mustPlan(t, spec, cat, map[string]Extra{"hrss.benefits": {MaxRowsPerKey: 2}})
+	plan := mustPlan(t, spec, cat, map[string]int{"hrss.benefits": 2})
 	// The bound is looked up per input: Δ = 2·200000 + 1·500000.
 	require.Equal(t, big.NewInt(900000), plan.DP.Sums.Sensitivity)
 	require.Equal(t, []InputLimits{{"hrss.benefits", 200000, 2}, {"civil.subsidies", 500000, 1}}, plan.Inputs)
@@ -211,8 +211,8 @@ func TestAttack3ClampAtNode(t *testing.T) {
 	require.Error(t, err)
 
 	ds := &policy.Dataset{Name: "hrss.benefits", DP: &policy.DP{Epsilon: 1, Budget: 2, ValueBound: 300000}}
-	require.Equal(t, Limits{ValueBound: 300000, MaxRowsPerKey: 1}, LimitsFor(ds, Extra{}))
-	require.Equal(t, Limits{MaxRowsPerKey: 4}, LimitsFor(&policy.Dataset{Name: "x.y"}, Extra{MaxRowsPerKey: 4}))
+	require.Equal(t, Limits{ValueBound: 300000, MaxRowsPerKey: 1}, LimitsFor(ds))
+	require.Equal(t, Limits{MaxRowsPerKey: 4}, LimitsFor(&policy.Dataset{Name: "x.y", MaxRowsPerKey: 4}))
 }
 
 // ---- attack 4: ε spent twice with group_by; counts over rows --------------
@@ -222,7 +222,7 @@ func TestAttack4EpsilonAndPeople(t *testing.T) {
 		Value: &policy.ColumnRef{Column: "amount_fen"}, GroupBy: &policy.ColumnRef{Column: "district"},
 		Stats: []string{"count", "sum"}}
 	cat := testCatalog(&policy.DP{Epsilon: 0.8, Budget: 4, ValueBound: 1000}, 10)
-	plan := mustPlan(t, spec, cat, map[string]Extra{"hrss.benefits": {MaxRowsPerKey: 3}})
+	plan := mustPlan(t, spec, cat, map[string]int{"hrss.benefits": 3})
 
 	// ε is spent once, on the job: two quantities share it, the groups
 	// share each quantity, and the total is derived, not charged.
@@ -254,7 +254,7 @@ func TestAttack4EpsilonAndPeople(t *testing.T) {
 
 	// A group of 25 rows is 25 people only if each has one row: with up to
 	// 3 rows each it could be 9, below k; it is suppressed.
-	plan = mustPlan(t, spec, testCatalog(nil, 10), map[string]Extra{"hrss.benefits": {MaxRowsPerKey: 3}})
+	plan = mustPlan(t, spec, testCatalog(nil, 10), map[string]int{"hrss.benefits": 3})
 	rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 425, Sum: 9}, Groups: map[string]Moments{"a": {Count: 400, Sum: 8}, "b": {Count: 25, Sum: 1}}}, nil)
 	require.NoError(t, err)
 	require.Contains(t, rv.Suppressed, "groups.b")
@@ -397,16 +397,16 @@ func TestPlanViolations(t *testing.T) {
 	vs = CheckDP(horizontal("count"), partial)
 	require.Equal(t, "dp_unknown_dataset", vs[0].Rule)
 
-	_, vs = NewPlan(horizontal("count"), testCatalog(nil, 10), map[string]Extra{"hrss.benefits": {MaxRowsPerKey: -1}})
+	_, vs = NewPlan(horizontal("count"), withRows(testCatalog(nil, 10), map[string]int{"hrss.benefits": -1}))
 	require.Equal(t, "max_rows_per_key", vs[0].Rule)
 
-	_, vs = NewPlan(&policy.Spec{Type: "nope"}, dp, nil)
+	_, vs = NewPlan(&policy.Spec{Type: "nope"}, dp)
 	require.Equal(t, "spec", vs[0].Rule)
 
 	// Without DP: k is the strictest, M is the sum over the inputs.
 	cat := testCatalog(nil, 10)
 	cat["civil.subsidies"].MinCount = 25
-	p := mustPlan(t, horizontal("count"), cat, map[string]Extra{"civil.subsidies": {MaxRowsPerKey: 2}})
+	p := mustPlan(t, horizontal("count"), cat, map[string]int{"civil.subsidies": 2})
 	require.Nil(t, p.DP)
 	require.Equal(t, 25, p.K)
 	require.EqualValues(t, 3, p.RowsPerPerson)

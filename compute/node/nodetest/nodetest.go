@@ -71,10 +71,12 @@ func ID(i int) string {
 }
 
 // Dataset returns a declaration for a dataset with columns id_number (key),
-// district (filter, group_by) and amount (value, filter).
+// district (filter, group_by) and amount (value, filter). A person (an
+// id_number) may have up to 3 rows (max_rows_per_key): the node caps
+// them there, so tests whose rows repeat a key more often see fewer.
 func Dataset(name string) policy.Dataset {
 	return policy.Dataset{
-		Name: name, Classification: "important", Sharing: "open", MinCount: 1,
+		Name: name, Classification: "important", Sharing: "open", MinCount: 1, MaxRowsPerKey: 3,
 		JobTypes: []policy.JobType{policy.PSICardinality, policy.PSIMembers, policy.IntersectionStats, policy.Aggregate},
 		Columns: []policy.Column{
 			{Name: "id_number", Kind: policy.KindID, PII: true, Uses: []policy.Use{policy.UseKey}},

@@ -220,6 +220,7 @@ func Clone(j *jobs.Job) *jobs.Job {
 		d.Versions = maps.Clone(d.Versions)
 		d.NeedsConsent = slices.Clone(d.NeedsConsent)
 		d.Epsilon = maps.Clone(d.Epsilon)
+		d.Similar = slices.Clone(d.Similar)
 		c.Decision = &d
 	}
 	c.Review = bytes.Clone(j.Review)

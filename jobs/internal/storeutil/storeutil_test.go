@@ -15,7 +15,7 @@ import (
 func TestCloneCoversReferenceFields(t *testing.T) {
 	known := map[string]bool{
 		"Job.Spec.Inputs": true, "Job.Spec.Value": true, "Job.Spec.Stats": true, "Job.Spec.GroupBy": true, "Job.Spec.Bins": true,
-		"Job.Decision": true, "Job.Decision.Violations": true, "Job.Decision.Versions": true, "Job.Decision.NeedsConsent": true, "Job.Decision.Epsilon": true,
+		"Job.Decision": true, "Job.Decision.Violations": true, "Job.Decision.Versions": true, "Job.Decision.NeedsConsent": true, "Job.Decision.Epsilon": true, "Job.Decision.Similar": true,
 		"Job.Review": true, "Job.Result": true, "Job.History": true, "Job.Consents": true,
 		"Job.Approval": true, "Job.Approval.Statement": true, "Job.Approval.Signature": true,
 		"Job.Consents[].Signed": true, "Job.Consents[].Signed.Statement": true, "Job.Consents[].Signed.Signature": true,
