@@ -42,9 +42,12 @@ type Config struct {
 	// release key (mode 0600); default state/coordinator/he.json beside the
 	// config.
 	HEState string `yaml:"he_state"`
-	// HEMaxRowsPerNode bounds the rows a node may add to one aggregate
-	// (default 65536). Values are range-checked against it so no sum —
-	// of squares, for variances — can wrap: |x| ≤ 2^20 fen at the default.
+	// HEMaxRowsPerNode, if set, limits the rows each node adds to one
+	// homomorphic result (an operator's choice; jobs over datasets that
+	// declare more rows are refused at submission). Without it a job sums
+	// up to 2^30 rows in all (each of an aggregate's n inputs 2^30/n), of
+	// values |x| ≤ 2^40, exactly: the limit is no longer needed to keep
+	// Σx² from wrapping (compute/he, "Exact Σx and Σx²").
 	HEMaxRowsPerNode int64 `yaml:"he_max_rows_per_node"`
 	Workers          int   `yaml:"workers"`
 	// LeaseIdle is how long a worker's lease may go without a heartbeat

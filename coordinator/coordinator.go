@@ -96,10 +96,7 @@ func New(cfg *Config, store jobs.Store, log *slog.Logger) (*Coordinator, error) 
 	if err != nil {
 		return nil, err
 	}
-	hc.MaxRowsPerNode = cfg.HEMaxRowsPerNode
-	if hc.MaxRowsPerNode == 0 {
-		hc.MaxRowsPerNode = 1 << 16
-	}
+	hc.MaxRowsPerNode = cfg.HEMaxRowsPerNode // 0: each node's share of 2^30 rows
 	keys := map[string][]byte{}
 	for _, u := range cfg.Users {
 		if u.PublicKey == "" {

@@ -16,7 +16,9 @@
 //     its release key pair (in the state file, mode 0600). It never holds a
 //     secret-key share: its state alone decrypts nothing.
 //   - aggregate: the coordinator learns which group labels occur at each
-//     node (he/groups) and the released per-group totals (count, Σx, Σx²).
+//     node (he/groups) and the released per-group totals (count, Σx, Σx²,
+//     as residues with the sum of the nodes' floor hints ⌊Σx_node/2^39⌋
+//     and ⌊Σx²_node/2^55⌋: compute/he, "Exact Σx and Σx²").
 //     Each node signs its contribution; the releasing nodes decrypt only the
 //     sum they compute themselves of every input's signed contribution, so
 //     no one — the coordinator included — sees a single department's
@@ -29,12 +31,14 @@
 //     (the statistic) means anything.
 //     A malicious coordinator holds the match mask, so it chooses which of
 //     the value node's slots each result sums (any linear combination of
-//     ciphertexts it holds), within the job's 3·G outputs, each decrypted
-//     once per node: the nodes cannot check the mask without learning the
-//     intersection (README, threat model).
+//     ciphertexts it holds), within the job's he.ISLanes·G outputs (six per
+//     group: the count and the residues and hint of Σx and Σx², compute/he
+//     "Exact Σx and Σx²"), each decrypted once per node: the nodes cannot
+//     check the mask without learning the intersection (README, threat
+//     model).
 //   - Release: each output of a job (aggregate: 0 sums, 1 squares;
-//     intersection_stats: 3g+k) is decrypted once, ever, by an active set of
-//     exactly t nodes fixed before any share is asked for; every node keeps
+//     intersection_stats: g·he.ISLanes+l) is decrypted once, ever, by an
+//     active set of exactly t nodes fixed before any share is asked for; every node keeps
 //     a ledger keyed by (job, output) and refuses a second decryption, and
 //     sizes its smudging itself. A node that fails mid-release fails the
 //     job: the output is never decrypted again, and computing it again takes
@@ -76,9 +80,6 @@ import (
 // paramSets are the parameter sets the ceremony runs for, in order.
 var paramSets = []string{he.NameSums, he.NameSquares}
 
-// DefaultMaxRowsPerNode is the default of Coordinator.MaxRowsPerNode.
-const DefaultMaxRowsPerNode = 1 << 20
-
 // Errors.
 var (
 	// ErrNoKeys: no key ceremony has been run.
@@ -98,9 +99,10 @@ type Coordinator struct {
 	nodes map[string]*nodeapi.Client
 	log   *slog.Logger
 
-	// MaxRowsPerNode is each node's share of the row bound of an aggregate:
-	// values are range-checked against T/(MaxRowsPerNode·inputs), so a
-	// larger bound admits more rows but smaller values.
+	// MaxRowsPerNode, if positive, is an operator's limit on the rows each
+	// node adds to one aggregate. Without it each node takes its equal
+	// share of he.MaxJobRows (2^30 rows in all); values are |x| ≤ 2^40
+	// whatever the row count (compute/he, "Exact Σx and Σx²").
 	MaxRowsPerNode int64
 	// Workers bounds the goroutines of homomorphic additions (default GOMAXPROCS).
 	Workers int
@@ -167,13 +169,6 @@ func (c *Coordinator) workers() int {
 		return c.Workers
 	}
 	return runtime.GOMAXPROCS(0)
-}
-
-func (c *Coordinator) maxRowsPerNode() int64 {
-	if c.MaxRowsPerNode > 0 {
-		return c.MaxRowsPerNode
-	}
-	return DefaultMaxRowsPerNode
 }
 
 func (c *Coordinator) probeTimeout() time.Duration {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/big"
 
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
@@ -83,10 +84,9 @@ func (p *dpPlan) apply(m *moments) {
 	if m.Count < 0 {
 		m.Count = 0
 	}
-	m.Sum += geometric(p.each(), p.sumBound)
+	m.Sum = new(big.Int).Add(orZero(m.Sum), big.NewInt(geometric(p.each(), p.sumBound)))
 	if m.SumSq != nil {
-		v := *m.SumSq + geometric(p.each(), p.sumBound*p.sumBound)
-		m.SumSq = &v
+		m.SumSq = new(big.Int).Add(m.SumSq, big.NewInt(geometric(p.each(), p.sumBound*p.sumBound)))
 	}
 	if m.Hist != nil {
 		h := make([]int64, len(m.Hist))

@@ -13,9 +13,9 @@ import (
 // moments are the exact decrypted totals of one group (or of everything).
 type moments struct {
 	Count int64
-	Sum   int64
-	SumSq *int64  // only when variance was asked for
-	Hist  []int64 // rows per histogram bucket, when asked for
+	Sum   *big.Int // exact: over 10^8 rows it passes 2^63
+	SumSq *big.Int // only when variance was asked for
+	Hist  []int64  // rows per histogram bucket, when asked for
 }
 
 // StatsResult is the released shape of aggregate and intersection_stats:
@@ -23,7 +23,7 @@ type moments struct {
 // fractions (from exact Σx, Σx², n) so a check can be exact.
 type StatsResult struct {
 	Count         *int64   `json:"count,omitempty"`
-	Sum           *int64   `json:"sum,omitempty"`
+	Sum           *big.Int `json:"sum,omitempty"` // a JSON number, exact at any size
 	Mean          *float64 `json:"mean,omitempty"`
 	MeanExact     string   `json:"mean_exact,omitempty"`
 	Variance      *float64 `json:"variance,omitempty"`
@@ -70,13 +70,20 @@ func has(stats []string, s string) bool {
 }
 
 // ExactMean is Σx/n as a reduced fraction.
-func ExactMean(n, sum int64) *big.Rat { return new(big.Rat).SetFrac64(sum, n) }
+func ExactMean(n int64, sum *big.Int) *big.Rat { return new(big.Rat).SetFrac(orZero(sum), big.NewInt(n)) }
 
 // ExactVariance is the population variance Σx²/n − (Σx/n)², exactly.
-func ExactVariance(n, sum, sumSq int64) *big.Rat {
+func ExactVariance(n int64, sum, sumSq *big.Int) *big.Rat {
 	m := ExactMean(n, sum)
 	sq := new(big.Rat).Mul(m, m)
-	return new(big.Rat).Sub(new(big.Rat).SetFrac64(sumSq, n), sq)
+	return new(big.Rat).Sub(new(big.Rat).SetFrac(orZero(sumSq), big.NewInt(n)), sq)
+}
+
+func orZero(x *big.Int) *big.Int {
+	if x == nil {
+		return new(big.Int)
+	}
+	return x
 }
 
 // render turns totals into the asked-for stats; histogram buckets below
@@ -102,8 +109,7 @@ func render(spec *policy.Spec, m moments, k int, where string, hidden *[]string)
 		r.Count = &c
 	}
 	if has(stats, "sum") {
-		s := m.Sum
-		r.Sum = &s
+		r.Sum = new(big.Int).Set(orZero(m.Sum))
 	}
 	if m.Count > 0 {
 		if has(stats, "mean") {
@@ -115,7 +121,7 @@ func render(spec *policy.Spec, m moments, k int, where string, hidden *[]string)
 			if m.SumSq == nil {
 				return nil, fmt.Errorf("variance asked for but Σx² was not computed")
 			}
-			q := ExactVariance(m.Count, m.Sum, *m.SumSq)
+			q := ExactVariance(m.Count, m.Sum, m.SumSq)
 			f, _ := q.Float64()
 			r.Variance, r.VarianceExact = &f, q.RatString()
 		}

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"encoding/json"
+	"math/big"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,20 +12,34 @@ import (
 
 func TestExactMoments(t *testing.T) {
 	// 1, 2, 4: mean 7/3, variance (1+4+16)/3 − 49/9 = 63/9 − 49/9 = 14/9.
-	require.Equal(t, "7/3", ExactMean(3, 7).RatString())
-	require.Equal(t, "14/9", ExactVariance(3, 7, 21).RatString())
-	require.Equal(t, "0", ExactVariance(2, 10, 50).RatString())
+	b := big.NewInt
+	require.Equal(t, "7/3", ExactMean(3, b(7)).RatString())
+	require.Equal(t, "14/9", ExactVariance(3, b(7), b(21)).RatString())
+	require.Equal(t, "0", ExactVariance(2, b(10), b(50)).RatString())
+	// Past 2^63: 10^8 rows of 2^40 (Σx = 10^8·2^40, Σx² = 10^8·2^80), all
+	// equal, so the variance is exactly 0 and the mean 2^40.
+	n := int64(100_000_000)
+	sum := new(big.Int).Lsh(b(n), 40)
+	sumSq := new(big.Int).Lsh(b(n), 80)
+	require.Equal(t, "1099511627776", ExactMean(n, sum).RatString())
+	require.Equal(t, "0", ExactVariance(n, sum, sumSq).RatString())
+	m := moments{Count: n, Sum: sum, SumSq: sumSq}
+	r, err := render(&policy.Spec{Stats: []string{"sum"}}, m, 10, "", new([]string))
+	require.NoError(t, err)
+	js, err := json.Marshal(r)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"sum":109951162777600000000}`, string(js), "the sum is an exact JSON number")
 }
 
 func TestStatsReviewSuppression(t *testing.T) {
-	sq := func(v int64) *int64 { return &v }
+	sq := big.NewInt
 	spec := &policy.Spec{Stats: []string{"count", "sum", "mean", "variance"}}
 	groups := map[string]moments{
-		"天河区": {Count: 12, Sum: 120, SumSq: sq(1300)},
-		"越秀区": {Count: 3, Sum: 30, SumSq: sq(300)},
+		"天河区": {Count: 12, Sum: sq(120), SumSq: sq(1300)},
+		"越秀区": {Count: 3, Sum: sq(30), SumSq: sq(300)},
 		"海珠区": {Count: 0},
 	}
-	rv, err := statsReview(spec, moments{Count: 15, Sum: 150, SumSq: sq(1600)}, groups, 10)
+	rv, err := statsReview(spec, moments{Count: 15, Sum: sq(150), SumSq: sq(1600)}, groups, 10)
 	require.NoError(t, err)
 	// 越秀区 is below k; 天河区 is hidden too, or total − 天河区 would give it.
 	require.Equal(t, []string{"groups.天河区", "groups.越秀区"}, rv.Suppressed)
@@ -41,7 +56,7 @@ func TestStatsReviewSuppression(t *testing.T) {
 	require.Contains(t, res.Groups["天河区"].Suppressed, "derived from the total")
 
 	// Everything below k: nothing but the suppression note.
-	rv, err = statsReview(spec, moments{Count: 5, Sum: 50}, nil, 10)
+	rv, err = statsReview(spec, moments{Count: 5, Sum: sq(50)}, nil, 10)
 	require.NoError(t, err)
 	require.Equal(t, []string{"all"}, rv.Suppressed)
 	require.NotContains(t, string(rv.Result), "50")
