@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"maps"
 	"math/big"
-	"slices"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 

@@ -70,7 +70,9 @@ func has(stats []string, s string) bool {
 }
 
 // ExactMean is Σx/n as a reduced fraction.
-func ExactMean(n int64, sum *big.Int) *big.Rat { return new(big.Rat).SetFrac(orZero(sum), big.NewInt(n)) }
+func ExactMean(n int64, sum *big.Int) *big.Rat {
+	return new(big.Rat).SetFrac(orZero(sum), big.NewInt(n))
+}
 
 // ExactVariance is the population variance Σx²/n − (Σx/n)², exactly.
 func ExactVariance(n int64, sum, sumSq *big.Int) *big.Rat {
