@@ -12,8 +12,11 @@ import (
 // it replaces (0: none yet), so two coordinators cannot overwrite each
 // other's state unknowingly.
 type Blobs interface {
-	// Blob returns the value under key and its version (ErrNoBlob if none).
-	Blob(ctx context.Context, key string) (value []byte, version int64, err error)
+	// Blob returns the value under key and its version (ErrNoBlob if
+	// none) — or, when the version is still `known`, only the version and
+	// a nil value: a cheap check that a cached copy is current (known 0
+	// always reads the value).
+	Blob(ctx context.Context, key string, known int64) (value []byte, version int64, err error)
 	// PutBlob stores value under key if the key's version is ifVersion
 	// (0: absent), and returns the new version; otherwise it returns
 	// ErrBlobVersion and changes nothing.

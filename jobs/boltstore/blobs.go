@@ -15,7 +15,7 @@ import (
 var bBlobs = []byte("blobs")
 
 // Blob implements jobs.Blobs.
-func (s *Store) Blob(ctx context.Context, key string) ([]byte, int64, error) {
+func (s *Store) Blob(ctx context.Context, key string, known int64) ([]byte, int64, error) {
 	if err := jobs.CheckBlob(key, nil, 0); err != nil {
 		return nil, 0, err
 	}
@@ -33,7 +33,9 @@ func (s *Store) Blob(ctx context.Context, key string) ([]byte, int64, error) {
 			return jobs.ErrNoBlob
 		}
 		ver = int64(binary.BigEndian.Uint64(v[:8]))
-		val = bytes.Clone(v[8:])
+		if ver != known {
+			val = bytes.Clone(v[8:])
+		}
 		return nil
 	})
 	return val, ver, err

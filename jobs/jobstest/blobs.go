@@ -18,7 +18,7 @@ import (
 func testBlobs(e *env) {
 	t := e.t
 	const key = "hefed/state"
-	_, _, err := e.s.Blob(e.ctx, key)
+	_, _, err := e.s.Blob(e.ctx, key, 0)
 	wantErr(t, "Blob of a key never written", err, jobs.ErrNoBlob)
 
 	v1 := []byte{0, 1, 2, 0xff, 0, 'x'}
@@ -26,7 +26,7 @@ func testBlobs(e *env) {
 	if err != nil || ver != 1 {
 		t.Fatalf("first PutBlob: %d %v", ver, err)
 	}
-	got, ver, err := e.s.Blob(e.ctx, key)
+	got, ver, err := e.s.Blob(e.ctx, key, 0)
 	if err != nil || ver != 1 || !bytes.Equal(got, v1) {
 		t.Fatalf("Blob: %x %d %v", got, ver, err)
 	}
@@ -35,12 +35,16 @@ func testBlobs(e *env) {
 	wantErr(t, "PutBlob over a newer version", err, jobs.ErrBlobVersion)
 	_, err = e.s.PutBlob(e.ctx, key, []byte("other"), 7)
 	wantErr(t, "PutBlob naming a version that never was", err, jobs.ErrBlobVersion)
-	if got, _, _ := e.s.Blob(e.ctx, key); !bytes.Equal(got, v1) {
+	if got, _, _ := e.s.Blob(e.ctx, key, 0); !bytes.Equal(got, v1) {
 		t.Fatal("a refused PutBlob changed the value")
+	}
+	// A cached copy at the current version: the version, no value.
+	if v, ver, err := e.s.Blob(e.ctx, key, 1); err != nil || ver != 1 || v != nil {
+		t.Fatalf("Blob with the current version known: %x %d %v", v, ver, err)
 	}
 	// The returned slice is the caller's.
 	got[0] = 9
-	if again, _, _ := e.s.Blob(e.ctx, key); again[0] != 0 {
+	if again, _, _ := e.s.Blob(e.ctx, key, 0); again[0] != 0 {
 		t.Fatal("Blob returned the store's own bytes")
 	}
 
@@ -51,18 +55,22 @@ func testBlobs(e *env) {
 	if ver, err = e.s.PutBlob(e.ctx, key, big, 1); err != nil || ver != 2 {
 		t.Fatalf("PutBlob of 6 MiB: %d %v", ver, err)
 	}
-	if got, ver, err = e.s.Blob(e.ctx, key); err != nil || ver != 2 || !bytes.Equal(got, big) {
+	if got, ver, err = e.s.Blob(e.ctx, key, 0); err != nil || ver != 2 || !bytes.Equal(got, big) {
 		t.Fatalf("6 MiB blob: %d bytes, version %d, %v", len(got), ver, err)
 	}
+	// A stale cached version reads the new value.
+	if got, ver, err = e.s.Blob(e.ctx, key, 1); err != nil || ver != 2 || !bytes.Equal(got, big) {
+		t.Fatalf("Blob with a stale version known: %d bytes, version %d, %v", len(got), ver, err)
+	}
 	// Other keys are independent.
-	if _, _, err := e.s.Blob(e.ctx, "hefed/other"); err == nil {
+	if _, _, err := e.s.Blob(e.ctx, "hefed/other", 0); err == nil {
 		t.Fatal("another key exists")
 	}
 
 	for _, bad := range []string{"", "UPPER", "a b", "semi;colon", string(make([]byte, jobs.MaxBlobKey+1))} {
 		_, err := e.s.PutBlob(e.ctx, bad, v1, 0)
 		wantErr(t, "PutBlob with key "+bad, err, jobs.ErrBlob)
-		_, _, err = e.s.Blob(e.ctx, bad)
+		_, _, err = e.s.Blob(e.ctx, bad, 0)
 		wantErr(t, "Blob with key "+bad, err, jobs.ErrBlob)
 	}
 	_, err = e.s.PutBlob(e.ctx, "x", make([]byte, jobs.MaxBlobBytes+1), 0)
@@ -99,17 +107,17 @@ func testBlobRace(e *env) {
 	if len(won) != 1 {
 		t.Fatalf("%d writers won the race from version 0, want 1", len(won))
 	}
-	got, ver, err := e.s.Blob(e.ctx, key)
+	got, ver, err := e.s.Blob(e.ctx, key, 0)
 	if err != nil || ver != 1 || len(got) != 1 || int(got[0]) != won[0] {
 		t.Fatalf("after the race: %v %d %v, winner %d", got, ver, err, won[0])
 	}
 	if err := e.s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = e.s.Blob(e.ctx, key)
+	_, _, err = e.s.Blob(e.ctx, key, 0)
 	wantErr(t, "Blob after Close", err, jobs.ErrUnavailable)
 	e.s = e.h.Reopen(t, e.s, e.clock)
-	got, ver, err = e.s.Blob(e.ctx, key)
+	got, ver, err = e.s.Blob(e.ctx, key, 0)
 	if err != nil || ver != 1 || int(got[0]) != won[0] {
 		t.Fatalf("after a restart: %v %d %v", got, ver, err)
 	}

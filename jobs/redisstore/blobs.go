@@ -27,12 +27,23 @@ return cur + 1
 func (k keys) blob(key string) string { return k.prefix + ":blob:" + key }
 
 // Blob implements jobs.Blobs.
-func (s *Store) Blob(ctx context.Context, key string) ([]byte, int64, error) {
+func (s *Store) Blob(ctx context.Context, key string, known int64) ([]byte, int64, error) {
 	if err := jobs.CheckBlob(key, nil, 0); err != nil {
 		return nil, 0, err
 	}
 	if err := s.usable(ctx); err != nil {
 		return nil, 0, err
+	}
+	if known > 0 {
+		// The version alone first: a cached copy is usually current, and
+		// the value can be megabytes.
+		vs, err := s.c.HGet(ctx, s.k.blob(key), "ver").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, 0, mapErr(ctx, "read blob version", err)
+		}
+		if vs == strconv.FormatInt(known, 10) {
+			return nil, known, nil
+		}
 	}
 	r, err := s.c.HMGet(ctx, s.k.blob(key), "v", "ver").Result()
 	if err != nil {
