@@ -55,12 +55,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -74,7 +71,7 @@ import (
 	"github.com/unseen-data/unseen/compute/he/envelope"
 	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/nodeapi"
-	"github.com/unseen-data/unseen/internal/securefile"
+	"github.com/unseen-data/unseen/jobs"
 )
 
 // paramSets are the parameter sets the ceremony runs for, in order.
@@ -95,7 +92,8 @@ var (
 // concurrent use; jobs run concurrently, a ceremony excludes nothing but
 // another ceremony (jobs that straddle it fail on the ceremony check).
 type Coordinator struct {
-	path  string
+	blobs jobs.Blobs // the shared store holding the state (state.go)
+	key   []byte     // seals the release keys in it (nil: none configured)
 	nodes map[string]*nodeapi.Client
 	log   *slog.Logger
 
@@ -111,9 +109,10 @@ type Coordinator struct {
 
 	pageChunks int // he/values chunks per request (0: nodeapi.MaxValuesChunks); tests page finer
 
-	initMu sync.Mutex // one ceremony at a time
+	initMu sync.Mutex // one ceremony at a time (in this process; the store's versions across processes)
 	mu     sync.RWMutex
 	cur    *epoch // nil before the first ceremony
+	ver    int64  // the store's version of cur (0: none)
 }
 
 // epoch is one ceremony's outcome.
@@ -132,36 +131,6 @@ type keySet struct {
 	pk     *he.PublicKey
 	pkHash []byte
 	rk     *release.ReleaseKey
-}
-
-// Open loads the coordinator's state from statePath (if it exists) for the
-// given node clients (by department).
-func Open(statePath string, nodes map[string]*nodeapi.Client, log *slog.Logger) (*Coordinator, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	c := &Coordinator{path: statePath, nodes: nodes, log: log.With("component", "hefed")}
-	b, err := os.ReadFile(statePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("hefed: %w", err)
-	}
-	if fi, err := os.Stat(statePath); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		c.log.Warn("state file holds release keys and is readable by others; it should be mode 0600", "file", statePath)
-	}
-	ep, err := decodeState(b)
-	if err != nil {
-		return nil, fmt.Errorf("hefed: state %s: %w", statePath, err)
-	}
-	for _, n := range ep.nodes {
-		if _, ok := nodes[n]; !ok {
-			c.log.Warn("a node of the key ceremony is not configured; it cannot take part in releases", "node", n)
-		}
-	}
-	c.cur = ep
-	return c, nil
 }
 
 func (c *Coordinator) workers() int {
@@ -185,80 +154,6 @@ func (c *Coordinator) epoch() (*epoch, error) {
 		return nil, ErrNoKeys
 	}
 	return c.cur, nil
-}
-
-// ---- state file -----------------------------------------------------------
-
-type stateFile struct {
-	Version   int                `json:"version"`
-	Epoch     int                `json:"epoch"`
-	Ceremony  string             `json:"ceremony"`
-	Threshold int                `json:"threshold"`
-	Nodes     []string           `json:"nodes"`
-	Created   time.Time          `json:"created"`
-	Sets      map[string]setFile `json:"sets"`
-}
-
-type setFile struct {
-	CeremonyID string            `json:"ceremony_id"`
-	HPKE       map[string][]byte `json:"hpke_public_keys"`
-	PublicKey  []byte            `json:"public_key"`
-	ReleaseKey []byte            `json:"release_key"` // secret key ‖ public key
-}
-
-func encodeState(ep *epoch) ([]byte, error) {
-	sf := stateFile{Version: 1, Epoch: ep.n, Ceremony: ep.ceremony, Threshold: ep.threshold, Nodes: ep.nodes, Created: ep.created, Sets: map[string]setFile{}}
-	for name, ks := range ep.sets {
-		f := setFile{CeremonyID: ks.setup.CeremonyID(), HPKE: map[string][]byte{}}
-		for _, id := range ks.setup.Nodes() {
-			f.HPKE[string(id)], _ = ks.setup.HPKEPublicKey(id)
-		}
-		var err error
-		if f.PublicKey, err = ks.pk.MarshalBinary(); err != nil {
-			return nil, err
-		}
-		if f.ReleaseKey, err = ks.rk.MarshalBinary(); err != nil {
-			return nil, err
-		}
-		sf.Sets[name] = f
-	}
-	return json.Marshal(sf)
-}
-
-func decodeState(b []byte) (*epoch, error) {
-	var sf stateFile
-	if err := json.Unmarshal(b, &sf); err != nil {
-		return nil, err
-	}
-	if sf.Version != 1 {
-		return nil, fmt.Errorf("unknown state version %d", sf.Version)
-	}
-	ep := &epoch{n: sf.Epoch, ceremony: sf.Ceremony, threshold: sf.Threshold, nodes: sf.Nodes, created: sf.Created, sets: map[string]*keySet{}}
-	for _, name := range paramSets {
-		f, ok := sf.Sets[name]
-		if !ok {
-			return nil, fmt.Errorf("no keys for parameter set %s", name)
-		}
-		ps, _ := he.ParamsByName(name)
-		hp := map[ceremony.NodeID][]byte{}
-		for id, k := range f.HPKE {
-			hp[ceremony.NodeID(id)] = k
-		}
-		setup, err := ceremony.NewSetup(f.CeremonyID, ps, nodeIDs(sf.Nodes), sf.Threshold, hp)
-		if err != nil {
-			return nil, err
-		}
-		pk, err := ps.UnmarshalPublicKey(f.PublicKey)
-		if err != nil {
-			return nil, fmt.Errorf("%s public key: %w", name, err)
-		}
-		rk, err := release.UnmarshalReleaseKey(ps, f.ReleaseKey)
-		if err != nil {
-			return nil, fmt.Errorf("%s release key: %w", name, err)
-		}
-		ep.sets[name] = &keySet{ps: ps, setup: setup, pk: pk, pkHash: hashOf(f.PublicKey), rk: rk}
-	}
-	return ep, nil
 }
 
 func hashOf(b []byte) []byte {
@@ -381,6 +276,13 @@ func (c *Coordinator) Init(ctx context.Context, threshold int) (*Status, error) 
 	if threshold < 2 || threshold > len(nodes) {
 		return nil, fmt.Errorf("hefed: threshold %d not in [2, %d]", threshold, len(nodes))
 	}
+	if c.key == nil {
+		return nil, ErrStateKey
+	}
+	// The epoch follows the shared state, whichever coordinator made it.
+	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
 	n := 1
 	c.mu.RLock()
 	if c.cur != nil {
@@ -402,16 +304,9 @@ func (c *Coordinator) Init(ctx context.Context, threshold int) (*Status, error) 
 		}
 		ep.sets[name] = ks
 	}
-	b, err := encodeState(ep)
-	if err != nil {
+	if err := c.save(ctx, ep); err != nil {
 		return nil, err
 	}
-	if err := securefile.Write(c.path, b); err != nil {
-		return nil, fmt.Errorf("hefed: saving state: %w", err)
-	}
-	c.mu.Lock()
-	c.cur = ep
-	c.mu.Unlock()
 	c.log.Info("key ceremony finished", "epoch", n, "ceremony", ep.ceremony, "threshold", threshold)
 	return c.Status(ctx)
 }
@@ -539,6 +434,9 @@ func (c *Coordinator) runCeremony(ctx context.Context, cer string, ps *he.ParamS
 // Status reports the current ceremony and asks every node (configured or in
 // the roster) which keys it holds.
 func (c *Coordinator) Status(ctx context.Context) (*Status, error) {
+	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
 	c.mu.RLock()
 	ep := c.cur
 	c.mu.RUnlock()

@@ -3,6 +3,7 @@ package hefed
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -23,6 +24,8 @@ import (
 	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
@@ -52,14 +55,31 @@ func rows() map[string][]int {
 type fixture struct {
 	f     *nodetest.Federation
 	c     *Coordinator
-	state string
+	store jobs.Store // the shared store holding the state
+	key   []byte     // the state key sealing the release keys in it
+}
+
+// testStateKey is a fresh state key.
+func testStateKey(t testing.TB) []byte {
+	k := make([]byte, StateKeySize)
+	_, err := rand.Read(k)
+	require.NoError(t, err)
+	return k
+}
+
+// testStore is an embedded store in a temporary folder.
+func testStore(t testing.TB) jobs.Store {
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "unseen.db"), boltstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 func start(t *testing.T, threshold int, opts nodetest.Options) *fixture {
 	t.Helper()
 	f := nodetest.StartWith(t, rows(), opts)
-	state := filepath.Join(t.TempDir(), "hefed.json")
-	c, err := Open(state, f.Clients, nil)
+	store, key := testStore(t), testStateKey(t)
+	c, err := Open(context.Background(), Options{Blobs: store, Key: key, Nodes: f.Clients})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		for dept, l := range f.Audits {
@@ -67,7 +87,7 @@ func start(t *testing.T, threshold int, opts nodetest.Options) *fixture {
 			require.NoError(t, err, "audit chain of node %s", dept)
 		}
 	})
-	fx := &fixture{f: f, c: c, state: state}
+	fx := &fixture{f: f, c: c, store: store, key: key}
 	fx.init(t, threshold)
 	return fx
 }
@@ -387,10 +407,7 @@ func TestFederation(t *testing.T) {
 			}
 			f.Restart(t, d)
 		}
-		fi, err := os.Stat(fx.state)
-		require.NoError(t, err)
-		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-		c2, err := Open(fx.state, f.Clients, nil)
+		c2, err := Open(ctx, Options{Blobs: fx.store, Key: fx.key, Nodes: f.Clients})
 		require.NoError(t, err)
 		st2, err := c2.Status(ctx)
 		require.NoError(t, err)

@@ -142,7 +142,7 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	if err := j.check(policy.Aggregate); err != nil {
 		return nil, err
 	}
-	ep, err := c.epoch()
+	ep, err := c.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +377,7 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 	if value.Header.Job != j.ID || value.Header.Attempt != j.Attempt {
 		return nil, fmt.Errorf("%w: the value party belongs to job %s attempt %d", ErrJob, value.Header.Job, value.Header.Attempt)
 	}
-	ep, err := c.epoch()
+	ep, err := c.current(ctx)
 	if err != nil {
 		return nil, err
 	}
