@@ -31,9 +31,14 @@ func planDP(j *jobs.Job, cat policy.Catalog) *dpPlan {
 	for _, e := range j.Decision.Epsilon {
 		p.epsilon = min(p.epsilon, e)
 	}
-	if v := j.Spec.Value; v != nil {
-		if d, ok := cat[v.Dataset]; ok && d.DP != nil {
-			p.sumBound = d.DP.ValueBound
+	// Δ of Σx is the largest value bound of any dataset whose values the
+	// job sums (each input's own value column, or the spec's).
+	for i, in := range j.Spec.Inputs {
+		if j.Spec.ValueColumn(i) == "" {
+			continue
+		}
+		if d, ok := cat[in.Dataset]; ok && d.DP != nil {
+			p.sumBound = max(p.sumBound, d.DP.ValueBound)
 		}
 	}
 	p.queries = 1 // the count is always released
