@@ -13,7 +13,9 @@
 //     party or substitute a key: every node takes the roster from its own
 //     federation configuration and checks every signature (compute/node).
 //     It learns the collective public keys and keeps, per parameter set,
-//     its release key pair (in the state file, mode 0600). It never holds a
+//     its release key pair (in the shared store, sealed under its state
+//     key: state.go; every coordinator on the store serves the same
+//     federation). It never holds a
 //     secret-key share: its state alone decrypts nothing.
 //   - aggregate: the coordinator learns which group labels occur at each
 //     node (he/groups) and the released per-group totals (count, Σx, Σx²,
