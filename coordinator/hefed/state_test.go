@@ -52,6 +52,7 @@ func TestSharedState(t *testing.T) {
 		raw, ver, err := fx.store.Blob(ctx, StateBlob, 0)
 		require.NoError(t, err)
 		require.Equal(t, int64(1), ver)
+		t.Logf("the state in the store: %d bytes", len(raw))
 		var sf stateFile
 		require.NoError(t, json.Unmarshal(raw, &sf))
 		require.Equal(t, 2, sf.Version)
