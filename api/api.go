@@ -74,6 +74,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// Ready reports extra readiness conditions (nodes reachable).
 	Ready func(ctx context.Context) error
+	// HEMaxRowsPerInput, if positive, is the operator's limit on the rows
+	// one input adds to a homomorphic result (he_max_rows_per_node): a job
+	// over a dataset that declares more (max_rows) is refused at
+	// submission, like one past the arithmetic's own limits (policy.Decide).
+	HEMaxRowsPerInput int64
 	// ConsentTTL is how long owners have to consent (default 7 days).
 	ConsentTTL time.Duration
 	// OnDecision, if set, is told of every release or rejection after it

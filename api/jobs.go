@@ -42,6 +42,12 @@ func (a *API) submit(c *gin.Context) {
 		return
 	}
 	dec := policy.Decide(cat, spec, policy.Requester{User: u.Name, Department: u.Department}, false)
+	if dec.Allow && a.cfg.HEMaxRowsPerInput > 0 {
+		if vs := policy.SizeViolations(cat, spec, a.cfg.HEMaxRowsPerInput); len(vs) > 0 {
+			dec.Allow = false
+			dec.Violations = append(dec.Violations, vs...)
+		}
+	}
 	if spec.Type == policy.PSIMembers && u.PublicKey == "" {
 		dec.Allow = false
 		dec.Violations = append(dec.Violations, policy.Violation{Rule: "recipient_key", Message: "psi_members results are sealed to the analyst's public key; register one (unseen keygen) with your user first"})

@@ -282,3 +282,52 @@ func TestIdempotency(t *testing.T) {
 		requireStatus(t, rec, http.StatusAccepted)
 	})
 }
+
+// A homomorphic job that cannot run on its datasets' declared sizes is
+// refused at submission, with the reason, and nothing is queued: the
+// 100,000-row aggregate that used to be accepted, queued and then fail.
+func TestSubmitRefusedOnDeclaredSizes(t *testing.T) {
+	agg := `{"type":"aggregate","purpose":"benefit totals","inputs":[{"dataset":"hrss.unemployment_benefits"}],"value":{"dataset":"","column":"monthly_benefit_fen"},"stats":["sum","variance"]}`
+	withRows := func(rows int64, valueBound int64) func(*Config) {
+		return func(c *Config) {
+			cat := testCatalog()
+			ds := cat[dsBenefits]
+			ds.MaxRows = rows
+			if valueBound > 0 {
+				ds.DP = &policy.DP{Epsilon: 1, Budget: 10, ValueBound: valueBound}
+			}
+			cat[dsBenefits] = ds
+			c.Catalog = cat
+		}
+	}
+	// 100,000 rows: fine now (Σx and Σx² are exact up to 2^30 rows).
+	f := newFixture(t, nil, withRows(100_000, 0))
+	rec := f.do("POST", "/v1/jobs", bearer(alice), agg)
+	requireStatus(t, rec, http.StatusAccepted)
+
+	for name, c := range map[string]struct {
+		cfg  func(*Config)
+		rule string
+		msg  string
+	}{
+		"more rows than one result can sum": {withRows(2_000_000_000, 0), "too_many_rows", "declares up to 2000000000 rows"},
+		"values past 2^40":                  {withRows(1000, 1<<41), "value_range", "|x| ≤ 2^40"},
+		"the operator's limit": {func(c *Config) {
+			withRows(100_000, 0)(c)
+			c.HEMaxRowsPerInput = 65536
+		}, "too_many_rows", "he_max_rows_per_node"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, nil, c.cfg)
+			rec := f.do("POST", "/v1/jobs", bearer(alice), agg)
+			requireStatus(t, rec, http.StatusForbidden)
+			e := errBody(t, rec)
+			require.Equal(t, "policy_violation", e.Code)
+			require.Len(t, e.Violations, 1)
+			require.Equal(t, c.rule, e.Violations[0].Rule)
+			require.Equal(t, dsBenefits, e.Violations[0].Dataset)
+			require.Contains(t, e.Violations[0].Message, c.msg)
+			f.requireEmpty()
+		})
+	}
+}

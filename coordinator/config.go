@@ -38,13 +38,25 @@ type Config struct {
 	AuditLog string `yaml:"audit_log"`
 	// Retry is how jobs that fail transiently (a node down) are retried.
 	Retry RetryConfig `yaml:"retry"`
-	// HEState holds the key ceremony's public state and the coordinator's
-	// release key (mode 0600); default state/coordinator/he.json beside the
-	// config.
+	// HEState is where an earlier version kept the key ceremony's state
+	// and the release keys (in the clear); default state/coordinator/he.json
+	// beside the config. The state now lives in the store (Redis or Store),
+	// shared by every coordinator on it; a file found here is moved into
+	// the store, sealed, and removed.
 	HEState string `yaml:"he_state"`
-	// HEMaxRowsPerNode bounds the rows a node may add to one aggregate
-	// (default 65536). Values are range-checked against it so no sum —
-	// of squares, for variances — can wrap: |x| ≤ 2^20 fen at the default.
+	// HEStateKey is the file holding the key (base64 of 32 bytes) that
+	// seals the release keys in the store; default he-state.key beside
+	// HEState, made on first start when no state exists. The environment
+	// variable UNSEEN_HE_STATE_KEY takes precedence. Coordinators sharing a
+	// store share the key; a coordinator without it does not start once the
+	// state exists.
+	HEStateKey string `yaml:"he_state_key"`
+	// HEMaxRowsPerNode, if set, limits the rows each node adds to one
+	// homomorphic result (an operator's choice; jobs over datasets that
+	// declare more rows are refused at submission). Without it a job sums
+	// up to 2^30 rows in all (each of an aggregate's n inputs 2^30/n), of
+	// values |x| ≤ 2^40, exactly: the limit is no longer needed to keep
+	// Σx² from wrapping (compute/he, "Exact Σx and Σx²").
 	HEMaxRowsPerNode int64 `yaml:"he_max_rows_per_node"`
 	Workers          int   `yaml:"workers"`
 	// LeaseIdle is how long a worker's lease may go without a heartbeat
@@ -134,6 +146,7 @@ func (c *Config) SetDir(dir string) {
 		c.HEState = "state/coordinator/he.json"
 	}
 	abs(&c.HEState)
+	abs(&c.HEStateKey)
 	if c.TLS != nil {
 		abs(&c.TLS.CA)
 		abs(&c.TLS.Cert)

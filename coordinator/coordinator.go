@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -87,19 +86,26 @@ func New(cfg *Config, store jobs.Store, log *slog.Logger) (*Coordinator, error) 
 		}
 		nodes[n.Department] = cl
 	}
-	if cfg.HEState != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.HEState), 0o700); err != nil {
-			return nil, err
-		}
-	}
-	hc, err := hefed.Open(cfg.HEState, nodes, log)
+	// The homomorphic state is in the shared store, its release keys sealed
+	// under the state key; a legacy he.json is moved there.
+	octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A key is made only for a store without state (a legacy file alone
+	// holds its release keys in the clear, so sealing them under a new key
+	// loses nothing).
+	exists, err := hefed.StateExists(octx, store, "")
 	if err != nil {
 		return nil, err
 	}
-	hc.MaxRowsPerNode = cfg.HEMaxRowsPerNode
-	if hc.MaxRowsPerNode == 0 {
-		hc.MaxRowsPerNode = 1 << 16
+	stateKey, err := LoadStateKey(cfg, !exists, log)
+	if err != nil {
+		return nil, err
 	}
+	hc, err := hefed.Open(octx, hefed.Options{Blobs: store, Key: stateKey, Legacy: cfg.HEState, Nodes: nodes, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	hc.MaxRowsPerNode = cfg.HEMaxRowsPerNode // 0: each node's share of 2^30 rows
 	keys := map[string][]byte{}
 	for _, u := range cfg.Users {
 		if u.PublicKey == "" {

@@ -72,6 +72,10 @@ type Dataset struct {
 	// aggregate jobs, which have no join key). Default: the dataset's only
 	// id column.
 	PersonKey string `json:"person_key,omitempty" yaml:"person_key"`
+	// MaxRows is the most rows the dataset holds (0: not declared). The
+	// node refuses to serve more, and the coordinator refuses at submission
+	// a homomorphic job that could not run on it (SizeViolations).
+	MaxRows int64 `json:"max_rows,omitempty" yaml:"max_rows"`
 	// Differencing is what the node does with a job whose filtered input
 	// differs from an earlier job's (within its window) by 1 to k−1
 	// people, so that subtracting the two results would say something about
@@ -218,6 +222,9 @@ func (d *Dataset) Validate() error {
 		if !ok || c.Kind != KindID {
 			return fmt.Errorf("policy: dataset %s: person_key %q must name an id column", d.Name, d.PersonKey)
 		}
+	}
+	if d.MaxRows < 0 {
+		return fmt.Errorf("policy: dataset %s: max_rows must not be negative", d.Name)
 	}
 	if d.MinCount < 0 {
 		return fmt.Errorf("policy: dataset %s: min_count must not be negative", d.Name)

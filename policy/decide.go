@@ -125,15 +125,17 @@ func Decide(cat Catalog, s *Spec, req Requester, onlyLocal bool) Decision {
 			checkFilter(ds, in.Filter, add)
 		}
 	}
-	for _, r := range []struct {
-		ref *ColumnRef
-		use Use
-	}{{s.Value, UseValue}, {s.GroupBy, UseGroupBy}} {
-		if r.ref == nil {
-			continue
+	// Value columns: each input's own (inputs[i].value) or the spec's.
+	for i, in := range s.Inputs {
+		if col := s.ValueColumn(i); col != "" {
+			if ds, ok := cat[in.Dataset]; ok {
+				useColumn(ds, col, UseValue)
+			}
 		}
-		targets := []string{r.ref.Dataset}
-		if r.ref.Dataset == "" { // aggregate: same column in every input
+	}
+	if r := s.GroupBy; r != nil {
+		targets := []string{r.Dataset}
+		if r.Dataset == "" { // aggregate: same column in every input
 			targets = targets[:0]
 			for _, in := range s.Inputs {
 				targets = append(targets, in.Dataset)
@@ -141,12 +143,15 @@ func Decide(cat Catalog, s *Spec, req Requester, onlyLocal bool) Decision {
 		}
 		for _, name := range targets {
 			if ds, ok := cat[name]; ok {
-				useColumn(ds, r.ref.Column, r.use)
+				useColumn(ds, r.Column, UseGroupBy)
 			}
 		}
 	}
 	// The noise and its bounds (a value bound for every input a DP job
 	// sums, the ε charged) are policy/disclosure's: see disclosure.CheckDP.
+	// Sizes: a homomorphic job that could not run on the declared sizes is
+	// refused now, not after it was queued.
+	d.Violations = append(d.Violations, SizeViolations(cat, s, 0)...)
 	d.Allow = len(d.Violations) == 0
 	return d
 }

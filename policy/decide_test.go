@@ -140,6 +140,7 @@ func TestSpecHash(t *testing.T) {
 
 func FuzzDecodeSpec(f *testing.F) {
 	f.Add([]byte(`{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"a.b","key":"id","filter":"x = 1"},{"dataset":"c.d","key":"id"}]}`))
+	f.Add([]byte(`{"type":"aggregate","purpose":"p","inputs":[{"dataset":"a.b","value":"v"},{"dataset":"c.d","value":"w"}],"stats":["mean"]}`))
 	f.Add([]byte(`{"type":"intersection_stats","purpose":"p","inputs":[{"dataset":"a.b","key":"id"},{"dataset":"c.d","key":"id"}],"stats":["sum","mean"],"value":{"dataset":"a.b","column":"v"},"group_by":{"dataset":"a.b","column":"g"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := DecodeSpec(b)

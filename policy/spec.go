@@ -39,6 +39,13 @@ type Input struct {
 	Dataset string `json:"dataset" yaml:"dataset"`
 	Key     string `json:"key,omitempty" yaml:"key,omitempty"`
 	Filter  string `json:"filter,omitempty" yaml:"filter,omitempty"`
+	// Value, for aggregate and intersection_stats jobs, names this input's
+	// own value column (monthly_allowance_fen here, allowance_fen there)
+	// instead of Spec.Value. An aggregate names one for every input or for
+	// none; an intersection_stats job for at most one input, which is then
+	// the value dataset. Empty (the encoding omits it, so specs without it
+	// hash as before): Spec.Value applies.
+	Value string `json:"value,omitempty" yaml:"value,omitempty"`
 }
 
 // ColumnRef names a column of a dataset.
@@ -186,8 +193,9 @@ func (s *Spec) Datasets() []string {
 }
 
 // ValueDataset is the dataset whose rows an intersection_stats job sums:
-// the value column's, or for a count-only job the first input's. It is
-// empty for other job types.
+// the value column's (Spec.Value, or the one input naming its own value),
+// or for a count-only job the first input's. It is empty for other job
+// types.
 func (s *Spec) ValueDataset() string {
 	if s.Type != IntersectionStats || len(s.Inputs) == 0 {
 		return ""
@@ -195,7 +203,50 @@ func (s *Spec) ValueDataset() string {
 	if s.Value != nil && s.Value.Dataset != "" {
 		return s.Value.Dataset
 	}
+	for _, in := range s.Inputs {
+		if in.Value != "" {
+			return in.Dataset
+		}
+	}
 	return s.Inputs[0].Dataset
+}
+
+// ValueColumn is the value column of input i, or "" if the input
+// contributes no values: its own (Inputs[i].Value), else Spec.Value's
+// column when that names the input's dataset or (aggregate) no dataset,
+// i.e. the same column in every input. For intersection_stats only the
+// value dataset's input has one.
+func (s *Spec) ValueColumn(i int) string {
+	if i < 0 || i >= len(s.Inputs) {
+		return ""
+	}
+	in := s.Inputs[i]
+	if s.Type != Aggregate && s.Type != IntersectionStats {
+		return ""
+	}
+	if s.Type == IntersectionStats && in.Dataset != s.ValueDataset() {
+		return ""
+	}
+	if in.Value != "" {
+		return in.Value
+	}
+	if s.Value != nil && (s.Value.Dataset == in.Dataset || s.Type == Aggregate && s.Value.Dataset == "") {
+		return s.Value.Column
+	}
+	return ""
+}
+
+// HasValue reports whether the spec names a value column anywhere.
+func (s *Spec) HasValue() bool {
+	if s.Value != nil {
+		return true
+	}
+	for _, in := range s.Inputs {
+		if in.Value != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Department returns the department part of a "department.dataset" name.
@@ -278,6 +329,17 @@ func (s *Spec) Validate() error {
 		if len(in.Filter) > MaxFilterBytes || !utf8.ValidString(in.Filter) {
 			return specErr("inputs[%d].filter must be valid UTF-8 of at most %d bytes", i, MaxFilterBytes)
 		}
+		if in.Value != "" {
+			if s.Type != Aggregate && s.Type != IntersectionStats {
+				return specErr("inputs[%d].value: only aggregate and intersection_stats jobs take a value column", i)
+			}
+			if !ValidColumnName(in.Value) {
+				return specErr("inputs[%d].value %q is not a column name", i, in.Value)
+			}
+		}
+	}
+	if err := s.validateInputValues(); err != nil {
+		return err
 	}
 	checkRef := func(field string, r *ColumnRef) error {
 		if r == nil {
@@ -339,8 +401,41 @@ func (s *Spec) Validate() error {
 				needsValue = true
 			}
 		}
-		if needsValue && s.Value == nil {
+		if needsValue && !s.HasValue() {
 			return specErr("%s with stats %v needs a value column", s.Type, s.Stats)
+		}
+	}
+	return nil
+}
+
+// validateInputValues checks the per-input value columns: never together
+// with Spec.Value (one way of naming them per spec), for an aggregate on
+// every input or none, for intersection_stats on at most one.
+func (s *Spec) validateInputValues() error {
+	named := 0
+	for _, in := range s.Inputs {
+		if in.Value != "" {
+			named++
+		}
+	}
+	if named == 0 {
+		return nil
+	}
+	if s.Value != nil {
+		return specErr("value and inputs[].value both name value columns: use one or the other")
+	}
+	switch s.Type {
+	case Aggregate:
+		if named != len(s.Inputs) {
+			for i, in := range s.Inputs {
+				if in.Value == "" {
+					return specErr("inputs[%d] (%s) names no value column: an aggregate names one for every input or uses value for all", i, in.Dataset)
+				}
+			}
+		}
+	case IntersectionStats:
+		if named > 1 {
+			return specErr("an intersection_stats job sums the values of one input: at most one inputs[].value")
 		}
 	}
 	return nil

@@ -120,7 +120,7 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 	// Half of every list is common to all parties; the rest is its own.
 	// Every node and the coordinator sign with fresh keys, each node's
 	// federation section naming all of them.
-	cfg := &coordinator.Config{Workers: 1}
+	cfg := &coordinator.Config{Workers: 1, HEState: filepath.Join(tmp, "he.json")}
 	_, cfg.SigningKeyPriv, err = attest.GenerateKey()
 	if err != nil {
 		return nil, err

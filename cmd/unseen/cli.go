@@ -558,7 +558,11 @@ no key (it is signed if you give one).`,
 					if in.Key != "" {
 						key = " key " + in.Key
 					}
-					fmt.Fprintf(out, "  input %d: %s%s filter %s\n", i, in.Dataset, key, f)
+					value := ""
+					if in.Value != "" {
+						value = " value " + in.Value
+					}
+					fmt.Fprintf(out, "  input %d: %s%s%s filter %s\n", i, in.Dataset, key, value, f)
 				}
 				if j.Spec.Value != nil {
 					fmt.Fprintf(out, "  value: %s.%s\n", j.Spec.Value.Dataset, j.Spec.Value.Column)

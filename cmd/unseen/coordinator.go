@@ -92,7 +92,7 @@ func startCoordinator(cfg *coordinator.Config, store jobs.Store, log *slog.Logge
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := api.New(api.Config{Store: store, Users: c.Users(), Catalog: c.Catalog, Logger: log, Ready: c.Catalog.Ready,
+	a, err := api.New(api.Config{Store: store, Users: c.Users(), Catalog: c.Catalog, Logger: log, Ready: c.Catalog.Ready, HEMaxRowsPerInput: c.Config().HEMaxRowsPerNode,
 		Keys: c.KeyAdmin(), OnDecision: c.OnDecision, Deliverer: deliverer(c)})
 	if err != nil {
 		return nil, nil, err

@@ -203,7 +203,11 @@ func runDPJob(ctx context.Context, say func(string, ...any), p *demoPeople) (*De
 		e := exact[g]
 		dg := DemoDPGroup{ExactCount: e[0], ExactSum: e[1]}
 		if r := rel.Groups[g]; r != nil {
-			dg.Count, dg.Sum = r.Count, r.Sum
+			dg.Count = r.Count
+			if r.Sum != nil && r.Sum.IsInt64() {
+				v := r.Sum.Int64()
+				dg.Sum = &v
+			}
 		}
 		out.Groups[g] = dg
 		say("     %8s %8d %18s %18s  %s", ptr(dg.Count, func(n int64) string { return fmt.Sprint(n) }), e[0], ptr(dg.Sum, yuan), yuan(e[1]), g)

@@ -561,11 +561,11 @@ func TestSmudgingGuard(t *testing.T) {
 
 func TestMoments(t *testing.T) {
 	xs := []int64{3, -1, 4, 1, -5, 9, 2, 6}
-	var m Moments
+	m := Moments{Sum: new(big.Int), SumSq: new(big.Int)}
 	for _, x := range xs {
 		m.N++
-		m.Sum += x
-		m.SumSq += x * x
+		m.Sum.Add(m.Sum, big.NewInt(x))
+		m.SumSq.Add(m.SumSq, big.NewInt(x*x))
 	}
 	mean, _ := m.Mean()
 	v, _ := m.Variance()

@@ -79,7 +79,7 @@ type Federation struct {
 type DatasetConfig struct {
 	policy.Dataset `yaml:",inline"`
 	File           string `yaml:"file"`
-	MaxRows        int    `yaml:"max_rows"`
+	// max_rows (policy.Dataset.MaxRows) is also the most rows the node loads.
 }
 
 // LoadConfig reads and validates a node configuration file. Unknown keys are

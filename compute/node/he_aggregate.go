@@ -195,13 +195,15 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 	if err != nil {
 		return fail(err)
 	}
-	parties := int64(len(req.Spec.Inputs))
-	if req.MaxRows < parties || req.MaxRows > maxRowBound {
-		return fail(refuse(KindBadRequest, "bad_request", "max_rows %d must be in [%d, %d]", req.MaxRows, parties, int64(maxRowBound)))
+	// Each node may hold at most its share of the job's row bound, so that
+	// every total over all inputs stays exact.
+	share, err := rowShare(req.MaxRows, len(req.Spec.Inputs))
+	if err != nil {
+		return fail(err)
 	}
 	var valueCol, groupCol string
 	if need.value {
-		if valueCol, err = heColumn(ds, req.Spec.Value, policy.UseValue); err != nil {
+		if valueCol, err = heValueColumn(ds, &req.Spec, req.Input); err != nil {
 			return fail(err)
 		}
 	}
@@ -220,18 +222,14 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 	B := 0 // histogram buckets per group, after the counts and sums
 	if need.hist {
 		B = req.Spec.Buckets()
-		if len(groups)*(2+B) > he.Sums().Slots() {
-			return fail(refuse(KindBadRequest, "too_many_groups", "%d groups × %d histogram buckets do not fit one ciphertext", len(groups), B))
-		}
+	}
+	if per := aggSlotsPerGroup(need.value, B); len(groups)*per > he.Sums().Slots() {
+		return fail(refuse(KindBadRequest, "too_many_groups", "%d groups × %d slots each (count, Σx, its hint, %d histogram buckets) do not fit one ciphertext", len(groups), per, B))
 	}
 	rows := hi.rows
-	// Each node may hold at most its share of the job's row bound, so that
-	// the bound the values are checked against holds for the total.
-	share := req.MaxRows / parties
 	if int64(len(rows)) > share {
-		return fail(refuse(KindBadRequest, "too_many_rows", "dataset %s has more rows after the filter than its share (%d) of the job's row bound %d", ds.Name, share, req.MaxRows))
+		return fail(refuse(KindBadRequest, "too_many_rows", "dataset %s has more rows after the filter than %s", ds.Name, describeShare(share, req.MaxRows)))
 	}
-	maxTerms := int(req.MaxRows)
 	gidx := make([]int, len(rows))
 	if groupCol != "" {
 		labels, err := tbl.t.Strings(rows, groupCol)
@@ -246,7 +244,7 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 			gidx[k] = g
 		}
 	}
-	var xs, xx, raw []int64
+	var xs, raw []int64
 	if valueCol != "" {
 		if xs, err = tbl.t.Ints(rows, valueCol); err != nil {
 			return fail(refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err))
@@ -258,36 +256,19 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 		if xs, clamped = clampValues(ds, xs); clamped > 0 {
 			detail["values_clamped"] = fmt.Sprint(clamped)
 		}
-		if err := tbl.checkRange(he.Sums(), rows, xs, maxTerms, ds.Name, valueCol); err != nil {
-			return fail(err)
-		}
-		if need.squares {
-			if xx, err = tbl.squares(he.Squares(), rows, xs, maxTerms, ds.Name, valueCol); err != nil {
-				return fail(err)
-			}
-		}
 	}
 	G := len(groups)
-	sums := make([]int64, 2*G+G*B) // counts, then Σx, then bucket counts group-major
-	var sq []int64
-	if need.squares {
-		sq = make([]int64, G)
-	}
+	contrib := newAggContribution(&req.Spec, G, B, need.value, need.squares)
 	for k, g := range gidx {
-		sums[g]++
+		var x, r int64
 		if xs != nil {
-			sums[G+g] += xs[k]
+			x, r = xs[k], raw[k]
 		}
-		if B > 0 {
-			sums[2*G+g*B+req.Spec.Bucket(raw[k])]++
-		}
-		if sq != nil {
-			sq[g] += xx[k]
+		if err := contrib.add(g, x, r); err != nil {
+			return fail(valueRefusal(err, ds.Name, valueCol, tbl.t.Line(rows[k])))
 		}
 	}
-	if !need.value {
-		sums = sums[:G]
-	}
+	sums, sq := contrib.vectors()
 	sumsKeys, err := s.he.keysFor(he.NameSums)
 	if err != nil {
 		return fail(err)
@@ -305,17 +286,19 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 	if err := s.record(ctx, c, string(nodeapi.StepHEAggregate), req.Job, dsn, detail); err != nil {
 		return nil, err
 	}
-	// Each slot is this node's part of a total over len(inputs) nodes. Each
+	// Each slot is this node's part of a total over len(inputs) nodes: a
+	// residue (which may wrap) or a count or floor hint that he's bounds
+	// keep within (T−1)/2, so Encrypt's own check is |slot| ≤ (T−1)/2. Each
 	// ciphertext is signed: a releasing node decrypts only the sum of every
 	// input's signed contribution.
 	out := &nodeapi.HEAggregateResponse{Overlaps: hi.overlaps}
-	cts, err := s.encryptSealed(sumsKeys, [][]int64{sums}, int(parties))
+	cts, err := s.encryptSealed(sumsKeys, [][]int64{sums}, 1)
 	if err != nil {
 		return nil, err
 	}
 	out.Sums, out.SumsSignature = cts[0].env, s.signContribution(req.Header, req.Input, he.NameSums, cts[0])
 	if sqKeys != nil {
-		if cts, err = s.encryptSealed(sqKeys, [][]int64{sq}, int(parties)); err != nil {
+		if cts, err = s.encryptSealed(sqKeys, [][]int64{sq}, 1); err != nil {
 			return nil, err
 		}
 		out.Squares, out.SquaresSignature = cts[0].env, s.signContribution(req.Header, req.Input, he.NameSquares, cts[0])

@@ -2,24 +2,18 @@ package node
 
 // What a homomorphic job may read at this node and how its values are laid
 // out in slots: which stats need which vectors, the columns the node's own
-// policy allows, range checks that keep every total from wrapping modulo
-// the plaintext modulus, and the value node's slot layout for
-// intersection_stats.
+// policy allows, and the value node's slot layout for intersection_stats
+// (range checks and the slot values themselves: he_encode.go).
 
 import (
 	"context"
 	"errors"
-	"math"
 	"slices"
 	"sort"
 
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/policy"
 )
-
-// maxRowBound bounds HEAggregateRequest.MaxRows (beyond it no value of any
-// size could be summed safely anyway).
-const maxRowBound = 1 << 40
 
 // maxGroups is the most groups one aggregate can have: counts and sums of
 // every group share one Sums ciphertext, two slots per group.
@@ -72,63 +66,6 @@ func heColumn(ds *policy.Dataset, ref *policy.ColumnRef, u policy.Use) (string, 
 	return c.Name, nil
 }
 
-// ---- range checks ---------------------------------------------------------
-
-// checkRange refuses a value that could wrap modulo T once up to maxTerms
-// such values are summed (he.CheckRange), naming the dataset, the column
-// and the CSV line — never the value, which is a record.
-func (t *Table) checkRange(ps *he.ParamSet, rows []int, vals []int64, maxTerms int, dataset, col string) error {
-	slots := ps.Slots()
-	for off := 0; off < len(vals); off += slots {
-		err := ps.CheckRange(vals[off:min(off+slots, len(vals))], maxTerms)
-		var re *he.RangeError
-		if errors.As(err, &re) {
-			return refuse(KindBadRequest, "out_of_range",
-				"dataset %s, column %s, line %d: value out of range: |x| must be at most %d so that a sum over up to %d rows cannot wrap modulo the plaintext modulus; the column cannot be aggregated as it stands",
-				dataset, col, t.t.Line(rows[off+re.Index]), re.Limit, maxTerms)
-		}
-		if err != nil {
-			return refuse(KindBadRequest, "out_of_range", "dataset %s, column %s: %v", dataset, col, err)
-		}
-	}
-	return nil
-}
-
-func isqrt(n int64) int64 {
-	if n <= 0 {
-		return 0
-	}
-	r := int64(math.Sqrt(float64(n))) // n ≤ 2^62 here: no overflow below
-	for r*r > n {
-		r--
-	}
-	for (r+1)*(r+1) <= n {
-		r++
-	}
-	return r
-}
-
-// squares returns x² for the variance, refusing (before squaring, so that
-// nothing overflows int64) any x whose square could wrap modulo T of ps in a
-// sum over maxTerms rows.
-func (t *Table) squares(ps *he.ParamSet, rows []int, xs []int64, maxTerms int, dataset, col string) ([]int64, error) {
-	lim, err := ps.InputLimit(maxTerms)
-	if err != nil {
-		return nil, err
-	}
-	root := isqrt(lim)
-	out := make([]int64, len(xs))
-	for i, x := range xs {
-		if x > root || x < -root {
-			return nil, refuse(KindBadRequest, "out_of_range",
-				"dataset %s, column %s, line %d: value out of range for the variance: |x| must be at most %d so that a sum of squares over up to %d rows cannot wrap modulo the plaintext modulus; the column cannot be aggregated as it stands",
-				dataset, col, t.t.Line(rows[i]), root, maxTerms)
-		}
-		out[i] = x * x
-	}
-	return out, t.checkRange(ps, rows, out, maxTerms, dataset, col+" (squared)")
-}
-
 func distinctSorted(v []string) []string {
 	out := slices.Clone(v)
 	slices.Sort(out)
@@ -137,10 +74,11 @@ func distinctSorted(v []string) []string {
 
 // ---- intersection_stats: the value node's layout --------------------------
 
-// heUnit is one slot: the rows of one key (one PSI position) in one group.
+// heUnit is one slot: the rows of one key (one PSI position) in one group,
+// totalled exactly (he_encode.go lays the totals out in lanes).
 type heUnit struct {
-	pos        int
-	n, sum, sq int64
+	pos int
+	acc he.Acc
 }
 
 type heChunk struct {
@@ -221,24 +159,17 @@ func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol
 		used = append(used, i)
 		pos = append(pos, p)
 	}
-	// The value node alone contributes, so the exact row count bounds every
-	// total (count, Σx, Σx² over any subset of rows).
-	maxTerms := max(1, len(used))
-	var xs, xx []int64
+	// The value node alone contributes: its rows bound every total.
+	if err := checkUnits(len(used), ds.Name); err != nil {
+		return nil, err
+	}
+	var xs []int64
 	if valueCol != "" {
 		if xs, err = tbl.t.Ints(used, valueCol); err != nil {
 			return nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
 		}
 		// Disclosure control (disclosure.go): clamped to dp.value_bound.
 		xs, _ = clampValues(ds, xs)
-		if err := tbl.checkRange(he.Sums(), used, xs, maxTerms, ds.Name, valueCol); err != nil {
-			return nil, err
-		}
-		if squares {
-			if xx, err = tbl.squares(he.Squares(), used, xs, maxTerms, ds.Name, valueCol); err != nil {
-				return nil, err
-			}
-		}
 	}
 	labels := make([]string, len(used))
 	if groupCol != "" {
@@ -263,12 +194,13 @@ func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol
 			units[g] = append(units[g], heUnit{pos: pos[k]})
 		}
 		u := &units[g][j]
-		u.n++
-		if xs != nil {
-			u.sum += xs[k]
+		if xs == nil {
+			err = u.acc.AddCount()
+		} else {
+			err = u.acc.Add(xs[k])
 		}
-		if xx != nil {
-			u.sq += xx[k]
+		if err != nil {
+			return nil, valueRefusal(err, ds.Name, valueCol, tbl.t.Line(used[k]))
 		}
 	}
 	slots := he.Sums().Slots()

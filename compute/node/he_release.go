@@ -11,8 +11,10 @@ package node
 //     at every step, so a job id is never reused with another spec) and an
 //     output index below the count the spec implies — an aggregate has
 //     output 0 ("sums") and, with the variance, 1 ("squares"); an
-//     intersection_stats job has 3·G (count, Σx, Σx² for each of the G
-//     groups of the value node's signed layout, as its stats need);
+//     intersection_stats job has he.ISLanes·G (for each of the G groups of
+//     the value node's signed layout: the count, Σx mod T_s and mod T_q,
+//     Σx² mod T_s and mod T_q and its floor hint, as its stats need —
+//     compute/he, "Exact Σx and Σx²");
 //   - each output once, ever: the ledger records (job, output) — and the
 //     ciphertext's hash — before the share exists, so re-randomising a
 //     result (ct + Enc(0)) buys nothing;
@@ -25,7 +27,7 @@ package node
 //   - for intersection_stats, the coordinator's result ciphertext: it holds
 //     the match mask, and checking that the result is the masked sum of the
 //     value node's chunks would need the mask, i.e. the intersection, so
-//     the node bounds what it cannot check (3·G outputs of the job, each
+//     the node bounds what it cannot check (he.ISLanes·G outputs of the job, each
 //     once, each only as a total) and the README's threat model says what
 //     remains;
 //   - with smudging sized from its own bound (he.SumNoise of the inputs;
@@ -139,9 +141,9 @@ func (s *Service) HERelease(ctx context.Context, c Caller, req *nodeapi.HEReleas
 
 // outputParams is the parameter set of output `index` of a job, or an
 // error if the job has no such output: aggregate 0 sums, 1 squares (with
-// the variance); intersection_stats 3g+k for g < groups, k = 0 count
-// (sums), 1 Σx (sums, when a value is asked), 2 Σx² (squares, with the
-// variance).
+// the variance); intersection_stats g·he.ISLanes+l for g < groups and lane
+// l (the count; Σx mod T_s and mod T_q when a value is asked; Σx² mod T_s,
+// mod T_q and its floor hint with the variance), under the lane's set.
 func outputParams(spec *policy.Spec, index, groups int) (string, error) {
 	need, err := statNeeds(spec)
 	if err != nil {
@@ -160,21 +162,17 @@ func outputParams(spec *policy.Spec, index, groups int) (string, error) {
 		}
 		return none("an aggregate has output 0 (sums) and, with the variance, 1 (squares)")
 	case policy.IntersectionStats:
-		if groups < 1 || index < 0 || index >= 3*groups {
-			return none(fmt.Sprintf("the value node's layout has %d groups, so the job has outputs below %d", groups, 3*groups))
+		n := int(he.ISLanes)
+		if groups < 1 || groups > maxLayoutChunks || index < 0 || index >= n*groups {
+			return none(fmt.Sprintf("the value node's layout has %d groups, so the job has outputs below %d (%d per group)", groups, n*groups, n))
 		}
-		switch index % 3 {
-		case 0:
-			return he.NameSums, nil
-		case 1:
-			if need.value {
-				return he.NameSums, nil
-			}
+		l := he.ISLane(index % n)
+		switch {
+		case l.Wanted(need.value, need.squares):
+			return l.Params(), nil
+		case l.Value():
 			return none("the job asks for no sum of a value")
 		default:
-			if need.squares {
-				return he.NameSquares, nil
-			}
 			return none("the job asks for no variance")
 		}
 	}

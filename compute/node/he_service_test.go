@@ -202,7 +202,8 @@ func TestHEWireTypesThroughTheService(t *testing.T) {
 	ct, fields := contribution(he.Sums(), field[[]byte](t, out, "sums"), field[[]byte](t, out, "sums_signature"))
 	sums := decrypt(he.Sums(), "ja", agg, 0, ct, fields).Values()
 	require.Equal(t, []int64{10, 10, 10, 135, 155, 145}, sums[:6])
-	require.Zero(t, sums[6])
+	require.Equal(t, []int64{0, 0, 0}, sums[6:9], "floor hints ⌊Σx/2^39⌋ of small totals")
+	require.Zero(t, sums[9])
 	ct, fields = contribution(he.Squares(), field[[]byte](t, out, "squares"), field[[]byte](t, out, "squares_signature"))
 	sq := decrypt(he.Squares(), "ja", agg, 1, ct, fields).Values()
 	sumSq := func(r int) (s int64) {
@@ -212,6 +213,7 @@ func TestHEWireTypesThroughTheService(t *testing.T) {
 		return s
 	}
 	require.Equal(t, []int64{sumSq(0), sumSq(2), sumSq(1)}, sq[:3])
+	require.Equal(t, []int64{0, 0, 0}, sq[3:6], "floor hints ⌊Σx²/2^55⌋")
 
 	// ---- intersection_stats: the value node's encrypted rows and signed
 	// layout, zero-sum masks, and the totals released against the layout
@@ -252,14 +254,30 @@ func TestHEWireTypesThroughTheService(t *testing.T) {
 	}
 	// Output 0, the count, with a zero-sum mask added: the mask changes
 	// nothing but the slots.
-	ct, fields = result(he.Sums(), open(he.Sums(), ch.Counts), open(he.Sums(), masks[0]))
+	require.Len(t, ch.Lanes, int(he.ISLanes))
+	ct, fields = result(he.Sums(), open(he.Sums(), ch.Lanes[he.ISCount]), open(he.Sums(), masks[0]))
 	counts := decrypt(he.Sums(), "ji", is, 0, ct, fields)
 	require.Equal(t, int64(30), counts.Total())
-	ct, fields = result(he.Sums(), open(he.Sums(), ch.Values))
+	ct, fields = result(he.Sums(), open(he.Sums(), ch.Lanes[he.ISSumS]))
 	vals := decrypt(he.Sums(), "ji", is, 1, ct, fields)
 	require.Equal(t, int64(435), vals.Total(), "0 + 1 + … + 29")
-	ct, fields = result(he.Squares(), open(he.Squares(), ch.Squares))
-	require.Equal(t, sumSq(0)+sumSq(1)+sumSq(2), decrypt(he.Squares(), "ji", is, 2, ct, fields).Total())
+	ct, fields = result(he.Squares(), open(he.Squares(), ch.Lanes[he.ISSqQ]))
+	sqQ := decrypt(he.Squares(), "ji", is, 2, ct, fields).Total()
+	require.Equal(t, sumSq(0)+sumSq(1)+sumSq(2), sqQ)
+	// The other lanes (outputs 3–5 of group 0): Σx mod T_q, Σx² mod T_s and
+	// the Σx² floor hint; decoded together they give Σx and Σx² exactly.
+	ct, fields = result(he.Squares(), open(he.Squares(), ch.Lanes[he.ISSumQ]))
+	sumQ := decrypt(he.Squares(), "ji", is, 3, ct, fields).Total()
+	ct, fields = result(he.Sums(), open(he.Sums(), ch.Lanes[he.ISSqS]))
+	sqS := decrypt(he.Sums(), "ji", is, 4, ct, fields).Total()
+	ct, fields = result(he.Sums(), open(he.Sums(), ch.Lanes[he.ISSqHint]))
+	hint := decrypt(he.Sums(), "ji", is, 5, ct, fields).Total()
+	gotSum, err := he.IntersectionSum(vals.Total(), sumQ)
+	require.NoError(t, err)
+	require.Equal(t, "435", gotSum.String())
+	gotSq, err := he.IntersectionSumSq(sqS, sqQ, hint)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprint(sumSq(0)+sumSq(1)+sumSq(2)), gotSq.String())
 	// Only totals: the nodes zero-sum their shares, so even the unmasked
 	// values chunk does not decrypt slot by slot.
 	small := 0

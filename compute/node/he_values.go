@@ -41,10 +41,7 @@ func (s *Service) heValues(ctx context.Context, c Caller, req *nodeapi.HEValuesR
 	if spec.Type != policy.IntersectionStats {
 		return fail(refuse(KindForbidden, "unsupported", "job %s is not an intersection_stats job", req.Job))
 	}
-	valueDS := spec.Inputs[0].Dataset // count only: rows of the first input
-	if spec.Value != nil {
-		valueDS = spec.Value.Dataset
-	}
+	valueDS := spec.ValueDataset() // count only: rows of the first input
 	if ss.dataset != valueDS {
 		return fail(refuse(KindForbidden, "not_value_input", "job %s takes its values from %s, not from this node's input %s", req.Job, valueDS, ss.dataset))
 	}
@@ -59,7 +56,7 @@ func (s *Service) heValues(ctx context.Context, c Caller, req *nodeapi.HEValuesR
 	tbl := s.tables[ss.dataset]
 	var valueCol, groupCol string
 	if need.value {
-		if valueCol, err = heColumn(ds, spec.Value, policy.UseValue); err != nil {
+		if valueCol, err = heValueColumn(ds, &spec, ss.input); err != nil {
 			return fail(err)
 		}
 	}
@@ -82,7 +79,7 @@ func (s *Service) heValues(ctx context.Context, c Caller, req *nodeapi.HEValuesR
 		return fail(err)
 	}
 	var sqKeys *ceremony.NodeKeys
-	if req.Squares {
+	if need.value || req.Squares { // Σx mod T_q is under squares too
 		if sqKeys, err = s.he.keysFor(he.NameSquares); err != nil {
 			return fail(err)
 		}
@@ -92,47 +89,39 @@ func (s *Service) heValues(ctx context.Context, c Caller, req *nodeapi.HEValuesR
 	if err := s.record(ctx, c, string(nodeapi.StepHEValues), req.Job, dsn, detail); err != nil {
 		return nil, err
 	}
-	// The layout, signed: releasing nodes decrypt at most 3·G results of
-	// this job and size their smudging for `total` masked chunks.
+	// The layout, signed: releasing nodes decrypt at most he.ISLanes·G
+	// results of this job and size their smudging for `total` masked chunks.
 	lst := nodeapi.LayoutStatement{JobRef: req.Header.Ref(), Groups: len(layout.groups), Chunks: total}
 	out := &nodeapi.HEValuesResponse{Total: total, Groups: layout.groups, Chunks: []nodeapi.HEValuesChunk{}, LayoutSignature: s.sign(lst.Message())}
-	var sumVecs, sqVecs [][]int64
+	// One vector per chunk and wanted lane, each under its lane's set.
+	// Slots past the units are zero padding; the coordinator's mask is 0
+	// there too (position −1 is implied by the map's length). Each slot is
+	// a residue, a count or a floor hint within (T−1)/2 (he's bounds over
+	// at most he.MaxJobRows rows), so Encrypt's own check is |slot| ≤ (T−1)/2.
+	keys := map[string]*ceremony.NodeKeys{he.NameSums: sumsKeys, he.NameSquares: sqKeys}
+	var vecs [he.ISLanes][][]int64
 	for ci := req.Offset; ci < end; ci++ {
 		ch := layout.chunks[ci]
-		hc := nodeapi.HEValuesChunk{Index: ci, Group: ch.group, Positions: make([]int, len(ch.units))}
-		counts, vals, sqs := make([]int64, len(ch.units)), make([]int64, len(ch.units)), make([]int64, len(ch.units))
+		hc := nodeapi.HEValuesChunk{Index: ci, Group: ch.group, Positions: make([]int, len(ch.units)), Lanes: make([][]byte, he.ISLanes)}
 		for i, u := range ch.units {
-			hc.Positions[i], counts[i], vals[i], sqs[i] = u.pos, u.n, u.sum, u.sq
+			hc.Positions[i] = u.pos
 		}
-		// Slots past the units are zero padding; the coordinator's mask is
-		// 0 there too (position −1 is implied by the map's length).
-		sumVecs = append(sumVecs, counts)
-		if need.value {
-			sumVecs = append(sumVecs, vals)
-		} else {
-			sumVecs = append(sumVecs, nil)
-		}
-		if sqKeys != nil {
-			sqVecs = append(sqVecs, sqs)
+		lv := laneVectors(ch.units, need.value, req.Squares)
+		for l := range he.ISLanes {
+			vecs[l] = append(vecs[l], lv[l])
 		}
 		out.Chunks = append(out.Chunks, hc)
 	}
-	// The row-level range check above bounds every total; each slot is a sum
-	// of rows of one key, so Encrypt's own check needs only |slot| ≤ (T−1)/2.
-	sumCts, err := s.encryptSealed(sumsKeys, sumVecs, 1)
-	if err != nil {
-		return nil, err
-	}
-	var sqCts []sealedCT
-	if sqKeys != nil {
-		if sqCts, err = s.encryptSealed(sqKeys, sqVecs, 1); err != nil {
+	for l := range he.ISLanes {
+		if !l.Wanted(need.value, req.Squares) {
+			continue
+		}
+		cts, err := s.encryptSealed(keys[l.Params()], vecs[l], 1)
+		if err != nil {
 			return nil, err
 		}
-	}
-	for i := range out.Chunks {
-		out.Chunks[i].Counts, out.Chunks[i].Values = sumCts[2*i].env, sumCts[2*i+1].env
-		if sqCts != nil {
-			out.Chunks[i].Squares = sqCts[i].env
+		for i := range out.Chunks {
+			out.Chunks[i].Lanes[l] = cts[i].env
 		}
 	}
 	return out, nil

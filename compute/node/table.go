@@ -39,7 +39,7 @@ func LoadTable(dc *DatasetConfig, path string, fsys fs.FS) (*Table, error) {
 		return nil, fmt.Errorf("node: dataset %s: %w", dc.Name, err)
 	}
 	defer f.Close()
-	t, rep, err := dataset.LoadCSV(f, s, dataset.Options{MaxRows: dc.MaxRows})
+	t, rep, err := dataset.LoadCSV(f, s, dataset.Options{MaxRows: int(dc.MaxRows)})
 	if err != nil {
 		return nil, fmt.Errorf("node: dataset %s (%s): %w", dc.Name, path, err)
 	}

@@ -197,10 +197,11 @@ type HEGroupsResponse struct {
 
 // HEAggregateRequest asks a node for its encrypted local aggregate of input
 // Input. Groups is the slot layout (sorted labels; empty without group_by).
-// MaxRows bounds the rows summed over all the job's inputs: each node
-// refuses more than MaxRows/len(inputs) rows of its own and range-checks its
-// values so that no total can wrap modulo T. The node checks it as
-// HEGroupsRequest says (and refuses an input below k: code input_below_k).
+// MaxRows bounds the rows summed over all the job's inputs (at most
+// he.MaxJobRows = 2^30): each node refuses more than MaxRows/len(inputs)
+// rows of its own and any |x| > 2^40, so that every total is exact
+// (compute/he, "Exact Σx and Σx²"). The node checks it as HEGroupsRequest
+// says (and refuses an input below k: code input_below_k).
 type HEAggregateRequest struct {
 	Header
 	Spec      policy.Spec            `json:"spec"`
@@ -213,8 +214,12 @@ type HEAggregateRequest struct {
 
 // HEAggregateResponse: Sums is an envelope of a ciphertext under the "sums"
 // set with slot g the count of group g and, when a value is asked, slot
-// G+g its Σx; Squares (when variance is asked) is under "squares" with slot
-// g the group's Σx². Each is signed by the node: SumsSignature over
+// G+g its Σx mod T_s, slots 2G+g·B+b its histogram buckets (B of them,
+// with the stat histogram) and slot 2G+G·B+g the floor hint
+// ⌊Σx/2^39⌋ of the node's own rows; Squares (when variance is asked) is
+// under "squares" with slot g the group's Σx² mod T_q and slot G+g the
+// hint ⌊Σx²/2^55⌋ (he.AggregateSum, he.AggregateSumSq decode the sums of
+// these). Each is signed by the node: SumsSignature over
 // ContributionStatement{job, spec hash, attempt, input, "sums", SHA-256 of
 // the envelope's payload}, SquaresSignature likewise with "squares". A node
 // decrypts an aggregate only as the sum it computes itself of every
@@ -243,23 +248,25 @@ type HEValuesRequest struct {
 // position, in the node's PSI list, of the key whose rows slot s holds, or
 // −1 for padding; slots past len(Positions) are padding too (zero, never
 // matched). The coordinator needs the map to build the match mask, and so
-// learns each position's group. Values (Σx), Counts (rows) are envelopes under "sums";
-// Squares (Σx²) under "squares". Every chunk belongs to one group.
+// learns each position's group. Lanes[l] is the envelope of lane l
+// (he.ISLane: the count; Σx mod T_s and mod T_q when a value is asked;
+// Σx² mod T_s, mod T_q and its floor hint with Squares), under the lane's
+// parameter set (he.ISLane.Params), slot s holding that lane of the key's
+// rows; a lane the job does not need is empty. Every chunk belongs to one
+// group.
 type HEValuesChunk struct {
-	Index     int    `json:"index"`
-	Group     int    `json:"group"`
-	Positions []int  `json:"positions"`
-	Values    []byte `json:"values,omitempty"`
-	Counts    []byte `json:"counts"`
-	Squares   []byte `json:"squares,omitempty"`
+	Index     int      `json:"index"`
+	Group     int      `json:"group"`
+	Positions []int    `json:"positions"`
+	Lanes     [][]byte `json:"lanes"`
 }
 
 // HEValuesResponse carries the requested chunks and the whole layout's
 // size: Total chunks, group labels indexed by HEValuesChunk.Group (one
 // empty label without group_by). LayoutSignature is the value node's
 // signature over LayoutStatement{job, spec hash, attempt, len(Groups),
-// Total}: the releasing nodes decrypt at most 3·len(Groups) results of the
-// job, with smudging sized for Total masked chunks.
+// Total}: the releasing nodes decrypt at most he.ISLanes·len(Groups)
+// results of the job, with smudging sized for Total masked chunks.
 type HEValuesResponse struct {
 	Total           int             `json:"total"`
 	Groups          []string        `json:"groups"`
@@ -291,8 +298,9 @@ type HEZeroMaskResponse struct {
 // variance, output 1 ("squares"); for those, Contributions must carry every
 // input's signed contribution to that vector and Ciphertext is empty: the
 // node sums the contributions itself and decrypts that sum. An
-// intersection_stats job has output 3g+k (group g; k = 0 count, 1 Σx, 2
-// Σx², as its stats need) for g below the value node's signed Layout's
+// intersection_stats job has output g·he.ISLanes+l (group g, lane l: the
+// count, Σx mod T_s, Σx² mod T_q, Σx mod T_q, Σx² mod T_s, the Σx² floor
+// hint, as its stats need) for g below the value node's signed Layout's
 // groups; Ciphertext is the coordinator's result (an envelope at Level).
 type HEReleaseRequest struct {
 	Header

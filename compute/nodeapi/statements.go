@@ -79,8 +79,11 @@ func (s *ContributionStatement) Message() *attest.Message {
 }
 
 // LayoutStatement: the value node of an intersection_stats job laid its
-// rows out in Chunks ciphertexts over Groups groups, so the job has at most
-// 3·Groups results (count, Σx, Σx² per group) made of that many chunks.
+// rows out in Chunks chunks over Groups groups, so the job has at most
+// he.ISLanes·Groups results (per group: the count, Σx mod T_s and mod T_q,
+// Σx² mod T_s and mod T_q and its floor hint; compute/he, "Exact Σx and
+// Σx²"), each the sum of at most Chunks masked ciphertexts. (v2: v1
+// layouts meant 3 results per group.)
 type LayoutStatement struct {
 	JobRef
 	Groups, Chunks int
@@ -88,7 +91,7 @@ type LayoutStatement struct {
 
 // Message is the byte string the value node signs.
 func (s *LayoutStatement) Message() *attest.Message {
-	return s.into(attest.NewMessage("unseen/node/he-layout/v1")).Int(int64(s.Groups)).Int(int64(s.Chunks))
+	return s.into(attest.NewMessage("unseen/node/he-layout/v2")).Int(int64(s.Groups)).Int(int64(s.Chunks))
 }
 
 // CeremonyKeyStatement: node Node's HPKE public key for one key ceremony and

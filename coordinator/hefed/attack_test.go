@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/big"
 	"strconv"
 	"testing"
 
@@ -41,7 +42,7 @@ func collect(t *testing.T, fx *fixture, j JobRef, params string) (*he.Ciphertext
 	cts, cons := make([]*he.Ciphertext, n), make([]contribution, n)
 	for i, in := range j.Spec.Inputs {
 		cl := fx.f.Clients[policy.Department(in.Dataset)]
-		resp, err := cl.HEAggregate(ctx, &nodeapi.HEAggregateRequest{Header: j.header(i, nodeapi.StepHEAggregate), Spec: j.Spec, Requester: j.Requester, Input: i, MaxRows: fx.c.maxRowsPerNode() * int64(n), Consents: j.Consents})
+		resp, err := cl.HEAggregate(ctx, &nodeapi.HEAggregateRequest{Header: j.header(i, nodeapi.StepHEAggregate), Spec: j.Spec, Requester: j.Requester, Input: i, MaxRows: fx.c.rowBound(n), Consents: j.Consents})
 		require.NoError(t, err)
 		env, sig := resp.Sums, resp.SumsSignature
 		if params == he.NameSquares {
@@ -220,10 +221,10 @@ func TestAttackAggregateRelease(t *testing.T) {
 	res, err := rel.decrypt(ctx, sums, sum, output{index: 0, contributions: cons})
 	require.NoError(t, err)
 	want := wantAggregate(false, true)
-	require.Equal(t, []int64{want.Count, want.Sum}, res.Values()[:2])
+	require.Equal(t, []int64{want.Count, want.Sum.Int64()}, res.Values()[:2])
 	res, err = rel.decrypt(ctx, squares, sqSum, output{index: 1, contributions: sqCons})
 	require.NoError(t, err)
-	require.Equal(t, *want.SumSq, res.Values()[0])
+	require.Equal(t, want.SumSq.Int64(), res.Values()[0])
 
 	// Once decrypted, an output is never decrypted again: not with the same
 	// contributions, nor with a new attempt's fresh ones.
@@ -311,9 +312,9 @@ func TestAttackAggregateInputBelowK(t *testing.T) {
 	want := wantAggregate(false, false)
 	for _, i := range filterIdx(rows()["b.pay"], func(i int) bool { return i > 25 && i < 65 }) {
 		want.Count--
-		want.Sum -= int64(i)
+		want.Sum.Sub(want.Sum, big.NewInt(int64(i)))
 	}
-	require.Equal(t, want, got)
+	requireStats(t, want, got)
 }
 
 // intersectionFixture runs the PSI and the coordinator's masking of an
@@ -322,7 +323,7 @@ func TestAttackAggregateInputBelowK(t *testing.T) {
 // the expected totals by output.
 type isFixture struct {
 	j       JobRef
-	results map[int]*he.Ciphertext // output 3g+k → masked sum, without the departments' masks
+	results map[int]*he.Ciphertext // output isOut(g, lane) → masked sum, without the departments' masks
 	layout  *nodeapi.HELayout
 	want    map[int]int64
 	groups  []string
@@ -362,9 +363,9 @@ func runIntersection(t *testing.T, fx *fixture, id string, stats []string) *isFi
 	require.NoError(t, err)
 	out := &isFixture{j: j, results: map[int]*he.Ciphertext{}, layout: layout, want: map[int]int64{}, groups: groups}
 	for g := range groups {
-		for k := range 3 {
-			if acc[k][g] != nil {
-				out.results[3*g+k] = acc[k][g]
+		for l := range he.ISLanes {
+			if acc[l][g] != nil {
+				out.results[isOut(g, l)] = acc[l][g]
 			}
 		}
 	}
@@ -378,12 +379,19 @@ func runIntersection(t *testing.T, fx *fixture, id string, stats []string) *isFi
 				g = gi
 			}
 		}
-		out.want[3*g]++
-		out.want[3*g+1] += int64(i)
-		out.want[3*g+2] += int64(i * i)
+		// Small values: every residue lane is the total itself, the hint 0.
+		out.want[isOut(g, he.ISCount)]++
+		out.want[isOut(g, he.ISSumS)] += int64(i)
+		out.want[isOut(g, he.ISSumQ)] += int64(i)
+		out.want[isOut(g, he.ISSqQ)] += int64(i * i)
+		out.want[isOut(g, he.ISSqS)] += int64(i * i)
 	}
 	return out
 }
+
+// isOut is the output index of lane l of group g of an intersection_stats
+// job.
+func isOut(g int, l he.ISLane) int { return g*int(he.ISLanes) + int(l) }
 
 // isRequest is the request for output `index` of an intersection_stats
 // job carrying ct as the result.
@@ -413,7 +421,7 @@ func releaseIS(t *testing.T, c *Coordinator, ks *keySet, is *isFixture, index in
 // What a malicious coordinator can and cannot do with intersection_stats.
 // It holds the match mask, so it can choose which of the value node's
 // slots an output sums (any linear function of ciphertexts it holds) — but
-// only within the job's 3·G outputs, each decrypted once, and each only as
+// only within the job's he.ISLanes·G outputs, each decrypted once, and each only as
 // a total: every releasing node adds its own zero-sum vector to its share,
 // so leaving out the departments' zero-sum masks reveals no slot.
 func TestAttackIntersectionStatsRelease(t *testing.T) {
@@ -436,13 +444,14 @@ func TestAttackIntersectionStatsRelease(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"over the output count (3·G)", func(r *nodeapi.HEReleaseRequest) { r.Output = 3 * G }, 403, "not_an_output"},
-		{"a Σx² output of a job without the variance", func(r *nodeapi.HEReleaseRequest) { r.Output = 2 }, 403, "not_an_output"},
+		{"over the output count (he.ISLanes·G)", func(r *nodeapi.HEReleaseRequest) { r.Output = isOut(G, he.ISCount) }, 403, "not_an_output"},
+		{"a Σx² output of a job without the variance", func(r *nodeapi.HEReleaseRequest) { r.Output = isOut(0, he.ISSqS) }, 403, "not_an_output"},
+		{"the Σx² hint of a job without the variance", func(r *nodeapi.HEReleaseRequest) { r.Output = isOut(1, he.ISSqHint) }, 403, "not_an_output"},
 		{"no layout", func(r *nodeapi.HEReleaseRequest) { r.Layout = nil }, 403, "bad_layout"},
 		{"a layout inflated to more groups", func(r *nodeapi.HEReleaseRequest) {
 			l := *is.layout
 			l.Groups += 5
-			r.Layout, r.Output = &l, 3*G
+			r.Layout, r.Output = &l, isOut(G, he.ISCount)
 		}, 403, "bad_layout"},
 		{"a layout with fewer chunks (less smudging)", func(r *nodeapi.HEReleaseRequest) {
 			l := *is.layout
@@ -466,7 +475,7 @@ func TestAttackIntersectionStatsRelease(t *testing.T) {
 		requireRemote(t, err, a.status, a.code)
 		t.Logf("%s: refused (%s)", a.name, a.code)
 	}
-	_, err = cl.HERelease(ctx, isRequest(t, cl, squares, is, 2, encryptAsCoordinator(t, squares, []int64{1}), active))
+	_, err = cl.HERelease(ctx, isRequest(t, cl, squares, is, isOut(0, he.ISSqQ), encryptAsCoordinator(t, squares, []int64{1}), active))
 	requireRemote(t, err, 403, "not_an_output")
 	// Each node keeps its own ledger, so without the value node a coordinator
 	// could have disjoint active sets ({a,b}, then {b,c}…) decrypt the same
@@ -507,9 +516,9 @@ func TestAttackIntersectionStatsRelease(t *testing.T) {
 	// an unused output sums — here one raw, unmasked value chunk of the
 	// value node, which holds every key's Σx (matched or not). It learns
 	// the total of the slots it chose and nothing per slot, and it spends
-	// one of the job's outputs (the Σx of group 1 is then never released).
+	// one of the job's outputs (the Σx mod T_s of group 1 is then never released).
 	chunk := rawChunk(t, fx, is, 0)
-	vals, total, err = releaseIS(t, c, sums, is, 4, chunk, active)
+	vals, total, err = releaseIS(t, c, sums, is, isOut(1, he.ISSumS), chunk, active)
 	require.NoError(t, err)
 	small = 0
 	for _, v := range vals {
@@ -518,19 +527,23 @@ func TestAttackIntersectionStatsRelease(t *testing.T) {
 		}
 	}
 	require.Less(t, small, 5, "a chunk's slots (amounts 0..69) do not decrypt alone")
-	t.Logf("residual: output 4 spent on a raw chunk, total %d", total)
-	_, _, err = releaseIS(t, c, sums, is, 4, is.results[4], active)
+	t.Logf("residual: output %d spent on a raw chunk, total %d", isOut(1, he.ISSumS), total)
+	_, _, err = releaseIS(t, c, sums, is, isOut(1, he.ISSumS), is.results[isOut(1, he.ISSumS)], active)
 	requireRemote(t, err, 409, "already_decrypted")
 
 	// A ciphertext of another job cannot be released as this job's output
 	// beyond this job's outputs: every output index is checked and burnt
 	// per job.
-	_, err = cl.HERelease(ctx, isRequest(t, cl, sums, is, 3*G+1, chunk, active))
+	_, err = cl.HERelease(ctx, isRequest(t, cl, sums, is, isOut(G, he.ISSumS), chunk, active))
 	requireRemote(t, err, 403, "not_an_output")
 
 	// The other outputs release honestly, each exactly its total.
-	for _, idx := range []int{1, 3} {
-		_, total, err := releaseIS(t, c, sums, is, idx, is.results[idx], active)
+	for _, idx := range []int{isOut(0, he.ISSumS), isOut(1, he.ISCount), isOut(0, he.ISSumQ)} {
+		ks := sums
+		if idx == isOut(0, he.ISSumQ) {
+			ks = squares
+		}
+		_, total, err := releaseIS(t, c, ks, is, idx, is.results[idx], active)
 		require.NoError(t, err)
 		require.Equal(t, is.want[idx], total, "output %d", idx)
 	}
@@ -545,7 +558,7 @@ func rawChunk(t *testing.T, fx *fixture, is *isFixture, ci int) *he.Ciphertext {
 	cl := fx.f.Clients["a"]
 	resp, err := cl.HEValues(context.Background(), &nodeapi.HEValuesRequest{Header: is.j.header(0, nodeapi.StepHEValues), Offset: ci, Count: 1})
 	require.NoError(t, err)
-	ct, err := openCiphertext(cl, ep.sets[he.NameSums], resp.Chunks[0].Values)
+	ct, err := openCiphertext(cl, ep.sets[he.NameSums], resp.Chunks[0].Lanes[he.ISSumS])
 	require.NoError(t, err)
 	return ct
 }

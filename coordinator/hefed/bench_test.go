@@ -3,7 +3,6 @@ package hefed
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,11 +24,10 @@ func BenchmarkIntersectionStatsOverhead(b *testing.B) {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			rows := map[string][]int{"a.pay": rng(0, n), "b.pay": rng(n/2, n+n/2), "c.pay": rng(0, 10)}
 			f := nodetest.Start(b, rows, nil)
-			c, err := Open(filepath.Join(b.TempDir(), "hefed.json"), f.Clients, nil)
+			c, err := Open(context.Background(), Options{Blobs: testStore(b), Key: testStateKey(b), Nodes: f.Clients})
 			if err != nil {
 				b.Fatal(err)
 			}
-			c.MaxRowsPerNode = 1 << 17
 			if _, err := c.Init(context.Background(), 2); err != nil {
 				b.Fatal(err)
 			}

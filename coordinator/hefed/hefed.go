@@ -13,10 +13,14 @@
 //     party or substitute a key: every node takes the roster from its own
 //     federation configuration and checks every signature (compute/node).
 //     It learns the collective public keys and keeps, per parameter set,
-//     its release key pair (in the state file, mode 0600). It never holds a
+//     its release key pair (in the shared store, sealed under its state
+//     key: state.go; every coordinator on the store serves the same
+//     federation). It never holds a
 //     secret-key share: its state alone decrypts nothing.
 //   - aggregate: the coordinator learns which group labels occur at each
-//     node (he/groups) and the released per-group totals (count, Σx, Σx²).
+//     node (he/groups) and the released per-group totals (count, Σx, Σx²,
+//     as residues with the sum of the nodes' floor hints ⌊Σx_node/2^39⌋
+//     and ⌊Σx²_node/2^55⌋: compute/he, "Exact Σx and Σx²").
 //     Each node signs its contribution; the releasing nodes decrypt only the
 //     sum they compute themselves of every input's signed contribution, so
 //     no one — the coordinator included — sees a single department's
@@ -29,12 +33,14 @@
 //     (the statistic) means anything.
 //     A malicious coordinator holds the match mask, so it chooses which of
 //     the value node's slots each result sums (any linear combination of
-//     ciphertexts it holds), within the job's 3·G outputs, each decrypted
-//     once per node: the nodes cannot check the mask without learning the
-//     intersection (README, threat model).
+//     ciphertexts it holds), within the job's he.ISLanes·G outputs (six per
+//     group: the count and the residues and hint of Σx and Σx², compute/he
+//     "Exact Σx and Σx²"), each decrypted once per node: the nodes cannot
+//     check the mask without learning the intersection (README, threat
+//     model).
 //   - Release: each output of a job (aggregate: 0 sums, 1 squares;
-//     intersection_stats: 3g+k) is decrypted once, ever, by an active set of
-//     exactly t nodes fixed before any share is asked for; every node keeps
+//     intersection_stats: g·he.ISLanes+l) is decrypted once, ever, by an
+//     active set of exactly t nodes fixed before any share is asked for; every node keeps
 //     a ledger keyed by (job, output) and refuses a second decryption, and
 //     sizes its smudging itself. A node that fails mid-release fails the
 //     job: the output is never decrypted again, and computing it again takes
@@ -51,12 +57,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -70,14 +73,11 @@ import (
 	"github.com/unseen-data/unseen/compute/he/envelope"
 	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/nodeapi"
-	"github.com/unseen-data/unseen/internal/securefile"
+	"github.com/unseen-data/unseen/jobs"
 )
 
 // paramSets are the parameter sets the ceremony runs for, in order.
 var paramSets = []string{he.NameSums, he.NameSquares}
-
-// DefaultMaxRowsPerNode is the default of Coordinator.MaxRowsPerNode.
-const DefaultMaxRowsPerNode = 1 << 20
 
 // Errors.
 var (
@@ -94,13 +94,15 @@ var (
 // concurrent use; jobs run concurrently, a ceremony excludes nothing but
 // another ceremony (jobs that straddle it fail on the ceremony check).
 type Coordinator struct {
-	path  string
+	blobs jobs.Blobs // the shared store holding the state (state.go)
+	key   []byte     // seals the release keys in it (nil: none configured)
 	nodes map[string]*nodeapi.Client
 	log   *slog.Logger
 
-	// MaxRowsPerNode is each node's share of the row bound of an aggregate:
-	// values are range-checked against T/(MaxRowsPerNode·inputs), so a
-	// larger bound admits more rows but smaller values.
+	// MaxRowsPerNode, if positive, is an operator's limit on the rows each
+	// node adds to one aggregate. Without it each node takes its equal
+	// share of he.MaxJobRows (2^30 rows in all); values are |x| ≤ 2^40
+	// whatever the row count (compute/he, "Exact Σx and Σx²").
 	MaxRowsPerNode int64
 	// Workers bounds the goroutines of homomorphic additions (default GOMAXPROCS).
 	Workers int
@@ -109,9 +111,10 @@ type Coordinator struct {
 
 	pageChunks int // he/values chunks per request (0: nodeapi.MaxValuesChunks); tests page finer
 
-	initMu sync.Mutex // one ceremony at a time
+	initMu sync.Mutex // one ceremony at a time (in this process; the store's versions across processes)
 	mu     sync.RWMutex
 	cur    *epoch // nil before the first ceremony
+	ver    int64  // the store's version of cur (0: none)
 }
 
 // epoch is one ceremony's outcome.
@@ -132,48 +135,11 @@ type keySet struct {
 	rk     *release.ReleaseKey
 }
 
-// Open loads the coordinator's state from statePath (if it exists) for the
-// given node clients (by department).
-func Open(statePath string, nodes map[string]*nodeapi.Client, log *slog.Logger) (*Coordinator, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	c := &Coordinator{path: statePath, nodes: nodes, log: log.With("component", "hefed")}
-	b, err := os.ReadFile(statePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("hefed: %w", err)
-	}
-	if fi, err := os.Stat(statePath); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		c.log.Warn("state file holds release keys and is readable by others; it should be mode 0600", "file", statePath)
-	}
-	ep, err := decodeState(b)
-	if err != nil {
-		return nil, fmt.Errorf("hefed: state %s: %w", statePath, err)
-	}
-	for _, n := range ep.nodes {
-		if _, ok := nodes[n]; !ok {
-			c.log.Warn("a node of the key ceremony is not configured; it cannot take part in releases", "node", n)
-		}
-	}
-	c.cur = ep
-	return c, nil
-}
-
 func (c *Coordinator) workers() int {
 	if c.Workers > 0 {
 		return c.Workers
 	}
 	return runtime.GOMAXPROCS(0)
-}
-
-func (c *Coordinator) maxRowsPerNode() int64 {
-	if c.MaxRowsPerNode > 0 {
-		return c.MaxRowsPerNode
-	}
-	return DefaultMaxRowsPerNode
 }
 
 func (c *Coordinator) probeTimeout() time.Duration {
@@ -190,80 +156,6 @@ func (c *Coordinator) epoch() (*epoch, error) {
 		return nil, ErrNoKeys
 	}
 	return c.cur, nil
-}
-
-// ---- state file -----------------------------------------------------------
-
-type stateFile struct {
-	Version   int                `json:"version"`
-	Epoch     int                `json:"epoch"`
-	Ceremony  string             `json:"ceremony"`
-	Threshold int                `json:"threshold"`
-	Nodes     []string           `json:"nodes"`
-	Created   time.Time          `json:"created"`
-	Sets      map[string]setFile `json:"sets"`
-}
-
-type setFile struct {
-	CeremonyID string            `json:"ceremony_id"`
-	HPKE       map[string][]byte `json:"hpke_public_keys"`
-	PublicKey  []byte            `json:"public_key"`
-	ReleaseKey []byte            `json:"release_key"` // secret key ‖ public key
-}
-
-func encodeState(ep *epoch) ([]byte, error) {
-	sf := stateFile{Version: 1, Epoch: ep.n, Ceremony: ep.ceremony, Threshold: ep.threshold, Nodes: ep.nodes, Created: ep.created, Sets: map[string]setFile{}}
-	for name, ks := range ep.sets {
-		f := setFile{CeremonyID: ks.setup.CeremonyID(), HPKE: map[string][]byte{}}
-		for _, id := range ks.setup.Nodes() {
-			f.HPKE[string(id)], _ = ks.setup.HPKEPublicKey(id)
-		}
-		var err error
-		if f.PublicKey, err = ks.pk.MarshalBinary(); err != nil {
-			return nil, err
-		}
-		if f.ReleaseKey, err = ks.rk.MarshalBinary(); err != nil {
-			return nil, err
-		}
-		sf.Sets[name] = f
-	}
-	return json.Marshal(sf)
-}
-
-func decodeState(b []byte) (*epoch, error) {
-	var sf stateFile
-	if err := json.Unmarshal(b, &sf); err != nil {
-		return nil, err
-	}
-	if sf.Version != 1 {
-		return nil, fmt.Errorf("unknown state version %d", sf.Version)
-	}
-	ep := &epoch{n: sf.Epoch, ceremony: sf.Ceremony, threshold: sf.Threshold, nodes: sf.Nodes, created: sf.Created, sets: map[string]*keySet{}}
-	for _, name := range paramSets {
-		f, ok := sf.Sets[name]
-		if !ok {
-			return nil, fmt.Errorf("no keys for parameter set %s", name)
-		}
-		ps, _ := he.ParamsByName(name)
-		hp := map[ceremony.NodeID][]byte{}
-		for id, k := range f.HPKE {
-			hp[ceremony.NodeID(id)] = k
-		}
-		setup, err := ceremony.NewSetup(f.CeremonyID, ps, nodeIDs(sf.Nodes), sf.Threshold, hp)
-		if err != nil {
-			return nil, err
-		}
-		pk, err := ps.UnmarshalPublicKey(f.PublicKey)
-		if err != nil {
-			return nil, fmt.Errorf("%s public key: %w", name, err)
-		}
-		rk, err := release.UnmarshalReleaseKey(ps, f.ReleaseKey)
-		if err != nil {
-			return nil, fmt.Errorf("%s release key: %w", name, err)
-		}
-		ep.sets[name] = &keySet{ps: ps, setup: setup, pk: pk, pkHash: hashOf(f.PublicKey), rk: rk}
-	}
-	return ep, nil
 }
 
 func hashOf(b []byte) []byte {
@@ -386,6 +278,13 @@ func (c *Coordinator) Init(ctx context.Context, threshold int) (*Status, error) 
 	if threshold < 2 || threshold > len(nodes) {
 		return nil, fmt.Errorf("hefed: threshold %d not in [2, %d]", threshold, len(nodes))
 	}
+	if c.key == nil {
+		return nil, ErrStateKey
+	}
+	// The epoch follows the shared state, whichever coordinator made it.
+	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
 	n := 1
 	c.mu.RLock()
 	if c.cur != nil {
@@ -407,16 +306,9 @@ func (c *Coordinator) Init(ctx context.Context, threshold int) (*Status, error) 
 		}
 		ep.sets[name] = ks
 	}
-	b, err := encodeState(ep)
-	if err != nil {
+	if err := c.save(ctx, ep); err != nil {
 		return nil, err
 	}
-	if err := securefile.Write(c.path, b); err != nil {
-		return nil, fmt.Errorf("hefed: saving state: %w", err)
-	}
-	c.mu.Lock()
-	c.cur = ep
-	c.mu.Unlock()
 	c.log.Info("key ceremony finished", "epoch", n, "ceremony", ep.ceremony, "threshold", threshold)
 	return c.Status(ctx)
 }
@@ -544,6 +436,9 @@ func (c *Coordinator) runCeremony(ctx context.Context, cer string, ps *he.ParamS
 // Status reports the current ceremony and asks every node (configured or in
 // the roster) which keys it holds.
 func (c *Coordinator) Status(ctx context.Context) (*Status, error) {
+	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
 	c.mu.RLock()
 	ep := c.cur
 	c.mu.RUnlock()

@@ -3,11 +3,15 @@ package hefed
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -20,6 +24,8 @@ import (
 	"github.com/unseen-data/unseen/compute/he/release"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/jobs"
+	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
@@ -49,14 +55,31 @@ func rows() map[string][]int {
 type fixture struct {
 	f     *nodetest.Federation
 	c     *Coordinator
-	state string
+	store jobs.Store // the shared store holding the state
+	key   []byte     // the state key sealing the release keys in it
+}
+
+// testStateKey is a fresh state key.
+func testStateKey(t testing.TB) []byte {
+	k := make([]byte, StateKeySize)
+	_, err := rand.Read(k)
+	require.NoError(t, err)
+	return k
+}
+
+// testStore is an embedded store in a temporary folder.
+func testStore(t testing.TB) jobs.Store {
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "unseen.db"), boltstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 func start(t *testing.T, threshold int, opts nodetest.Options) *fixture {
 	t.Helper()
 	f := nodetest.StartWith(t, rows(), opts)
-	state := filepath.Join(t.TempDir(), "hefed.json")
-	c, err := Open(state, f.Clients, nil)
+	store, key := testStore(t), testStateKey(t)
+	c, err := Open(context.Background(), Options{Blobs: store, Key: key, Nodes: f.Clients})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		for dept, l := range f.Audits {
@@ -64,7 +87,7 @@ func start(t *testing.T, threshold int, opts nodetest.Options) *fixture {
 			require.NoError(t, err, "audit chain of node %s", dept)
 		}
 	})
-	fx := &fixture{f: f, c: c, state: state}
+	fx := &fixture{f: f, c: c, store: store, key: key}
 	fx.init(t, threshold)
 	return fx
 }
@@ -83,31 +106,70 @@ func (fx *fixture) init(t *testing.T, threshold int) *Status {
 
 // plain is the expected result over nodetest row indexes.
 func plain(idx []int, grouped, squares bool) *Stats {
-	st := &Stats{SumSq: zeroIf(squares)}
+	st := &Stats{Sum: new(big.Int), SumSq: zeroIf(squares)}
 	if grouped {
 		st.Groups = map[string]GroupStats{}
 	}
 	for _, i := range idx {
-		x := int64(i)
+		x := big.NewInt(int64(i))
+		xx := new(big.Int).Mul(x, x)
 		st.Count++
-		st.Sum += x
+		st.Sum.Add(st.Sum, x)
 		if squares {
-			*st.SumSq += x * x
+			st.SumSq.Add(st.SumSq, xx)
 		}
 		if grouped {
 			g := st.Groups[nodetest.Districts[i%3]]
 			g.Count++
-			g.Sum += x
+			if g.Sum == nil {
+				g.Sum = new(big.Int)
+			}
+			g.Sum.Add(g.Sum, x)
 			if squares {
 				if g.SumSq == nil {
-					g.SumSq = new(int64)
+					g.SumSq = new(big.Int)
 				}
-				*g.SumSq += x * x
+				g.SumSq.Add(g.SumSq, xx)
 			}
 			st.Groups[nodetest.Districts[i%3]] = g
 		}
 	}
 	return st
+}
+
+// requireStats compares totals by value (big integers compare by Cmp, not
+// by representation; a nil Σx is 0).
+func requireStats(t *testing.T, want, got *Stats) {
+	t.Helper()
+	require.Equal(t, statsString(want), statsString(got))
+}
+
+func statsString(s *Stats) string {
+	if s == nil {
+		return "<nil>"
+	}
+	str := func(x *big.Int) string {
+		if x == nil {
+			return "nil"
+		}
+		return x.String()
+	}
+	sum := func(x *big.Int) string {
+		if x == nil {
+			return "0"
+		}
+		return x.String()
+	}
+	out := fmt.Sprintf("n=%d Σx=%s Σx²=%s hist=%v", s.Count, sum(s.Sum), str(s.SumSq), s.Histogram)
+	if s.Groups != nil {
+		names := slices.Sorted(maps.Keys(s.Groups))
+		out += " groups:"
+		for _, g := range names {
+			gs := s.Groups[g]
+			out += fmt.Sprintf(" [%s n=%d Σx=%s Σx²=%s hist=%v]", g, gs.Count, sum(gs.Sum), str(gs.SumSq), gs.Histogram)
+		}
+	}
+	return out
 }
 
 func filterIdx(idx []int, keep func(int) bool) []int {
@@ -199,7 +261,7 @@ func TestFederation(t *testing.T) {
 	t.Run("aggregate 3-of-3", func(t *testing.T) {
 		st, err := c.Aggregate(ctx, JobRef{ID: "agg-1", Attempt: 1, Spec: aggregateSpec([]string{"count", "sum", "mean", "variance"}, true), Requester: alice})
 		require.NoError(t, err)
-		require.Equal(t, wantAggregate(true, true), st)
+		requireStats(t, wantAggregate(true, true), st)
 		// Every input's node audited its part; three nodes released.
 		for _, d := range []string{"a", "b", "c"} {
 			require.Len(t, entries(t, f, d, string(nodeapi.StepHEAggregate), "agg-1"), 1)
@@ -233,7 +295,7 @@ func TestFederation(t *testing.T) {
 		got, err := c.Aggregate(ctx, JobRef{ID: "agg-2", Attempt: 1, Spec: aggregateSpec([]string{"count", "sum", "mean", "variance"}, true), Requester: alice})
 		require.NoError(t, err)
 		want := wantAggregate(true, true)
-		require.Equal(t, want, got)
+		requireStats(t, want, got)
 		m, err := got.Groups[nodetest.Districts[1]].Moments().VarianceRat()
 		require.NoError(t, err)
 		wm, _ := want.Groups[nodetest.Districts[1]].Moments().VarianceRat()
@@ -246,7 +308,7 @@ func TestFederation(t *testing.T) {
 
 		got, err = c.Aggregate(ctx, JobRef{ID: "agg-3", Attempt: 1, Spec: aggregateSpec([]string{"sum"}, false), Requester: alice})
 		require.NoError(t, err)
-		require.Equal(t, wantAggregate(false, false), got)
+		requireStats(t, wantAggregate(false, false), got)
 	})
 
 	t.Run("aggregate histogram", func(t *testing.T) {
@@ -305,10 +367,10 @@ func TestFederation(t *testing.T) {
 		// Every group of the filtered rows is reported, matched or not.
 		for _, d := range nodetest.Districts[:2] {
 			if _, ok := want.Groups[d]; !ok {
-				want.Groups[d] = GroupStats{SumSq: new(int64)}
+				want.Groups[d] = GroupStats{SumSq: new(big.Int)}
 			}
 		}
-		require.Equal(t, want, got)
+		requireStats(t, want, got)
 		require.Equal(t, int64(2+1), got.Count-int64(len(pos)), "keys 30 and 31 have 3 and 2 rows")
 		// Every input's node added zero-sum masks.
 		for _, d := range []string{"a", "b", "c"} {
@@ -328,7 +390,7 @@ func TestFederation(t *testing.T) {
 		require.NoError(t, err)
 		want = plain(filterIdx(r["b.pay"], func(i int) bool { return inC[i] }), false, false)
 		want.SumSq = nil
-		require.Equal(t, want, got)
+		requireStats(t, want, got)
 		require.Empty(t, entries(t, f, "b", string(nodeapi.StepHEValues)+".refused", ""))
 	})
 
@@ -345,10 +407,7 @@ func TestFederation(t *testing.T) {
 			}
 			f.Restart(t, d)
 		}
-		fi, err := os.Stat(fx.state)
-		require.NoError(t, err)
-		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-		c2, err := Open(fx.state, f.Clients, nil)
+		c2, err := Open(ctx, Options{Blobs: fx.store, Key: fx.key, Nodes: f.Clients})
 		require.NoError(t, err)
 		st2, err := c2.Status(ctx)
 		require.NoError(t, err)
@@ -359,7 +418,7 @@ func TestFederation(t *testing.T) {
 		}
 		got, err := c2.Aggregate(ctx, JobRef{ID: "agg-4", Attempt: 1, Spec: aggregateSpec([]string{"count", "variance"}, true), Requester: alice})
 		require.NoError(t, err)
-		require.Equal(t, wantAggregate(true, true), got)
+		requireStats(t, wantAggregate(true, true), got)
 	})
 }
 
@@ -505,7 +564,7 @@ func TestReleaseGuards(t *testing.T) {
 		require.NoError(t, err)
 		res, err := rel.decrypt(ctx, ks, sum, output{index: 0, contributions: cons}) // what the forgeries above carried
 		require.NoError(t, err)
-		require.Equal(t, wantAggregate(false, false).Sum, res.Values()[1])
+		require.Equal(t, wantAggregate(false, false).Sum.Int64(), res.Values()[1])
 		_, err = rel.decrypt(ctx, ks, sum, output{index: 0, contributions: cons})
 		require.ErrorIs(t, err, ErrRelease)
 		requireRemote(t, err, 409, "already_decrypted")
@@ -519,15 +578,17 @@ func TestReleaseGuards(t *testing.T) {
 		requireRemote(t, err, 409, "already_decrypted")
 	})
 
-	t.Run("value out of range", func(t *testing.T) {
-		c.MaxRowsPerNode = 1 << 36 // |x| ≤ 2^41 / (3·2^36) = 10
+	t.Run("operator's row limit", func(t *testing.T) {
+		// Values are |x| ≤ 2^40 at any row count; an operator's
+		// MaxRowsPerNode only limits rows (a.pay has 43 > 10).
+		c.MaxRowsPerNode = 10
 		defer func() { c.MaxRowsPerNode = 0 }()
+		require.Equal(t, int64(30), c.rowBound(3))
 		_, err := c.Aggregate(ctx, JobRef{ID: "range", Attempt: 1, Spec: aggregateSpec([]string{"sum"}, false), Requester: alice})
-		re := requireRemote(t, err, 400, "out_of_range")
-		require.Contains(t, re.Message, "column amount")
-		require.Contains(t, re.Message, "line ")
-		require.Contains(t, re.Message, "cannot be aggregated")
-		require.NotContains(t, re.Message, "value 11", "the value itself stays at the node")
+		re := requireRemote(t, err, 400, "too_many_rows")
+		require.Contains(t, re.Message, "share (10)")
+		c.MaxRowsPerNode = 0
+		require.Equal(t, he.MaxJobRows, c.rowBound(3))
 	})
 
 	t.Run("node policy", func(t *testing.T) {
@@ -586,5 +647,5 @@ func TestNodeDownMidRelease(t *testing.T) {
 	got, err := c.Aggregate(ctx, JobRef{ID: "down-again", Attempt: 1, Spec: spec, Requester: alice})
 	require.NoError(t, err)
 	want := wantAggregate(false, false)
-	require.Equal(t, want, got)
+	requireStats(t, want, got)
 }

@@ -3,6 +3,7 @@ package hefed
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"slices"
 	"sort"
 	"sync"
@@ -36,10 +37,12 @@ func (j *JobRef) header(i int, step nodeapi.Step) nodeapi.Header {
 }
 
 // Stats are exact totals; mean and variance follow from them (Moments).
+// Σx and Σx² are big integers: over 10^8 rows of |x| ≤ 2^40 they pass
+// 2^63 (compute/he, "Exact Σx and Σx²").
 type Stats struct {
 	Count int64
-	Sum   int64
-	SumSq *int64 // when the variance is asked
+	Sum   *big.Int // 0 when no value is asked
+	SumSq *big.Int // when the variance is asked
 	// Histogram counts rows per bucket of Spec.Bins (stat histogram).
 	Histogram []int64
 	// Groups is nil without group_by.
@@ -53,27 +56,19 @@ type Stats struct {
 // GroupStats are one group's totals.
 type GroupStats struct {
 	Count     int64
-	Sum       int64
-	SumSq     *int64
+	Sum       *big.Int
+	SumSq     *big.Int
 	Histogram []int64
 }
 
 // Moments converts the totals for he.Moments' exact mean and variance.
 func (s *Stats) Moments() he.Moments {
-	m := he.Moments{N: s.Count, Sum: s.Sum}
-	if s.SumSq != nil {
-		m.SumSq = *s.SumSq
-	}
-	return m
+	return he.Moments{N: s.Count, Sum: s.Sum, SumSq: s.SumSq}
 }
 
 // Moments converts a group's totals for he.Moments.
 func (g GroupStats) Moments() he.Moments {
-	m := he.Moments{N: g.Count, Sum: g.Sum}
-	if g.SumSq != nil {
-		m.SumSq = *g.SumSq
-	}
-	return m
+	return he.Moments{N: g.Count, Sum: g.Sum, SumSq: g.SumSq}
 }
 
 type needs struct{ value, squares, hist bool }
@@ -152,7 +147,7 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	if err := j.check(policy.Aggregate); err != nil {
 		return nil, err
 	}
-	ep, err := c.epoch()
+	ep, err := c.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -187,16 +182,16 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 		}
 		slices.Sort(groups)
 		groups = slices.Compact(groups)
-		if per := 2 + j.Spec.Buckets(); len(groups) > sums.ps.Slots()/per {
+		if per := slotsPerGroup(need, j.Spec.Buckets()); len(groups) > sums.ps.Slots()/per {
 			return nil, fmt.Errorf("%w: %d groups exceed the %d one aggregate can hold", ErrJob, len(groups), sums.ps.Slots()/per)
 		}
 		if len(groups) == 0 { // no rows anywhere
-			return &Stats{Groups: map[string]GroupStats{}, SumSq: zeroIf(need.squares)}, nil
+			return &Stats{Groups: map[string]GroupStats{}, Sum: new(big.Int), SumSq: zeroIf(need.squares)}, nil
 		}
 	}
 	G := max(1, len(groups))
 
-	maxRows := c.maxRowsPerNode() * int64(n)
+	maxRows := c.rowBound(n)
 	sumCts := make([]*he.Ciphertext, n)
 	sqCts := make([]*he.Ciphertext, n)
 	// Every input's signed contributions: the releasing nodes decrypt only
@@ -258,18 +253,24 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	if need.hist {
 		B = j.Spec.Buckets()
 	}
+	// Decode the slots (nodeapi.HEAggregateResponse): each Σx from its
+	// residue mod T_s and the nodes' floor hints, each Σx² likewise mod T_q.
 	per := make([]GroupStats, G)
 	for g := range per {
 		per[g].Count = v[g]
+		per[g].Sum = new(big.Int)
 		if need.value {
-			per[g].Sum = v[G+g]
+			if per[g].Sum, err = he.AggregateSum(v[G+g], v[2*G+G*B+g], n); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrRelease, err)
+			}
 		}
 		if B > 0 {
 			per[g].Histogram = slices.Clone(v[2*G+g*B : 2*G+(g+1)*B])
 		}
 		if vq != nil {
-			x := vq[g]
-			per[g].SumSq = &x
+			if per[g].SumSq, err = he.AggregateSumSq(vq[g], vq[G+g], n); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrRelease, err)
+			}
 		}
 	}
 	st, err := c.assemble(groups, per, need.squares)
@@ -278,6 +279,29 @@ func (c *Coordinator) Aggregate(ctx context.Context, j JobRef) (*Stats, error) {
 	}
 	st.Overlaps = slices.Concat(overlaps...)
 	return st, nil
+}
+
+// slotsPerGroup is how many Sums slots one group of an aggregate takes:
+// the count and, with a value, Σx mod T_s, its hint and the histogram.
+func slotsPerGroup(need needs, buckets int) int {
+	if !need.value {
+		return 1
+	}
+	if !need.hist {
+		buckets = 0
+	}
+	return 3 + buckets
+}
+
+// rowBound is the most rows an aggregate of n inputs sums (each node its
+// equal share): he.MaxJobRows, or less under the operator's
+// MaxRowsPerNode.
+func (c *Coordinator) rowBound(n int) int64 {
+	b := he.MaxJobRows
+	if c.MaxRowsPerNode > 0 && c.MaxRowsPerNode*int64(n) < b {
+		b = c.MaxRowsPerNode * int64(n)
+	}
+	return b
 }
 
 // eachInput runs fn for every input of spec (party i) concurrently and
@@ -298,27 +322,29 @@ func (c *Coordinator) eachInput(ctx context.Context, spec *policy.Spec, fn func(
 	return g.Wait()
 }
 
-func zeroIf(b bool) *int64 {
+func zeroIf(b bool) *big.Int {
 	if !b {
 		return nil
 	}
-	var z int64
-	return &z
+	return new(big.Int)
 }
 
 // assemble totals the groups and sanity-checks them: a negative count or
 // sum of squares can only come from a total that wrapped modulo T.
 func (c *Coordinator) assemble(groups []string, per []GroupStats, squares bool) (*Stats, error) {
-	st := &Stats{SumSq: zeroIf(squares)}
+	st := &Stats{Sum: new(big.Int), SumSq: zeroIf(squares)}
 	if groups != nil {
 		st.Groups = make(map[string]GroupStats, len(groups))
 	}
 	for g, gs := range per {
-		if gs.Count < 0 || gs.SumSq != nil && *gs.SumSq < 0 {
+		if gs.Count < 0 || gs.Count > he.MaxJobRows || gs.SumSq != nil && gs.SumSq.Sign() < 0 {
 			return nil, fmt.Errorf("%w: a decrypted total is out of range (it wrapped modulo the plaintext modulus)", ErrRelease)
 		}
 		st.Count += gs.Count
-		st.Sum += gs.Sum
+		if gs.Sum == nil {
+			gs.Sum = new(big.Int)
+		}
+		st.Sum.Add(st.Sum, gs.Sum)
 		if gs.Histogram != nil {
 			if st.Histogram == nil {
 				st.Histogram = make([]int64, len(gs.Histogram))
@@ -330,8 +356,8 @@ func (c *Coordinator) assemble(groups []string, per []GroupStats, squares bool) 
 				st.Histogram[b] += x
 			}
 		}
-		if gs.SumSq != nil {
-			*st.SumSq += *gs.SumSq
+		if gs.SumSq != nil && st.SumSq != nil {
+			st.SumSq.Add(st.SumSq, gs.SumSq)
 		}
 		if groups != nil {
 			st.Groups[groups[g]] = gs
@@ -350,8 +376,9 @@ func (c *Coordinator) assemble(groups []string, per []GroupStats, squares bool) 
 // its rows one key per slot, group-major, and signs its layout; the
 // coordinator multiplies each ciphertext by the 0/1 match mask and adds per
 // group; every input's node adds a zero-sum mask to each result; t nodes
-// release the totals, each at most once per output 3g+k and each adding
-// its own zero-sum vector to its share.
+// release the totals, each at most once per output g·he.ISLanes+l and each
+// adding its own zero-sum vector to its share. Σx and Σx² are decoded
+// exactly from their lanes (compute/he, "Exact Σx and Σx²").
 func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *nodeapi.Party, positions []int) (*Stats, error) {
 	if err := j.check(policy.IntersectionStats); err != nil {
 		return nil, err
@@ -362,7 +389,7 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 	if value.Header.Job != j.ID || value.Header.Attempt != j.Attempt {
 		return nil, fmt.Errorf("%w: the value party belongs to job %s attempt %d", ErrJob, value.Header.Job, value.Header.Attempt)
 	}
-	ep, err := c.epoch()
+	ep, err := c.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -393,19 +420,21 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 	}
 	G := len(groups)
 
-	// One result ciphertext per group and vector: counts, Σx, Σx² — output
-	// 3g+k of the job at the releasing nodes, which decrypt each once.
+	// One result ciphertext per group and lane (he.ISLane: the count, Σx
+	// mod T_s and mod T_q, Σx² mod T_s and mod T_q and its floor hint) —
+	// output g·he.ISLanes+l of the job at the releasing nodes, which
+	// decrypt each once.
 	type result struct {
 		ks   *keySet
-		kind int // 0 counts, 1 Σx, 2 Σx²
+		lane he.ISLane
 		g    int
 		ct   *he.Ciphertext
 	}
 	var results []*result
 	for g := range G {
-		for k, ks := range []*keySet{sums, sums, squares} {
-			if acc[k][g] != nil {
-				results = append(results, &result{ks: ks, kind: k, g: g, ct: acc[k][g]})
+		for l := range he.ISLanes {
+			if acc[l][g] != nil {
+				results = append(results, &result{ks: ep.sets[l.Params()], lane: l, g: g, ct: acc[l][g]})
 			}
 		}
 	}
@@ -436,12 +465,8 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 		}
 	}
 
-	per := make([]GroupStats, G)
-	if need.squares {
-		for g := range per {
-			per[g].SumSq = new(int64)
-		}
-	}
+	// totals[g][l] is lane l's decrypted total for group g.
+	totals := make([][he.ISLanes]int64, G)
 	if len(results) > 0 {
 		rel, err := c.newReleaser(ctx, ep, j, depts, policy.Department(j.Spec.ValueDataset()))
 		if err != nil {
@@ -450,15 +475,15 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 		// Results are released concurrently (a few at a time): each is its
 		// own ciphertext with its own combiner, and the nodes' shares are
 		// independent, so only the round trips would add up otherwise.
-		totals := make([]int64, len(results))
+		got := make([]int64, len(results))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(releaseConcurrency)
 		for i := range results {
 			g.Go(func() error {
 				r := results[i]
-				res, err := rel.decrypt(gctx, r.ks, r.ct, output{index: 3*r.g + r.kind, layout: layout})
+				res, err := rel.decrypt(gctx, r.ks, r.ct, output{index: int(he.ISLanes)*r.g + int(r.lane), layout: layout})
 				if err == nil {
-					totals[i] = res.Total()
+					got[i] = res.Total()
 				}
 				return err
 			})
@@ -467,13 +492,22 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 			return nil, err
 		}
 		for i, r := range results {
-			switch r.kind {
-			case 0:
-				per[r.g].Count = totals[i]
-			case 1:
-				per[r.g].Sum = totals[i]
-			case 2:
-				*per[r.g].SumSq = totals[i]
+			totals[r.g][r.lane] = got[i]
+		}
+	}
+	per := make([]GroupStats, G)
+	for g := range per {
+		t := totals[g]
+		per[g].Count = t[he.ISCount]
+		per[g].Sum = new(big.Int)
+		if need.value {
+			if per[g].Sum, err = he.IntersectionSum(t[he.ISSumS], t[he.ISSumQ]); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrRelease, err)
+			}
+		}
+		if need.squares {
+			if per[g].SumSq, err = he.IntersectionSumSq(t[he.ISSqS], t[he.ISSqQ], t[he.ISSqHint]); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrRelease, err)
 			}
 		}
 	}
@@ -485,14 +519,21 @@ func (c *Coordinator) IntersectionStats(ctx context.Context, j JobRef, value *no
 }
 
 // maskedSums fetches the value node's encrypted chunks page by page,
-// multiplies each by its match mask and adds them per group. acc[k][g] is
-// the sum for vector k (counts, Σx, Σx²) of group g, nil where none; the
-// layout is the value node's signed one (of the first page).
-func (c *Coordinator) maskedSums(ctx context.Context, cl *nodeapi.Client, vh nodeapi.Header, listLen int, matched []bool, need needs, sums, squares *keySet) ([3][]*he.Ciphertext, []string, *nodeapi.HELayout, error) {
-	var acc [3][]*he.Ciphertext
+// multiplies each lane by its match mask and adds them per group. acc[l][g]
+// is the sum for lane l (he.ISLane) of group g, nil where none; the layout
+// is the value node's signed one (of the first page).
+func (c *Coordinator) maskedSums(ctx context.Context, cl *nodeapi.Client, vh nodeapi.Header, listLen int, matched []bool, need needs, sums, squares *keySet) ([he.ISLanes][]*he.Ciphertext, []string, *nodeapi.HELayout, error) {
+	var acc [he.ISLanes][]*he.Ciphertext
 	var layout *nodeapi.HELayout
-	evs := [3]*he.Evaluator{he.NewEvaluator(sums.ps), he.NewEvaluator(sums.ps), he.NewEvaluator(squares.ps)}
-	sets := [3]*keySet{sums, sums, squares}
+	var evs [he.ISLanes]*he.Evaluator
+	var sets [he.ISLanes]*keySet
+	for l := range he.ISLanes {
+		sets[l] = sums
+		if l.Params() == he.NameSquares {
+			sets[l] = squares
+		}
+		evs[l] = he.NewEvaluator(sets[l].ps)
+	}
 	var groups []string
 	total := -1
 	page := nodeapi.MaxValuesChunks
@@ -534,8 +575,8 @@ func (c *Coordinator) maskedSums(ctx context.Context, cl *nodeapi.Client, vh nod
 			if total < 0 || len(groups) == 0 || len(groups) > total+1 {
 				return acc, nil, nil, fmt.Errorf("node %s: implausible layout (%d chunks, %d groups)", cl.Department, total, len(groups))
 			}
-			for k := range acc {
-				acc[k] = make([]*he.Ciphertext, len(groups))
+			for l := range acc {
+				acc[l] = make([]*he.Ciphertext, len(groups))
 			}
 			layout = &nodeapi.HELayout{Groups: len(groups), Chunks: total, Signature: resp.LayoutSignature}
 		} else if resp.Total != total || !slices.Equal(resp.Groups, groups) {
@@ -547,26 +588,28 @@ func (c *Coordinator) maskedSums(ctx context.Context, cl *nodeapi.Client, vh nod
 		if len(resp.Chunks) == 0 || len(resp.Chunks) > page {
 			return acc, nil, nil, fmt.Errorf("node %s: %d chunks in a page", cl.Department, len(resp.Chunks))
 		}
-		// masked[k][i]: chunk i's vector k, masked (nil where absent).
-		var masked [3][]*he.Ciphertext
-		for k := range masked {
-			masked[k] = make([]*he.Ciphertext, len(resp.Chunks))
+		// masked[l][i]: chunk i's lane l, masked (nil where absent).
+		var masked [he.ISLanes][]*he.Ciphertext
+		for l := range masked {
+			masked[l] = make([]*he.Ciphertext, len(resp.Chunks))
 		}
+		n := int(he.ISLanes)
 		g := new(errgroup.Group)
 		g.SetLimit(c.workers())
-		for w := range len(resp.Chunks) * 3 {
+		for w := range len(resp.Chunks) * n {
 			g.Go(func() error {
-				i, k := w/3, w%3
+				i, l := w/n, he.ISLane(w%n)
 				ch := &resp.Chunks[i]
 				if ch.Index != offset+i || ch.Group < 0 || ch.Group >= len(groups) {
 					return fmt.Errorf("node %s: chunk %d out of order or of an unknown group", cl.Department, ch.Index)
 				}
-				msg := [3][]byte{ch.Counts, ch.Values, ch.Squares}[k]
-				wanted := k == 0 || k == 1 && need.value || k == 2 && need.squares
-				if !wanted {
+				if !l.Wanted(need.value, need.squares) {
 					return nil
 				}
-				ks := sets[k]
+				if len(ch.Lanes) != n {
+					return fmt.Errorf("node %s: chunk %d has %d lanes, want %d", cl.Department, ch.Index, len(ch.Lanes), n)
+				}
+				ks := sets[l]
 				if len(ch.Positions) > ks.ps.Slots() || len(ch.Positions) > sums.ps.Slots() {
 					return fmt.Errorf("node %s: chunk %d maps %d slots", cl.Department, ch.Index, len(ch.Positions))
 				}
@@ -577,7 +620,7 @@ func (c *Coordinator) maskedSums(ctx context.Context, cl *nodeapi.Client, vh nod
 					}
 					bits[s] = p >= 0 && matched[p]
 				}
-				ct, err := openCiphertext(cl, ks, msg)
+				ct, err := openCiphertext(cl, ks, ch.Lanes[l])
 				if err != nil {
 					return err
 				}
@@ -585,7 +628,7 @@ func (c *Coordinator) maskedSums(ctx context.Context, cl *nodeapi.Client, vh nod
 				if err != nil {
 					return err
 				}
-				masked[k][i], err = evs[k].ShallowCopy().MulMask(ct, m)
+				masked[l][i], err = evs[l].ShallowCopy().MulMask(ct, m)
 				return err
 			})
 		}
@@ -593,18 +636,18 @@ func (c *Coordinator) maskedSums(ctx context.Context, cl *nodeapi.Client, vh nod
 			return acc, nil, nil, err
 		}
 		// Add this page into the per-group sums.
-		for k := range masked {
+		for l := range masked {
 			byGroup := map[int][]*he.Ciphertext{}
-			for i, ct := range masked[k] {
+			for i, ct := range masked[l] {
 				if ct != nil {
 					byGroup[resp.Chunks[i].Group] = append(byGroup[resp.Chunks[i].Group], ct)
 				}
 			}
 			for g, cts := range byGroup {
-				if acc[k][g] != nil {
-					cts = append(cts, acc[k][g])
+				if acc[l][g] != nil {
+					cts = append(cts, acc[l][g])
 				}
-				if acc[k][g], err = he.Sum(evs[k], cts, c.workers()); err != nil {
+				if acc[l][g], err = he.Sum(evs[l], cts, c.workers()); err != nil {
 					return acc, nil, nil, err
 				}
 			}

@@ -10,6 +10,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"math/big"
 
 	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/jobs"
@@ -61,7 +62,7 @@ func fromRelease(rel *disclosure.Release) *jobs.Review {
 	return &jobs.Review{Result: rel.Result, Checks: checks(rel.Checks), Suppressed: rel.Suppressed}
 }
 
-func moments(count, sum int64, sumSq *int64, hist []int64) disclosure.Moments {
+func moments(count int64, sum, sumSq *big.Int, hist []int64) disclosure.Moments {
 	return disclosure.Moments{Count: count, Sum: sum, SumSq: sumSq, Hist: hist}
 }
 

@@ -33,6 +33,7 @@
 //	audit     seq8 → audit.Entry.Encode(): the chain
 //	meta      "audit_head" → audit.Head of the chain's last entry, kept apart
 //	          from it so that cutting entries off the end is detected
+//	blobs     key → version8 ‖ value (jobs.Blobs; made on the first write)
 //
 // Lease ages, retry due times and counter windows are measured by the
 // injected clock (Options.Clock), so tests drive them with a fake clock.

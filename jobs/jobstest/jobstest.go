@@ -2,7 +2,8 @@
 // (boltstore and redisstore), plus the fake clock and polling helper it
 // uses. Run is the one entry point; the tests are grouped by concern, one
 // file each: jobs.go (records), transitions.go (the state machine),
-// queue.go (queue and leases), retries.go, counters.go, audit.go (audit
+// queue.go (queue and leases), retries.go, counters.go, blobs.go (shared
+// versioned values), audit.go (audit
 // atomicity), idempotency.go, concurrency.go and durability.go.
 //
 //	func TestConformance(t *testing.T) {

@@ -45,6 +45,10 @@ var suite = []struct {
 	{"Counters", []test{
 		{"SpendWithinLimit", testSpend},
 	}},
+	{"Blobs", []test{
+		{"VersionedValues", testBlobs},
+		{"RacingWriters", testBlobRace},
+	}},
 	{"Audit", []test{
 		{"AppendSharesChain", testAuditAppend},
 		{"FailClosed", testFailClosed},

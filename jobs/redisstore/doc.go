@@ -21,6 +21,9 @@
 //	P:audit:head              hash {seq, hash}: the chain's last entry
 //	P:retry                   zset: the retryable jobs' ids, scored by when
 //	                          they are due (unix ms, by Options.Clock)
+//	P:spend:<key>             string: a counter (jobs.Counters)
+//	P:blob:<key>              hash {v, ver}: a shared value and its version
+//	                          (jobs.Blobs: the key ceremony's state)
 //
 // Owners and idempotency keys are query-escaped inside keys.
 //

@@ -279,4 +279,4 @@ return {1, total}
 
 // allScripts are loaded at New, so a script Redis rejects fails there and
 // not in the middle of a transition.
-var allScripts = []*redis.Script{appendScript, createScript, transitionScript, dueScript, unscheduleScript, progressScript, heartbeatScript, settleScript, spendScript}
+var allScripts = []*redis.Script{appendScript, createScript, transitionScript, dueScript, unscheduleScript, progressScript, heartbeatScript, settleScript, spendScript, putBlobScript}

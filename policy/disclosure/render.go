@@ -17,9 +17,9 @@ import (
 // Moments are the exact decrypted totals of one group (or of everything).
 type Moments struct {
 	Count int64
-	Sum   int64
-	SumSq *int64  // only when variance was asked for
-	Hist  []int64 // rows per histogram bucket, when asked for
+	Sum   *big.Int // exact at any size (nil: 0)
+	SumSq *big.Int // only when variance was asked for
+	Hist  []int64  // rows per histogram bucket, when asked for
 }
 
 // StatsResult is the released shape of aggregate and intersection_stats:
@@ -27,7 +27,7 @@ type Moments struct {
 // fractions (from Σx, Σx², n) so a check can be exact.
 type StatsResult struct {
 	Count         *int64   `json:"count,omitempty"`
-	Sum           *int64   `json:"sum,omitempty"`
+	Sum           *big.Int `json:"sum,omitempty"` // a JSON number, exact at any size
 	Mean          *float64 `json:"mean,omitempty"`
 	MeanExact     string   `json:"mean_exact,omitempty"`
 	Variance      *float64 `json:"variance,omitempty"`
@@ -126,7 +126,10 @@ func zeroCell(squares bool, buckets int) cellv {
 }
 
 func toCell(m Moments, squares bool, buckets int, where string) (cellv, error) {
-	c := cellv{n: m.Count, sum: big.NewInt(m.Sum)}
+	c := cellv{n: m.Count, sum: new(big.Int)}
+	if m.Sum != nil {
+		c.sum.Set(m.Sum)
+	}
 	if m.Count < 0 {
 		return c, fmt.Errorf("disclosure: %s: negative count", where)
 	}
@@ -134,7 +137,7 @@ func toCell(m Moments, squares bool, buckets int, where string) (cellv, error) {
 		if m.SumSq == nil {
 			return c, fmt.Errorf("disclosure: %s: variance asked for but Σx² was not computed", where)
 		}
-		c.sq = big.NewInt(*m.SumSq)
+		c.sq = new(big.Int).Set(m.SumSq)
 	}
 	if buckets > 0 {
 		if len(m.Hist) != buckets {
@@ -391,11 +394,7 @@ func render(spec *policy.Spec, c cellv, t *table, r int, where string, hidden *[
 		res.Count = &n
 	}
 	if has(stats, "sum") {
-		if !c.sum.IsInt64() {
-			return nil, errors.New("disclosure: sum beyond int64")
-		}
-		s := c.sum.Int64()
-		res.Sum = &s
+		res.Sum = new(big.Int).Set(c.sum)
 	}
 	if c.n > 0 {
 		n := big.NewInt(c.n)

@@ -50,18 +50,20 @@ func TestExactMoments(t *testing.T) {
 	require.Equal(t, "0", ExactVariance(2, 10, 50).RatString())
 }
 
+func bi(x int64) *big.Int { return big.NewInt(x) }
+
 func TestStatsReviewSuppression(t *testing.T) {
-	sq := func(v int64) *int64 { return &v }
+	sq := bi
 	spec := &policy.Spec{Type: policy.Aggregate, Purpose: "test", Inputs: []policy.Input{{Dataset: "hrss.benefits"}},
 		Value: &policy.ColumnRef{Column: "monthly_benefit_fen"}, GroupBy: &policy.ColumnRef{Column: "district"},
 		Stats: []string{"count", "sum", "mean", "variance"}}
 	plan := mustPlan(t, spec, testCatalog(nil, 10), nil)
 	groups := map[string]Moments{
-		"天河区": {Count: 12, Sum: 120, SumSq: sq(1300)},
-		"越秀区": {Count: 3, Sum: 30, SumSq: sq(300)},
+		"天河区": {Count: 12, Sum: bi(120), SumSq: sq(1300)},
+		"越秀区": {Count: 3, Sum: bi(30), SumSq: sq(300)},
 		"海珠区": {Count: 0, SumSq: sq(0)},
 	}
-	rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 15, Sum: 150, SumSq: sq(1600)}, Groups: groups}, nil)
+	rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 15, Sum: bi(150), SumSq: sq(1600)}, Groups: groups}, nil)
 	require.NoError(t, err)
 	// 越秀区 is below k; 天河区 is hidden too, or total − 天河区 would give it.
 	require.Equal(t, []string{"groups.天河区", "groups.越秀区"}, rv.Suppressed)
@@ -80,7 +82,7 @@ func TestStatsReviewSuppression(t *testing.T) {
 		"one note for both: telling them apart would say which side of k each is on")
 
 	// Everything below k: nothing but the suppression note.
-	rv, err = ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 5, Sum: 50, SumSq: sq(500)}}, nil)
+	rv, err = ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 5, Sum: bi(50), SumSq: sq(500)}}, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"all"}, rv.Suppressed)
 	require.NotContains(t, string(rv.Result), "50")
@@ -128,11 +130,11 @@ func TestAttack1HorizontalSumsAreNoised(t *testing.T) {
 	var sq float64
 	const n = 2000
 	for range n {
-		rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 500, Sum: exact}}, r)
+		rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 500, Sum: bi(exact)}}, r)
 		require.NoError(t, err)
 		res := decodeStats(t, rv.Result)
-		require.NotEqual(t, int64(exact), *res.Sum)
-		d := float64(*res.Sum - exact)
+		require.NotEqual(t, int64(exact), res.Sum.Int64())
+		d := float64(res.Sum.Int64() - exact)
 		sq += d * d
 	}
 	scale, _ := plan.DP.Sums.Scale.Float64() // 900000 / (0.5/2)
@@ -162,9 +164,9 @@ func TestAttack2NoiseAtRealisticBounds(t *testing.T) {
 		zeros := 0
 		var sq float64
 		for range n {
-			rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 1000, Sum: 5e8}}, r)
+			rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 1000, Sum: bi(5e8)}}, r)
 			require.NoError(t, err)
-			d := float64(*decodeStats(t, rv.Result).Sum - 5e8)
+			d := float64(decodeStats(t, rv.Result).Sum.Int64() - 5e8)
 			if d == 0 {
 				zeros++
 			}
@@ -184,7 +186,7 @@ func TestVarianceBeyondInt64(t *testing.T) {
 	plan := mustPlan(t, spec, testCatalog(&policy.DP{Epsilon: 1, Budget: 10, ValueBound: 1e12}, 10), nil)
 	require.Equal(t, "1000000000000000000000000", plan.DP.Squares.Sensitivity.String())
 	sq := int64(4e18)
-	rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 1000, Sum: 2e12, SumSq: &sq}}, seeded(3))
+	rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 1000, Sum: bi(2e12), SumSq: bi(sq)}}, seeded(3))
 	require.NoError(t, err)
 	res := decodeStats(t, rv.Result)
 	require.NotNil(t, res.Variance)
@@ -236,26 +238,26 @@ func TestAttack4EpsilonAndPeople(t *testing.T) {
 	// And k counts people: 10 people need at least 28 rows.
 	require.EqualValues(t, 28, plan.MinRows)
 
-	groups := map[string]Moments{"a": {Count: 400, Sum: 90000}, "b": {Count: 300, Sum: 70000}, "c": {Count: 200, Sum: 1000}}
+	groups := map[string]Moments{"a": {Count: 400, Sum: bi(90000)}, "b": {Count: 300, Sum: bi(70000)}, "c": {Count: 200, Sum: bi(1000)}}
 	r := seeded(4)
 	for range 200 {
-		rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 900, Sum: 161000}, Groups: groups}, r)
+		rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 900, Sum: bi(161000)}, Groups: groups}, r)
 		require.NoError(t, err)
 		res := decodeStats(t, rv.Result)
 		var n, s int64
 		for _, g := range res.Groups {
 			n += *g.Count
-			s += *g.Sum
+			s += g.Sum.Int64()
 		}
 		require.Equal(t, *res.Count, n, "the total is the sum of the noised groups")
-		require.Equal(t, *res.Sum, s)
+		require.Equal(t, res.Sum.Int64(), s)
 		require.Contains(t, checkNamed(t, rv.Checks, NameDP).Detail, "totals derived")
 	}
 
 	// A group of 25 rows is 25 people only if each has one row: with up to
 	// 3 rows each it could be 9, below k; it is suppressed.
 	plan = mustPlan(t, spec, testCatalog(nil, 10), map[string]int{"hrss.benefits": 3})
-	rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 425, Sum: 9}, Groups: map[string]Moments{"a": {Count: 400, Sum: 8}, "b": {Count: 25, Sum: 1}}}, nil)
+	rv, err := ReviewStats(spec, plan, StatsInput{Total: Moments{Count: 425, Sum: bi(9)}, Groups: map[string]Moments{"a": {Count: 400, Sum: bi(8)}, "b": {Count: 25, Sum: bi(1)}}}, nil)
 	require.NoError(t, err)
 	require.Contains(t, rv.Suppressed, "groups.b")
 
