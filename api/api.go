@@ -153,13 +153,14 @@ func (a *API) routes() *gin.Engine {
 	_ = r.SetTrustedProxies(nil)
 	r.ForwardedByClientIP = false
 	r.HandleMethodNotAllowed = true
-	r.Use(a.recover, a.logRequests)
+	r.Use(a.recover, a.logRequests, securityHeaders)
 	r.NoRoute(func(c *gin.Context) { abort(c, errf(404, "not_found", "no such endpoint")) })
 	r.NoMethod(func(c *gin.Context) { abort(c, errf(405, "method_not_allowed", "method not allowed")) })
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", a.metrics.handler())
+	a.consoleRoutes(r)
 
 	v1 := r.Group("/v1", a.authenticate)
 	v1.GET("/me", a.me)
@@ -178,6 +179,7 @@ func (a *API) routes() *gin.Engine {
 	v1.GET("/keys", allow(RoleAdmin, RoleAuditor), a.keysStatus)
 	v1.GET("/audit", allow(RoleAuditor), a.auditEntries)
 	v1.GET("/audit/verify", allow(RoleAuditor), a.auditVerify)
+	v1.GET("/lineage", allow(RoleDataOwner, RoleAuditor), a.lineage)
 	return r
 }
 
