@@ -136,4 +136,3 @@ func touches(spec *policy.Spec, ds string) bool {
 	}
 	return false
 }
-
