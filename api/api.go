@@ -271,7 +271,7 @@ func decodeStrict(b []byte, v any) error {
 func (a *API) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
-	checks := gin.H{}
+	checks := map[string]string{}
 	status := 200
 	if err := a.cfg.Store.Ping(ctx); err != nil {
 		checks["store"] = err.Error()
@@ -287,7 +287,7 @@ func (a *API) readyz(c *gin.Context) {
 			checks["nodes"] = "ok"
 		}
 	}
-	c.JSON(status, gin.H{"ready": status == 200, "checks": checks})
+	c.JSON(status, wire.Ready{Ready: status == 200, Checks: checks})
 }
 
 func (a *API) datasets(c *gin.Context) {

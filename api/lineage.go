@@ -3,36 +3,14 @@ package api
 import (
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/unseen-data/unseen/api/wire"
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/filter"
 )
-
-// LineageRow is one job that used a dataset, as the coordinator's audit
-// chain and job store tell it: who asked, why, for what kind of job, which
-// of the dataset's columns it used, and where the job stands.
-type LineageRow struct {
-	Job       string    `json:"job"`
-	First     time.Time `json:"first"`
-	Requester string    `json:"requester"`
-	Purpose   string    `json:"purpose"`
-	Type      string    `json:"type"`
-	Columns   []string  `json:"columns"`
-	State     string    `json:"state"`
-}
-
-// Lineage answers GET /v1/lineage.
-type Lineage struct {
-	Dataset string       `json:"dataset"`
-	Jobs    []LineageRow `json:"jobs"`
-	// Source says whose record this is: the coordinator's. A data owner's
-	// own account is their node's log (unseen audit lineage --file).
-	Source string `json:"source"`
-}
 
 // maxLineageEntries bounds the audit entries one lineage request reads.
 const maxLineageEntries = 20000
@@ -57,7 +35,7 @@ func (a *API) lineage(c *gin.Context) {
 		abort(c, errf(503, "audit_unavailable", "%v", err))
 		return
 	}
-	rows := map[string]*LineageRow{}
+	rows := map[string]*wire.LineageRow{}
 	for i := range es {
 		e := &es[i]
 		if e.Job == "" {
@@ -65,7 +43,7 @@ func (a *API) lineage(c *gin.Context) {
 		}
 		r, ok := rows[e.Job]
 		if !ok {
-			r = &LineageRow{Job: e.Job, First: e.Time.UTC(), Purpose: e.Detail["purpose"], Type: e.Detail["type"], Columns: []string{}}
+			r = &wire.LineageRow{Job: e.Job, First: e.Time.UTC(), Purpose: e.Detail["purpose"], Type: e.Detail["type"], Columns: []string{}}
 			rows[e.Job] = r
 		}
 		if e.Time.Before(r.First) {
@@ -75,7 +53,7 @@ func (a *API) lineage(c *gin.Context) {
 			r.Requester = e.Actor
 		}
 	}
-	out := make([]LineageRow, 0, len(rows))
+	out := make([]wire.LineageRow, 0, len(rows))
 	for _, r := range rows {
 		if j, err := a.cfg.Store.Get(c.Request.Context(), r.Job); err == nil {
 			r.State, r.Requester, r.Purpose, r.Type = string(j.State), j.Owner, j.Spec.Purpose, string(j.Spec.Type)
@@ -93,7 +71,7 @@ func (a *API) lineage(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	c.JSON(200, Lineage{Dataset: ds, Jobs: out, Source: "coordinator"})
+	c.JSON(200, wire.Lineage{Dataset: ds, Jobs: out, Source: "coordinator"})
 }
 
 // columnsUsed lists the columns of dataset ds that spec uses, as key,

@@ -569,7 +569,7 @@ async function pageSubmit() {
           st.stats.sort((a, b) => statNames.indexOf(a) - statNames.indexOf(b));
           build();
         });
-        return h("span", { class: "check" }, cb, h("label", { for: cb.id }, term("stat", s) + " (" + s + ")"));
+        return h("span", { class: "checkbox" }, cb, h("label", { for: cb.id }, term("stat", s) + " (" + s + ")"));
       });
       const statFs = h("fieldset", { class: "stats" }, h("legend", {}, t("submit.stats")), boxes);
       if (st.stats.includes("histogram") && isAgg()) {
