@@ -55,9 +55,9 @@ var consoleTypes = map[string]string{
 // hold no data; every call they make is authenticated like the CLI's).
 func (a *API) consoleRoutes(r *gin.Engine) {
 	files := console.FS()
-	toConsole := func(c *gin.Context) { c.Redirect(http.StatusFound, "/console/") }
-	r.GET("/", toConsole)
-	r.GET("/console", toConsole)
+	// (/console itself is redirected to /console/ by gin, as every path
+	// without its trailing slash is.)
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/console/") })
 	r.GET("/console/*file", func(c *gin.Context) {
 		name := strings.TrimPrefix(path.Clean("/"+c.Param("file")), "/")
 		if name == "" {
