@@ -136,15 +136,15 @@ const (
 )
 
 type fixture struct {
-	t     *testing.T
-	api   *API
+	t   *testing.T
+	api *API
 	// contract checks every response of do against api/openapi.yaml
 	// (openapi_test.go); a test may give the fixture its own, to see what
 	// its traffic covered.
 	contract *contract.Contract
-	store *boltstore.Store
-	log   audit.Log // the audit log as the API sees it
-	fault atomic.Pointer[error]
+	store    *boltstore.Store
+	log      audit.Log // the audit log as the API sees it
+	fault    atomic.Pointer[error]
 }
 
 // failAudit makes every audit append fail with err (nil: succeed again), as

@@ -585,4 +585,3 @@ func TestOpenAPIEveryStatusAndField(t *testing.T) {
 	sort.Strings(missing)
 	require.Empty(t, missing, "documented response fields no answer held")
 }
-

@@ -101,7 +101,9 @@ type keys struct{}
 func (keys) Init(context.Context, int) (any, error) {
 	return map[string]any{"epoch": 1, "threshold": 2, "nodes": []any{}}, nil
 }
-func (keys) Status(context.Context) (any, error) { return map[string]any{"epoch": 0, "nodes": nil}, nil }
+func (keys) Status(context.Context) (any, error) {
+	return map[string]any{"epoch": 0, "nodes": nil}, nil
+}
 
 // toReview submits a job as alice and plays the worker up to review.
 func (e *env) toReview(t *testing.T, result string) string {

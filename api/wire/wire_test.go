@@ -22,7 +22,7 @@ func TestRoundTrip(t *testing.T) {
 	job := Job{ID: "j_x", Type: spec.Type, State: jobs.Released, Owner: "alice", Department: "a", Purpose: spec.Purpose, Spec: spec, Attempt: 2,
 		Progress: jobs.Progress{Done: 1, Total: 2, Step: "psi"}, Decision: &policy.Decision{Allow: true, Versions: map[string]string{"a.x": "v1"}, NeedsConsent: []string{"b.y"}, Epsilon: map[string]float64{"a.x": 0.5}},
 		Error: "e", Reviewer: "rita", Comment: "c", CreatedAt: at, UpdatedAt: at, History: []jobs.Event{{State: jobs.Queued, At: at, Actor: "alice", Attempt: 0, Note: "n"}},
-		Consents: []jobs.Consent{{Dataset: "b.y", By: "cora", Approved: true, Reason: "r", At: at, Signed: &attest.SignedConsent{Statement: &attest.Consent{JobRef: ref, Dataset: "b.y", Approve: true, Reason: "r", Until: at, Owner: "cora"}, Signature: []byte{4}}}},
+		Consents:        []jobs.Consent{{Dataset: "b.y", By: "cora", Approved: true, Reason: "r", At: at, Signed: &attest.SignedConsent{Statement: &attest.Consent{JobRef: ref, Dataset: "b.y", Approve: true, Reason: "r", Until: at, Owner: "cora"}, Signature: []byte{4}}}},
 		ConsentDeadline: at, Waiting: "w", ScheduledAt: at, Failures: 3, Approval: appr}
 	for name, v := range map[string]any{
 		"Job":            &job,
