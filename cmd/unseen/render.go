@@ -101,9 +101,9 @@ func nextStep(j *wire.Job) string {
 		}
 		return fmt.Sprintf("waiting for the data owner's consent for %s (unseen consent %s --approve --key FILE), until %s", strings.Join(want, ", "), j.ID, fmtTime(j.ConsentDeadline))
 	case jobs.Queued:
-		return "queued: a worker will run it"
+		return "a worker will run it"
 	case jobs.Running:
-		return "running"
+		return "the nodes are computing it"
 	case jobs.Retryable:
 		return "waiting to retry: " + j.Waiting
 	case jobs.DeadLetter:
@@ -111,9 +111,15 @@ func nextStep(j *wire.Job) string {
 	case jobs.AwaitingReview:
 		return fmt.Sprintf("waiting for a reviewer (unseen review %s; unseen approve %s --key FILE)", j.ID, j.ID)
 	case jobs.Released:
-		return fmt.Sprintf("released: unseen result %s", j.ID)
+		return fmt.Sprintf("read it with unseen result %s", j.ID)
+	case jobs.Rejected, jobs.Cancelled:
+		if j.Comment != "" {
+			return "by " + orDash(j.Reviewer) + ": " + j.Comment
+		}
+	case jobs.Failed:
+		return j.Error
 	}
-	return string(j.State)
+	return "-"
 }
 
 // printJob is `unseen status` as a table.
