@@ -688,7 +688,7 @@ function specSummary(j) {
     h("dd", {}, inputsList(s)),
     s.value ? [h("dt", {}, t("submit.value")), h("dd", {}, ref(s.value))] : null,
     s.stats && s.stats.length ? [h("dt", {}, t("submit.stats")), h("dd", {}, s.stats.map((x) => term("stat", x)).join("、") + (s.bins ? " [" + s.bins.join(", ") + "]" : ""))] : null,
-    s.group_by ? [h("dt", {}, t("submit.group")), h("dd", {}, ref(s.group_by))] : null,
+    s.group_by ? [h("dt", {}, t("col.groupby")), h("dd", {}, ref(s.group_by))] : null,
   );
 }
 
@@ -991,7 +991,7 @@ async function reviewOne(id) {
     {},
     h("h2", {}, t("review.job", j.id)),
     specSummary(j),
-    h("section", { class: "result", id: "result" }, h("h3", {}, t("job.result")), resultView),
+    h("section", { class: "result", id: "result" }, h("h3", {}, t("review.resultTitle")), resultView),
     h("section", {}, h("h3", {}, t("review.checks")), h("ul", { class: "checks", id: "checks" }, checks)),
     h("section", { class: "card" }, h("h3", {}, t("review.statement")), stmt, verdict, picker, field(t("review.comment"), comment), approveBtn),
     h("section", { class: "card" }, field(t("review.reject.reason"), reason), rejectBtn),

@@ -104,6 +104,7 @@ const zh = {
   "col.first": "首次记录",
   "col.colsused": "使用的字段",
   "col.check": "检查",
+  "col.groupby": "分组字段",
 
   "catalog.title": "数据目录",
   "catalog.help": "各部门节点声明的数据集与规则（只有元数据，没有记录）。",
@@ -185,6 +186,7 @@ const zh = {
   "review.open": "审核",
   "review.job": "审核作业 {0}",
   "review.checks": "自动披露检查",
+  "review.resultTitle": "结果（批准后将原样发布给申请人）",
   "review.pass": "通过",
   "review.flag": "需注意",
   "review.statement": "要签名的声明（由本页从作业说明和结果原文计算）",
@@ -362,6 +364,7 @@ const en = {
   "col.first": "First seen",
   "col.colsused": "Columns used",
   "col.check": "Check",
+  "col.groupby": "Group by",
 
   "catalog.title": "Catalog",
   "catalog.help": "The datasets the departments' nodes declare, and their rules (metadata only, never records).",
@@ -443,6 +446,7 @@ const en = {
   "review.open": "Review",
   "review.job": "Review job {0}",
   "review.checks": "Automatic disclosure checks",
+  "review.resultTitle": "The result (released to the analyst as it stands if approved)",
   "review.pass": "pass",
   "review.flag": "flagged",
   "review.statement": "The statement to sign (computed by this page from the job's spec and the result's exact bytes)",
