@@ -22,6 +22,7 @@ func auditCmd() *cobra.Command {
 		Example: "  UNSEEN_TOKEN=example-auditor-token unseen audit verify\n  unseen audit list --job $ID\n  unseen audit lineage hrss.unemployment_benefits --file examples/state/hrss/audit.jsonl"}
 	var file, key, name string
 	var witnesses, witnessKeys []string
+	var verifyOut *string
 	verify := &cobra.Command{
 		Use:   "verify [--file LOG [--key ed25519:… ] [--witness [NAME=]COPY …]]",
 		Short: "Verify a hash chain: a node's log file (--file) or the coordinator's (over the API); with witnesses, across parties",
@@ -56,11 +57,23 @@ the witness's keeper's signatures on the heads recorded here.`,
 				if err != nil {
 					return err
 				}
+				if *verifyOut == outJSON {
+					if err := printJSON(out, v); err != nil {
+						return err
+					}
+					if !v.OK {
+						return &exitError{2, fmt.Errorf("coordinator audit chain: %s", v.Error)}
+					}
+					return nil
+				}
 				if !v.OK {
 					return &exitError{2, fmt.Errorf("coordinator audit chain: %s", v.Error)}
 				}
 				fmt.Fprintf(out, "ok: coordinator: %d entries, chain and head intact\n", v.Entries)
 				return nil
+			}
+			if *verifyOut == outJSON {
+				return errors.New("-o json is for the coordinator's chain (without --file); a file's check prints one line per finding")
 			}
 			pub, err := parseKey(key)
 			if err != nil {
@@ -129,6 +142,7 @@ the witness's keeper's signatures on the heads recorded here.`,
 			return nil
 		},
 	}
+	verifyOut = addOutput(verify)
 	verify.Flags().StringVar(&file, "file", "", "a node's audit log file, the coordinator's store file (state/coordinator/unseen.db, while the coordinator is stopped), or an export of its chain")
 	verify.Flags().StringVar(&key, "key", "", "the log keeper's public signing key (ed25519:…): its head file and witnessed heads must be signed by it")
 	verify.Flags().StringVar(&name, "name", "", "whose log --file is (a department, or coordinator); default: as its signed head says")

@@ -180,6 +180,12 @@ func TestCLIAgainstFederation(t *testing.T) {
 	out, _, _, err = runCLIOut(t, as("aldo", "audit", "list", "--job", third)...)
 	require.NoError(t, err)
 	require.Contains(t, out, "job.released")
+	out, _, _, err = runCLIOut(t, as("aldo", "audit", "verify", "-o", "json")...)
+	require.NoError(t, err)
+	var v wire.Verify
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	require.True(t, v.OK)
+	require.Positive(t, v.Entries)
 	out, _, _, err = runCLIOut(t, as(f.owner, "audit", "lineage", "civil.allowance")...)
 	require.NoError(t, err)
 	require.Contains(t, out, third)
