@@ -158,13 +158,14 @@ func (a *API) routes() *gin.Engine {
 	_ = r.SetTrustedProxies(nil)
 	r.ForwardedByClientIP = false
 	r.HandleMethodNotAllowed = true
-	r.Use(a.recover, a.logRequests)
+	r.Use(a.recover, a.logRequests, securityHeaders)
 	r.NoRoute(func(c *gin.Context) { abort(c, errf(404, "not_found", "no such endpoint")) })
 	r.NoMethod(func(c *gin.Context) { abort(c, errf(405, "method_not_allowed", "method not allowed")) })
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", a.metrics.handler())
+	a.consoleRoutes(r)
 
 	v1 := r.Group("/v1", a.authenticate)
 	v1.GET("/me", a.me)
@@ -183,6 +184,7 @@ func (a *API) routes() *gin.Engine {
 	v1.GET("/keys", allow(RoleAdmin, RoleAuditor), a.keysStatus)
 	v1.GET("/audit", allow(RoleAuditor), a.auditEntries)
 	v1.GET("/audit/verify", allow(RoleAuditor), a.auditVerify)
+	v1.GET("/lineage", allow(RoleDataOwner, RoleAuditor), a.lineage)
 	return r
 }
 
@@ -274,7 +276,7 @@ func decodeStrict(b []byte, v any) error {
 func (a *API) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
-	checks := gin.H{}
+	checks := map[string]string{}
 	status := 200
 	if err := a.cfg.Store.Ping(ctx); err != nil {
 		checks["store"] = err.Error()
@@ -290,7 +292,7 @@ func (a *API) readyz(c *gin.Context) {
 			checks["nodes"] = "ok"
 		}
 	}
-	c.JSON(status, gin.H{"ready": status == 200, "checks": checks})
+	c.JSON(status, wire.Ready{Ready: status == 200, Checks: checks})
 }
 
 func (a *API) datasets(c *gin.Context) {

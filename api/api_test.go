@@ -24,6 +24,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
 
+	"github.com/unseen-data/unseen/api/internal/contract"
 	"github.com/unseen-data/unseen/api/wire"
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/jobs"
@@ -135,11 +136,15 @@ const (
 )
 
 type fixture struct {
-	t     *testing.T
-	api   *API
-	store *boltstore.Store
-	log   audit.Log // the audit log as the API sees it
-	fault atomic.Pointer[error]
+	t   *testing.T
+	api *API
+	// contract checks every response of do against api/openapi.yaml
+	// (openapi_test.go); a test may give the fixture its own, to see what
+	// its traffic covered.
+	contract *contract.Contract
+	store    *boltstore.Store
+	log      audit.Log // the audit log as the API sees it
+	fault    atomic.Pointer[error]
 }
 
 // failAudit makes every audit append fail with err (nil: succeed again), as
@@ -217,6 +222,13 @@ func (f *fixture) do(method, path, auth, body string, hdr ...string) *httptest.R
 	}
 	rec := httptest.NewRecorder()
 	f.api.Handler().ServeHTTP(rec, req)
+	c := f.contract
+	if c == nil {
+		c = sharedContract(f.t)
+	}
+	if err := c.CheckResponse(req, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+		f.t.Errorf("%v\nbody: %.2000s", err, rec.Body.String())
+	}
 	return rec
 }
 

@@ -227,6 +227,12 @@ func (a *API) transition(c *gin.Context, j *jobs.Job, ch jobs.Change) {
 	u := currentUser(c)
 	ch.From, ch.Attempt, ch.Actor, ch.Role = j.State, j.Attempt, u.Name, string(u.Role)
 	nj, err := a.cfg.Store.Transition(c.Request.Context(), j.ID, ch)
+	a.answerTransition(c, j, ch, nj, err)
+}
+
+// answerTransition answers a transition's outcome: the job after it, or
+// why it was not made (409 with the state the job is in now).
+func (a *API) answerTransition(c *gin.Context, j *jobs.Job, ch jobs.Change, nj *jobs.Job, err error) {
 	if err == nil && a.cfg.OnDecision != nil && (ch.To == jobs.Released || ch.To == jobs.Rejected) {
 		a.cfg.OnDecision(nj)
 	}
@@ -258,13 +264,28 @@ func (a *API) cancel(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if j.State.Final() {
-		he := errf(409, "conflict", "job %s is already %s", j.ID, j.State)
-		he.body.State = string(j.State)
-		abort(c, he)
+	// A worker may claim the job (queued → running) between our read and
+	// the change; the job is still not finished, so try again on what it is
+	// now rather than refuse a cancel that is still possible.
+	for try := 0; ; try++ {
+		if j.State.Final() {
+			he := errf(409, "conflict", "job %s is already %s", j.ID, j.State)
+			he.body.State = string(j.State)
+			abort(c, he)
+			return
+		}
+		u := currentUser(c)
+		ch := jobs.Change{From: j.State, Attempt: j.Attempt, To: jobs.Cancelled, Actor: u.Name, Role: string(u.Role), Note: cb.Reason, Comment: cb.Comment}
+		nj, err := a.cfg.Store.Transition(c.Request.Context(), j.ID, ch)
+		if errors.Is(err, jobs.ErrConflict) && try < 3 {
+			if cur, gerr := a.cfg.Store.Get(c.Request.Context(), j.ID); gerr == nil {
+				j = cur
+				continue
+			}
+		}
+		a.answerTransition(c, j, ch, nj, err)
 		return
 	}
-	a.transition(c, j, jobs.Change{To: jobs.Cancelled, Note: cb.Reason, Comment: cb.Comment})
 }
 
 // retry requeues a dead-lettered job once its cause is mended (admins):

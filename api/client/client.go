@@ -65,6 +65,7 @@ func (c *Client) TrustCAFile(path string) error {
 type Error struct {
 	Status int
 	wire.ErrorBody
+	raw []byte // the body, for answers that are not errors of the API's shape
 }
 
 func (e *Error) Error() string {
@@ -101,7 +102,7 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		e := &Error{Status: resp.StatusCode}
+		e := &Error{Status: resp.StatusCode, raw: b}
 		var we wire.Error
 		if json.Unmarshal(b, &we) == nil && we.Error.Code != "" {
 			e.ErrorBody = we.Error
@@ -179,6 +180,35 @@ func (c *Client) KeysStatus(ctx context.Context) (json.RawMessage, error) {
 func (c *Client) Review(ctx context.Context, id string) (*wire.Review, error) {
 	var out wire.Review
 	return &out, c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/review", nil, nil, &out)
+}
+
+// ReviewRaw is Review's answer as the coordinator sent it, byte for byte
+// (what a reviewer's own tools hash).
+func (c *Client) ReviewRaw(ctx context.Context, id string) ([]byte, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/review", nil, nil, &out)
+}
+
+// Ready asks /readyz whether the job store and every node answer (no token
+// needed). A coordinator that is up but not ready answers 503 with the
+// checks: that is a *wire.Ready with Ready false, not an error.
+func (c *Client) Ready(ctx context.Context) (*wire.Ready, error) {
+	var out wire.Ready
+	err := c.do(ctx, http.MethodGet, "/readyz", nil, nil, &out)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusServiceUnavailable && e.raw != nil {
+		if json.Unmarshal(e.raw, &out) == nil && out.Checks != nil {
+			return &out, nil
+		}
+	}
+	return &out, err
+}
+
+// Lineage lists the jobs that used a dataset, from the coordinator's
+// record (data owners: their department's datasets; auditors).
+func (c *Client) Lineage(ctx context.Context, dataset string) (*wire.Lineage, error) {
+	var out wire.Lineage
+	return &out, c.do(ctx, http.MethodGet, "/v1/lineage?dataset="+url.QueryEscape(dataset), nil, nil, &out)
 }
 
 // Reject refuses release, with a reason.

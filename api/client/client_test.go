@@ -20,6 +20,7 @@ import (
 
 	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/api/client"
+	"github.com/unseen-data/unseen/api/internal/contract"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
@@ -64,13 +65,20 @@ func newEnv(t *testing.T) *env {
 		{Name: "alice", Role: api.RoleAnalyst, Department: "hrss", TokenSHA256: api.HashToken("tok-alice"), PublicKey: base64.StdEncoding.EncodeToString(hpke)},
 		{Name: "rita", Role: api.RoleReviewer, Department: "bureau", TokenSHA256: api.HashToken("tok-rita"), SigningKey: pub("rita")},
 		{Name: "cora", Role: api.RoleDataOwner, Department: "civil", TokenSHA256: api.HashToken("tok-cora"), SigningKey: pub("cora")},
+		{Name: "aldo", Role: api.RoleAuditor, Department: "bureau", TokenSHA256: api.HashToken("tok-aldo")},
+		{Name: "adam", Role: api.RoleAdmin, Department: "bureau", TokenSHA256: api.HashToken("tok-adam")},
 	}
-	a, err := api.New(api.Config{Store: st, Users: users, Catalog: cat, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	a, err := api.New(api.Config{Store: st, Users: users, Catalog: cat, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Keys: keys{}})
 	require.NoError(t, err)
 	e := &env{store: st}
+	// Every request the client sends, and every answer, is checked against
+	// api/openapi.yaml.
+	c, err := contract.Load(api.OpenAPI)
+	require.NoError(t, err)
+	checked := c.Handler(a.Handler(), t.Errorf)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
-		a.Handler().ServeHTTP(rec, r)
+		checked.ServeHTTP(rec, r)
 		body := rec.Body.Bytes()
 		if e.rewrite != nil {
 			body = e.rewrite(r.URL.Path, body)
@@ -85,6 +93,16 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
+}
+
+// keys is a key ceremony that has not run yet.
+type keys struct{}
+
+func (keys) Init(context.Context, int) (any, error) {
+	return map[string]any{"epoch": 1, "threshold": 2, "nodes": []any{}}, nil
+}
+func (keys) Status(context.Context) (any, error) {
+	return map[string]any{"epoch": 0, "nodes": nil}, nil
 }
 
 // toReview submits a job as alice and plays the worker up to review.

@@ -161,3 +161,31 @@ type Verify struct {
 	Head    string `json:"head,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
+
+// Ready answers GET /readyz: each check ("store", "nodes") is "ok" or
+// what is wrong.
+type Ready struct {
+	Ready  bool              `json:"ready"`
+	Checks map[string]string `json:"checks"`
+}
+
+// Lineage answers GET /v1/lineage: every job that used a dataset, from
+// the coordinator's record (a data owner's own account is their node's
+// log).
+type Lineage struct {
+	Dataset string       `json:"dataset"`
+	Jobs    []LineageRow `json:"jobs"`
+	Source  string       `json:"source"`
+}
+
+// LineageRow is one job that used a dataset: who asked, why, for what kind
+// of job, which of the dataset's columns it used, and where it stands.
+type LineageRow struct {
+	Job       string    `json:"job"`
+	First     time.Time `json:"first"`
+	Requester string    `json:"requester"`
+	Purpose   string    `json:"purpose"`
+	Type      string    `json:"type"`
+	Columns   []string  `json:"columns"`
+	State     string    `json:"state"`
+}

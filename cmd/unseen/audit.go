@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -16,9 +18,11 @@ import (
 const maxAuditExport = 100000
 
 func auditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Read and verify audit logs (auditors)"}
+	cmd := &cobra.Command{Use: "audit", Short: "Read and verify audit logs (auditors)",
+		Example: "  UNSEEN_TOKEN=example-auditor-token unseen audit verify\n  unseen audit list --job $ID\n  unseen audit lineage hrss.unemployment_benefits --file examples/state/hrss/audit.jsonl"}
 	var file, key, name string
 	var witnesses, witnessKeys []string
+	var verifyOut *string
 	verify := &cobra.Command{
 		Use:   "verify [--file LOG [--key ed25519:… ] [--witness [NAME=]COPY …]]",
 		Short: "Verify a hash chain: a node's log file (--file) or the coordinator's (over the API); with witnesses, across parties",
@@ -35,6 +39,9 @@ the other party's copy. A copy is a node's log file, the coordinator's
 store file, or an export of the coordinator's chain (unseen audit list
 --json --limit 0 > coordinator.json). --witness-key [NAME=]ed25519:… checks
 the witness's keeper's signatures on the heads recorded here.`,
+		Example: `  unseen audit verify                                  # the coordinator's chain, over the API
+  unseen audit verify --file examples/state/hrss/audit.jsonl --key ed25519:…
+  unseen audit verify --file examples/state/hrss/audit.jsonl --witness coordinator=coordinator.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
@@ -50,11 +57,23 @@ the witness's keeper's signatures on the heads recorded here.`,
 				if err != nil {
 					return err
 				}
+				if *verifyOut == outJSON {
+					if err := printJSON(out, v); err != nil {
+						return err
+					}
+					if !v.OK {
+						return &exitError{2, fmt.Errorf("coordinator audit chain: %s", v.Error)}
+					}
+					return nil
+				}
 				if !v.OK {
 					return &exitError{2, fmt.Errorf("coordinator audit chain: %s", v.Error)}
 				}
 				fmt.Fprintf(out, "ok: coordinator: %d entries, chain and head intact\n", v.Entries)
 				return nil
+			}
+			if *verifyOut == outJSON {
+				return errors.New("-o json is for the coordinator's chain (without --file); a file's check prints one line per finding")
 			}
 			pub, err := parseKey(key)
 			if err != nil {
@@ -123,6 +142,7 @@ the witness's keeper's signatures on the heads recorded here.`,
 			return nil
 		},
 	}
+	verifyOut = addOutput(verify)
 	verify.Flags().StringVar(&file, "file", "", "a node's audit log file, the coordinator's store file (state/coordinator/unseen.db, while the coordinator is stopped), or an export of its chain")
 	verify.Flags().StringVar(&key, "key", "", "the log keeper's public signing key (ed25519:…): its head file and witnessed heads must be signed by it")
 	verify.Flags().StringVar(&name, "name", "", "whose log --file is (a department, or coordinator); default: as its signed head says")
@@ -131,10 +151,14 @@ the witness's keeper's signatures on the heads recorded here.`,
 
 	var f audit.Filter
 	var listJSON bool
+	var listOut *string
 	list := &cobra.Command{
-		Use:   "list [--json] [--limit N]",
-		Short: "List coordinator audit entries (filter by job, dataset, actor), as JSON: with --limit 0, an export of the whole chain for audit verify --witness",
-		Args:  cobra.NoArgs,
+		Use:   "list [--job ID] [--dataset NAME] [--actor USER] [--limit N]",
+		Short: "List the coordinator's audit entries (filter by job, dataset, actor); -o json with --limit 0 exports the whole chain for audit verify --witness",
+		Example: `  unseen audit list --job $ID
+  unseen audit list --dataset civil.minimum_living_allowance --actor alice
+  unseen audit list -o json --limit 0 > coordinator.json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -148,21 +172,65 @@ the witness's keeper's signatures on the heads recorded here.`,
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), es)
+			if listJSON || *listOut == outJSON {
+				return printJSON(cmd.OutOrStdout(), es)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tROLE\tACTION\tJOB\tDETAIL")
+			for _, e := range es {
+				var d []string
+				for _, k := range sortedKeys(e.Detail) {
+					if k == "purpose" || strings.HasPrefix(k, "witness.") {
+						continue // long; in -o json
+					}
+					d = append(d, k+"="+e.Detail[k])
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(e.Time), e.Actor, orDash(e.Role), e.Action, orDash(e.Job), strings.Join(d, " "))
+			}
+			return tw.Flush()
 		},
 	}
 	list.Flags().StringVar(&f.Job, "job", "", "job id")
 	list.Flags().StringVar(&f.Dataset, "dataset", "", "dataset name")
 	list.Flags().StringVar(&f.Actor, "actor", "", "user")
 	list.Flags().IntVar(&f.Limit, "limit", 200, fmt.Sprintf("newest N entries (0: as many as the API gives, %d)", maxAuditExport))
-	list.Flags().BoolVar(&listJSON, "json", true, "print as JSON (the only format: the flag is for scripts that say so)")
+	list.Flags().BoolVar(&listJSON, "json", false, "the same as -o json")
+	listOut = addOutput(list)
 	var lfile string
 	var asJSON bool
+	var lineageOut *string
 	lineage := &cobra.Command{
-		Use:   "lineage DATASET --file NODE-AUDIT-LOG",
-		Short: "Every job that touched a dataset, from its node's own log: requester, purpose, type, columns, outcome",
-		Args:  cobra.ExactArgs(1),
+		Use:   "lineage DATASET [--file NODE-AUDIT-LOG]",
+		Short: "Every job that touched a dataset: from its node's own log (--file), or the coordinator's record (data owners, auditors)",
+		Long: `With --file, reads the dataset's node's own audit log (after checking its
+chain): the account that needs no trust in the coordinator. Without it, asks
+the coordinator (GET /v1/lineage; data owners for their department's
+datasets, auditors for any).`,
+		Example: `  unseen audit lineage hrss.unemployment_benefits --file examples/state/hrss/audit.jsonl
+  UNSEEN_TOKEN=example-owner-civil-token unseen audit lineage civil.minimum_living_allowance`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON = asJSON || *lineageOut == outJSON
+			if lfile == "" {
+				c, err := apiClient()
+				if err != nil {
+					return err
+				}
+				l, err := c.Lineage(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), l)
+				}
+				tw := newTable(cmd.OutOrStdout())
+				fmt.Fprintf(tw, "# %s: %d jobs, from the %s's record (the node's own: --file)\n", l.Dataset, len(l.Jobs), l.Source)
+				fmt.Fprintln(tw, "FIRST SEEN\tJOB\tREQUESTER\tTYPE\tCOLUMNS\tSTATE\tPURPOSE")
+				for _, r := range l.Jobs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fmtTime(r.First), r.Job, r.Requester, r.Type, strings.Join(r.Columns, ","), r.State, r.Purpose)
+				}
+				return tw.Flush()
+			}
 			n, err := audit.VerifyFile(lfile)
 			if err != nil {
 				return &exitError{2, fmt.Errorf("refusing to report from a log that does not verify: %w", err)}
@@ -189,8 +257,17 @@ the witness's keeper's signatures on the heads recorded here.`,
 		},
 	}
 	lineage.Flags().StringVar(&lfile, "file", "", "the node's audit log file")
-	lineage.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
-	_ = lineage.MarkFlagRequired("file")
+	lineage.Flags().BoolVar(&asJSON, "json", false, "the same as -o json")
+	lineageOut = addOutput(lineage)
 	cmd.AddCommand(verify, list, lineage)
 	return cmd
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,10 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/api/client"
@@ -24,21 +26,52 @@ import (
 	"github.com/unseen-data/unseen/psi/delivery"
 )
 
-// caFile is the root command's --ca: the CA certificate(s) (PEM) the
-// coordinator's HTTPS API is checked against; empty: UNSEEN_CA, else the
-// system's roots.
-var caFile string
+// The client commands' connection: the root command's --server,
+// --token-file and --ca, each beside an environment variable.
+var (
+	// caFile: the CA certificate(s) (PEM) the coordinator's HTTPS API is
+	// checked against; empty: UNSEEN_CA, else the system's roots.
+	caFile string
+	// serverURL: the coordinator's API; empty: UNSEEN_URL, else
+	// defaultServer.
+	serverURL string
+	// tokenFile: a file holding the bearer token; empty: UNSEEN_TOKEN.
+	tokenFile string
+)
 
-// apiClient builds a client from UNSEEN_URL, UNSEEN_TOKEN and --ca or
-// UNSEEN_CA.
+const defaultServer = "http://127.0.0.1:8080"
+
+// connectionHelp is the root command's word on how client commands find
+// the coordinator and who they are.
+const connectionHelp = `Client commands talk to a coordinator's API as one user:
+  --server URL        or UNSEEN_URL   (default ` + defaultServer + `)
+  --token-file FILE   or UNSEEN_TOKEN (the token itself); a file keeps it out of
+                      shell history and the process list
+  --ca FILE           or UNSEEN_CA    (a CA to check an https:// server against)
+Read commands print tables; -o json prints the API's JSON for scripts.`
+
+// apiClient builds a client from --server/UNSEEN_URL, --token-file/
+// UNSEEN_TOKEN and --ca/UNSEEN_CA.
 func apiClient() (*client.Client, error) {
-	u := os.Getenv("UNSEEN_URL")
+	u := serverURL
 	if u == "" {
-		u = "http://127.0.0.1:8080"
+		u = os.Getenv("UNSEEN_URL")
+	}
+	if u == "" {
+		u = defaultServer
 	}
 	tok := os.Getenv("UNSEEN_TOKEN")
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		if tok = strings.TrimSpace(string(b)); tok == "" {
+			return nil, fmt.Errorf("--token-file %s is empty", tokenFile)
+		}
+	}
 	if tok == "" {
-		return nil, errors.New("set UNSEEN_TOKEN to your bearer token (and UNSEEN_URL if the coordinator is not at http://127.0.0.1:8080)")
+		return nil, fmt.Errorf("give your bearer token with --token-file FILE or set UNSEEN_TOKEN (and --server or UNSEEN_URL if the coordinator is not at %s)", defaultServer)
 	}
 	c := client.New(u, tok)
 	ca := caFile
@@ -61,18 +94,140 @@ func readSigningKey(path string) (ed25519.PrivateKey, error) {
 	return attest.ReadPrivateKeyFile(path)
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// Command groups, as `unseen --help` lists them.
+var groups = []*cobra.Group{
+	{ID: "analyst", Title: "Analysts (分析人员): ask questions, read released results"},
+	{ID: "owner", Title: "Data owners (数源单位): consent to jobs on conditional data"},
+	{ID: "reviewer", Title: "Reviewers (安全管理方): release or reject results"},
+	{ID: "auditor", Title: "Auditors: read and verify audit chains"},
+	{ID: "admin", Title: "Admins: keys, tokens, certificates, retries"},
+	{ID: "server", Title: "Running Unseen: coordinator, nodes, demo, benchmark"},
+}
+
+func inGroup(id string, cmds ...*cobra.Command) []*cobra.Command {
+	for _, c := range cmds {
+		c.GroupID = id
+	}
+	return cmds
+}
+
+// settledOrConsent: a state in which nothing more happens without a person
+// (or ever): what --wait stops at, short of release.
+func finished(s jobs.State) bool { return s.Final() || s == jobs.DeadLetter }
+
+// waitJob polls job id until done, showing progress on w: a live bar on a
+// terminal, one line per change of state otherwise (logs, scripts).
+func waitJob(ctx context.Context, c *client.Client, w io.Writer, id string, done func(jobs.State) bool, timeout time.Duration) (*wire.Job, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	var bar *progressbar.ProgressBar
+	last := jobs.State("")
+	j, err := c.Wait(ctx, id, 500*time.Millisecond, func(j *wire.Job) bool { return done(j.State) }, func(j *wire.Job) {
+		if tty {
+			if bar == nil {
+				bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(w), progressbar.OptionSetWidth(30),
+					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(false), progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionSpinnerType(14), progressbar.OptionFullWidth())
+			}
+			if j.Progress.Total > 0 {
+				bar.ChangeMax64(j.Progress.Total)
+				_ = bar.Set64(j.Progress.Done)
+			}
+			desc := string(j.State)
+			if j.Progress.Step != "" && j.State == jobs.Running {
+				desc += " (" + j.Progress.Step + ")"
+			}
+			bar.Describe(desc)
+			return
+		}
+		if j.State != last {
+			last = j.State
+			fmt.Fprintf(w, "%s  %s: %s\n", time.Now().Format("15:04:05"), j.State, nextStep(j))
+		}
+	})
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(w)
+	}
+	if err != nil && j != nil && errors.Is(err, context.DeadlineExceeded) {
+		return j, &exitError{3, fmt.Errorf("gave up waiting after %s: job %s is %s", timeout, j.ID, j.State)}
+	}
+	return j, err
+}
+
+// showResult prints a released job's result (psi_members: decrypted with
+// keyFile), or says what state the job is in and why.
+func showResult(ctx context.Context, c *client.Client, w io.Writer, j *wire.Job, keyFile, output string) error {
+	if j.State != jobs.Released {
+		msg := fmt.Sprintf("job %s is %s", j.ID, j.State)
+		if j.Error != "" {
+			msg += ": " + j.Error
+		}
+		if j.Comment != "" {
+			msg += ": " + j.Comment
+		}
+		return &exitError{4, errors.New(msg)}
+	}
+	r, err := c.Result(ctx, j.ID)
+	if err != nil {
+		return err
+	}
+	return printReleased(w, r, keyFile, output)
+}
+
+func printReleased(w io.Writer, r *wire.Result, keyFile, output string) error {
+	if r.Type == "psi_members" {
+		members, err := openMembers(r, keyFile)
+		if err != nil {
+			return err
+		}
+		if output == outJSON {
+			return printJSON(w, map[string]any{"id": r.ID, "type": r.Type, "count": len(members), "members": members, "reviewer": r.Reviewer})
+		}
+		fmt.Fprintf(w, "# job %s: %d members, released by %s\n", r.ID, len(members), r.Reviewer)
+		for _, m := range members {
+			fmt.Fprintln(w, m)
+		}
+		return nil
+	}
+	if output == outJSON {
+		return printJSON(w, r)
+	}
+	fmt.Fprintf(w, "# job %s (%s), released by %s", r.ID, r.Type, r.Reviewer)
+	if r.Comment != "" {
+		fmt.Fprintf(w, ": %s", r.Comment)
+	}
+	fmt.Fprintln(w)
+	return printResult(w, r.Type, r.Result)
 }
 
 func clientCmds() []*cobra.Command {
 	var idem string
+	var quiet, wait bool
+	var waitTimeout time.Duration
+	var submitKey string
 	submit := &cobra.Command{
 		Use:   "submit JOB.json",
-		Short: "Submit a job spec (analysts)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Submit a job spec: prints the new job's id (analysts)",
+		Long: `Submits a job spec (JSON; see examples/jobs). The new job's id goes to
+standard output, alone on its line, so ID=$(unseen submit JOB.json) works;
+what happens next goes to standard error (-q: nothing).
+
+With --wait, follows the job — a live progress bar on a terminal, a line per
+change of state otherwise — until it is released (then prints the result),
+or rejected, failed, cancelled or expired (then says so and exits 4). It waits
+through the owners' consent and the review, as the analyst would.`,
+		Example: `  unseen submit examples/jobs/benefits_property_cardinality.json
+  ID=$(unseen submit -q examples/jobs/allowance_by_district.json)
+  unseen submit --wait --timeout 10m examples/jobs/tianhe_benefits_property.json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -86,16 +241,39 @@ func clientCmds() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", s.ID, s.State)
-			return nil
+			fmt.Fprintln(cmd.OutOrStdout(), s.ID)
+			if !quiet && !wait {
+				j, err := c.Job(cmd.Context(), s.ID)
+				if err == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "job %s is %s: %s\n", s.ID, s.State, nextStep(j))
+				}
+			}
+			if !wait {
+				return nil
+			}
+			ew := cmd.ErrOrStderr()
+			if quiet {
+				ew = io.Discard
+			}
+			j, err := waitJob(cmd.Context(), c, ew, s.ID, finished, waitTimeout)
+			if err != nil {
+				return err
+			}
+			return showResult(cmd.Context(), c, cmd.OutOrStdout(), j, submitKey, outTable)
 		},
 	}
 	submit.Flags().StringVar(&idem, "idempotency-key", "", "make retries of this submission create one job")
+	submit.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the job id")
+	submit.Flags().BoolVar(&wait, "wait", false, "follow the job until it is released (print the result) or ends otherwise")
+	submit.Flags().DurationVar(&waitTimeout, "timeout", 0, "with --wait: give up after this long (exit 3); 0: no limit")
+	submit.Flags().StringVar(&submitKey, "key", defaultKeyFile(), "with --wait, psi_members: your private key FILE (from unseen keygen)")
 
+	var statusOut *string
 	status := &cobra.Command{
-		Use:   "status ID",
-		Short: "Show a job's state, progress and history",
-		Args:  cobra.ExactArgs(1),
+		Use:     "status ID",
+		Short:   "Show a job's state, what it waits for, its progress and history",
+		Example: "  unseen status j_6q2xpcqt4xpsmpkhon3lqmhqha\n  unseen status $ID -o json | jq .state",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -105,15 +283,54 @@ func clientCmds() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), j)
+			if *statusOut == outJSON {
+				return printJSON(cmd.OutOrStdout(), j)
+			}
+			return printJob(cmd.OutOrStdout(), j)
 		},
 	}
+	statusOut = addOutput(status)
+
+	var waitFor string
+	var waitFor2 time.Duration
+	waitCmd := &cobra.Command{
+		Use:   "wait ID [--for STATE]",
+		Short: "Wait until a job reaches a state (default: released), showing its progress",
+		Long: `Waits until the job is in --for (awaiting_review, released, …) and prints
+its state; exits 4 if the job ends in another state first (rejected, failed,
+cancelled, expired, dead_letter), 3 on --timeout.`,
+		Example: "  unseen wait $ID --for awaiting_review --timeout 5m\n  unseen wait $ID && unseen result $ID",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target := jobs.State(waitFor)
+			if !target.Valid() {
+				return fmt.Errorf("--for: unknown state %q", waitFor)
+			}
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			j, err := waitJob(cmd.Context(), c, cmd.ErrOrStderr(), args[0], func(s jobs.State) bool { return s == target || finished(s) }, waitFor2)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", j.ID, j.State)
+			if j.State != target {
+				return &exitError{4, fmt.Errorf("job %s ended %s, not %s: %s", j.ID, j.State, target, nextStep(j))}
+			}
+			return nil
+		},
+	}
+	waitCmd.Flags().StringVar(&waitFor, "for", string(jobs.Released), "the state to wait for")
+	waitCmd.Flags().DurationVar(&waitFor2, "timeout", 0, "give up after this long (exit 3); 0: no limit")
 
 	var listState string
+	var listOut *string
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the jobs you may see (yours; reviewers: those awaiting review)",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List the jobs you may see (analysts: yours; reviewers: awaiting review; auditors, admins: all)",
+		Example: "  unseen list\n  unseen list --state awaiting_review -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -123,32 +340,42 @@ func clientCmds() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTYPE\tSTATE\tOWNER\tPROGRESS\tPURPOSE")
-			for _, j := range js {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\n", j.ID, j.Type, j.State, j.Owner, j.Progress.Done, j.Progress.Total, j.Purpose)
+			if *listOut == outJSON {
+				return printJSON(cmd.OutOrStdout(), wire.Jobs{Jobs: js})
 			}
-			return tw.Flush()
+			return printJobs(cmd.OutOrStdout(), js)
 		},
 	}
 	list.Flags().StringVar(&listState, "state", "", "only jobs in this state")
+	listOut = addOutput(list)
 
+	var reviewOut *string
 	review := &cobra.Command{
-		Use:   "review ID",
-		Short: "Show a finished job's result and disclosure checks (reviewers)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "review ID",
+		Short:   "Show a finished job's result, its disclosure checks and what an approval signs (reviewers)",
+		Example: "  UNSEEN_TOKEN=example-reviewer-token unseen review $ID",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			r, err := c.Review(cmd.Context(), args[0])
+			raw, err := c.ReviewRaw(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), r)
+			if *reviewOut == outJSON {
+				_, err := cmd.OutOrStdout().Write(append(raw, '\n'))
+				return err
+			}
+			var rv wire.Review
+			if err := json.Unmarshal(raw, &rv); err != nil {
+				return err
+			}
+			return printReview(cmd.OutOrStdout(), &rv, raw)
 		},
 	}
+	reviewOut = addOutput(review)
 
 	var comment, approveKey, expectRecipient string
 	approve := &cobra.Command{
@@ -160,7 +387,8 @@ shown, and for psi_members the analyst's key the list is sealed to), signs it
 with your key and sends it. The nodes release a member list only against it.
 Check the recipient fingerprint it prints against the analyst's, or give
 --expect-recipient.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  UNSEEN_TOKEN=example-reviewer-token unseen approve $ID --key examples/keys/rita.ed25519 --comment "checks fine"`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			priv, err := readSigningKey(approveKey)
 			if err != nil {
@@ -202,14 +430,15 @@ Check the recipient fingerprint it prints against the analyst's, or give
 		},
 	}
 	approve.Flags().StringVar(&comment, "comment", "", "a note kept with the decision")
-	approve.Flags().StringVar(&approveKey, "key", "", "your signing key (from `unseen keygen --sign`; its public half is your signing_key)")
+	approve.Flags().StringVar(&approveKey, "key", "", "your signing key FILE (from unseen keygen --sign; its public half is your signing_key)")
 	approve.Flags().StringVar(&expectRecipient, "expect-recipient", "", "psi_members: refuse unless the analyst's key has this fingerprint")
 
 	var reason string
 	reject := &cobra.Command{
-		Use:   "reject ID --reason TEXT",
-		Short: "Refuse release of a result (reviewers)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "reject ID --reason TEXT",
+		Short:   "Refuse release of a result (reviewers)",
+		Example: `  UNSEEN_TOKEN=example-reviewer-token unseen reject $ID --reason "purpose too broad"`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -228,9 +457,10 @@ Check the recipient fingerprint it prints against the analyst's, or give
 
 	var cancelReason string
 	cancel := &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Cancel one of your jobs that has not finished",
-		Args:  cobra.ExactArgs(1),
+		Use:     "cancel ID",
+		Short:   "Cancel one of your jobs that has not finished",
+		Example: `  unseen cancel $ID --reason "submitted by mistake"`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -247,10 +477,16 @@ Check the recipient fingerprint it prints against the analyst's, or give
 	cancel.Flags().StringVar(&cancelReason, "reason", "", "why")
 
 	var keyFile string
+	var resultOut *string
 	result := &cobra.Command{
 		Use:   "result ID",
-		Short: "Print a released result (psi_members lists are decrypted with your key)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Print a released result as a table (psi_members lists are decrypted with your key)",
+		Long: `Prints a released result: a count, or statistics per group and histogram
+bucket. A cell below the dataset's k is shown as suppressed, with why, never as
+a number; with -o json it is {"suppressed": "<why>"} (a group), or null (a
+histogram bucket), as the API returns it.`,
+		Example: "  unseen result $ID\n  unseen result $ID -o json\n  unseen result $ID2 --key examples/keys/alice.key   # psi_members",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -260,22 +496,18 @@ Check the recipient fingerprint it prints against the analyst's, or give
 			if err != nil {
 				return err
 			}
-			if r.Type != "psi_members" {
-				return printJSON(cmd.OutOrStdout(), r)
-			}
-			members, err := openMembers(r, keyFile)
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), map[string]any{"id": r.ID, "type": r.Type, "count": len(members), "members": members, "reviewer": r.Reviewer})
+			return printReleased(cmd.OutOrStdout(), r, keyFile, *resultOut)
 		},
 	}
-	result.Flags().StringVar(&keyFile, "key", defaultKeyFile(), "your private key from `unseen keygen`")
+	result.Flags().StringVar(&keyFile, "key", defaultKeyFile(), "your private key FILE (from unseen keygen)")
+	resultOut = addOutput(result)
 
+	var dsOut *string
 	datasets := &cobra.Command{
-		Use:   "datasets",
-		Short: "List the catalog: the datasets departments share, and their rules (metadata only)",
-		Args:  cobra.NoArgs,
+		Use:     "datasets",
+		Short:   "List the catalog: the datasets departments share, and their rules (metadata only)",
+		Example: "  unseen datasets\n  unseen datasets -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -285,27 +517,20 @@ Check the recipient fingerprint it prints against the analyst's, or give
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DATASET\tCLASS\tSHARING\tK\tJOB TYPES\tCOLUMNS")
-			for _, d := range ds.Datasets {
-				var cols []string
-				for _, c := range d.Columns {
-					cols = append(cols, c.Name)
-				}
-				var types []string
-				for _, t := range d.JobTypes {
-					types = append(types, string(t))
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", d.Name, d.Classification, d.Sharing, d.EffectiveMinCount(), strings.Join(types, ","), strings.Join(cols, ","))
+			if *dsOut == outJSON {
+				return printJSON(cmd.OutOrStdout(), ds)
 			}
-			return tw.Flush()
+			return printDatasets(cmd.OutOrStdout(), ds.Datasets)
 		},
 	}
+	dsOut = addOutput(datasets)
+
 	var retryReason string
 	retry := &cobra.Command{
-		Use:   "retry ID",
-		Short: "Requeue a dead-lettered job once its cause is mended (admins)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "retry ID",
+		Short:   "Requeue a dead-lettered job once its cause is mended (admins)",
+		Example: `  UNSEEN_TOKEN=example-admin-token unseen retry $ID --reason "node housing is back"`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -320,7 +545,123 @@ Check the recipient fingerprint it prints against the analyst's, or give
 		},
 	}
 	retry.Flags().StringVar(&retryReason, "reason", "", "what was mended")
-	return []*cobra.Command{submit, status, list, review, approve, reject, cancel, result, datasets, consentCmd(), retry}
+
+	var meOut *string
+	whoami := &cobra.Command{
+		Use:     "whoami",
+		Short:   "Show whom your token names, and the keys registered for you",
+		Example: "  unseen --token-file ~/.config/unseen/token whoami",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			me, err := c.Me(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if *meOut == outJSON {
+				return printJSON(cmd.OutOrStdout(), me)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			fmt.Fprintf(tw, "NAME\t%s\nROLE\t%s\nDEPARTMENT\t%s\n", me.Name, me.Role, me.Department)
+			if me.SigningKey != "" {
+				fp := ""
+				if k, err := attest.ParsePublicKey(me.SigningKey); err == nil {
+					fp = " (fingerprint " + attest.Fingerprint(k) + ")"
+				}
+				fmt.Fprintf(tw, "SIGNING KEY\t%s%s\n", me.SigningKey, fp)
+			}
+			if me.PublicKey != "" {
+				fmt.Fprintf(tw, "PUBLIC KEY\t%s\n", me.PublicKey)
+			}
+			return tw.Flush()
+		},
+	}
+	meOut = addOutput(whoami)
+
+	var readyTimeout time.Duration
+	var readyOut *string
+	ready := &cobra.Command{
+		Use:   "ready [--wait DURATION]",
+		Short: "Check that the coordinator, its job store and every node answer",
+		Long: `Asks the coordinator's /readyz (no token needed) and prints each check; with
+--wait, retries until everything is ready or the time is up (exit 3). Scripts
+start the coordinator and nodes, then run unseen ready --wait 30s.`,
+		Example: "  unseen ready\n  unseen --server http://127.0.0.1:18080 ready --wait 30s",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := readyClient()
+			if err != nil {
+				return err
+			}
+			deadline := time.Now().Add(readyTimeout)
+			for {
+				rd, err := c.Ready(cmd.Context())
+				if err == nil && rd.Ready || time.Now().After(deadline) {
+					if err != nil {
+						return &exitError{3, err}
+					}
+					if *readyOut == outJSON {
+						if err := printJSON(cmd.OutOrStdout(), rd); err != nil {
+							return err
+						}
+					} else {
+						tw := newTable(cmd.OutOrStdout())
+						fmt.Fprintln(tw, "CHECK\tSTATUS")
+						for _, k := range []string{"store", "nodes"} {
+							if v, ok := rd.Checks[k]; ok {
+								fmt.Fprintf(tw, "%s\t%s\n", k, v)
+							}
+						}
+						_ = tw.Flush()
+					}
+					if !rd.Ready {
+						return &exitError{3, errors.New("not ready")}
+					}
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+		},
+	}
+	ready.Flags().DurationVar(&readyTimeout, "wait", 0, "retry until ready for this long")
+	readyOut = addOutput(ready)
+
+	out := inGroup("analyst", submit, status, waitCmd, list, result, cancel, datasets, whoami)
+	out = append(out, inGroup("owner", consentCmd())...)
+	out = append(out, inGroup("reviewer", review, approve, reject)...)
+	out = append(out, inGroup("admin", retry)...)
+	out = append(out, inGroup("server", ready)...)
+	return out
+}
+
+// readyClient is a client for /readyz: the server as for every command, a
+// token only if one is given (readiness needs none).
+func readyClient() (*client.Client, error) {
+	u := serverURL
+	if u == "" {
+		u = os.Getenv("UNSEEN_URL")
+	}
+	if u == "" {
+		u = defaultServer
+	}
+	c := client.New(u, os.Getenv("UNSEEN_TOKEN"))
+	ca := caFile
+	if ca == "" {
+		ca = os.Getenv("UNSEEN_CA")
+	}
+	if ca != "" {
+		if err := c.TrustCAFile(ca); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // sealedList is a released psi_members result's sealed list: the one the
@@ -396,7 +737,8 @@ at the coordinator, and in the nodes' configurations (federation.reviewers, or
 the department's owners), which check every signature themselves. Nodes and
 the coordinator make their own signing keys on first start (see
 unseen node identity, unseen coordinator identity).`,
-		Args: cobra.NoArgs,
+		Example: "  unseen keygen                          # analyst: ~/.config/unseen/analyst.key\n  unseen keygen --sign --out rita.ed25519 # reviewer or data owner",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if sign {
 				if out == "" {
@@ -468,17 +810,68 @@ func checkSigningKey(registered, name string, priv ed25519.PrivateKey) error {
 }
 
 func tokenCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Token helpers for configuration files"}
+	cmd := &cobra.Command{Use: "token", Short: "Token helpers for configuration files (admins)",
+		Example: "  unseen token new\n  unseen token hash < token.txt"}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "hash TOKEN",
-		Short: "Print the SHA-256 of a token, as configs store it (token_sha256)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "hash < TOKEN-FILE",
+		Short: "Print the SHA-256 of a token read from standard input, as configs store it (token_sha256)",
+		Long: `Reads the token from standard input (typed without echo on a terminal, or
+piped from a file), never from the command line, where shell history and the
+process list would keep it; one trailing newline is ignored.`,
+		Example: "  unseen token hash < alice.token\n  printf %s \"$TOKEN\" | unseen token hash",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return errors.New("the token is read from standard input, not the command line (history and ps would keep it): unseen token hash < FILE")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), api.HashToken(args[0]))
+			tok, err := readSecret(cmd, "token: ")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), api.HashToken(tok))
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:     "new",
+		Short:   "Make a random token: the token on standard output, its token_sha256 on standard error",
+		Example: "  unseen token new > alice.token   # give alice the file; put the printed hash in the config",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok := randomToken()
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			fmt.Fprintf(cmd.ErrOrStderr(), "token_sha256: %s\n", api.HashToken(tok))
 			return nil
 		},
 	})
 	return cmd
+}
+
+// readSecret reads one secret from standard input: without echo from a
+// terminal (after prompt on stderr), else all of it, less one trailing
+// newline.
+func readSecret(cmd *cobra.Command, prompt string) (string, error) {
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(cmd.ErrOrStderr(), prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(in, 1<<16))
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		return "", errors.New("no token on standard input")
+	}
+	return s, nil
 }
 
 func consentCmd() *cobra.Command {
@@ -492,6 +885,9 @@ command fetched it — its id, the hash of its spec, its requester — the
 dataset, your answer, reason and --until: the nodes use a conditional
 dataset only with that signature, and only until then. A refusal needs
 no key (it is signed if you give one).`,
+		Example: `  unseen consent list
+  unseen consent $ID --approve --key examples/keys/cora.ed25519 --reason "within our agreement"
+  unseen consent $ID --refuse --reason "not within our agreement"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if approve == refuse {
@@ -527,13 +923,15 @@ no key (it is signed if you give one).`,
 	cmd.Flags().BoolVar(&approve, "approve", false, "consent (signed: give --key)")
 	cmd.Flags().BoolVar(&refuse, "refuse", false, "refuse (give --reason)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required with --refuse)")
-	cmd.Flags().StringVar(&keyFile, "key", "", "your signing key (from `unseen keygen --sign`)")
+	cmd.Flags().StringVar(&keyFile, "key", "", "your signing key FILE (from unseen keygen --sign)")
 	cmd.Flags().StringVar(&until, "until", "", "when the consent lapses, RFC 3339 (default: 30 days from now)")
 	cmd.Flags().StringVar(&dataset, "dataset", "", "answer for this dataset only (default: every one of your department's that the job asks for)")
-	cmd.AddCommand(&cobra.Command{
-		Use:   "list",
-		Short: "Jobs awaiting your department's consent: what is asked, by whom, why, by when",
-		Args:  cobra.NoArgs,
+	var listOut *string
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "Jobs awaiting your department's consent: what is asked, by whom, why, by when",
+		Example: "  UNSEEN_TOKEN=example-owner-civil-token unseen consent list",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -544,6 +942,9 @@ no key (it is signed if you give one).`,
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if *listOut == outJSON {
+				return printJSON(out, wire.Jobs{Jobs: js})
+			}
 			if len(js) == 0 {
 				fmt.Fprintln(out, "no jobs await your consent")
 			}
@@ -579,6 +980,8 @@ no key (it is signed if you give one).`,
 			}
 			return nil
 		},
-	})
+	}
+	listOut = addOutput(list)
+	cmd.AddCommand(list)
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,10 +19,19 @@ import (
 
 func coordinatorCmd() *cobra.Command {
 	var cfgPath, redisURL, listen string
+	var nodeURLs []string
 	cmd := &cobra.Command{
-		Use:   "coordinator",
-		Short: "Run the coordinator: the HTTP API and the workers",
-		Args:  cobra.NoArgs,
+		Use:   "coordinator --config FILE [--listen ADDR] [--node DEPT=URL …] [--redis URL]",
+		Short: "Run the coordinator: the HTTP API, the web console (/console/) and the workers",
+		Long: `Runs the coordinator: the people's HTTP API and web console on --listen (or
+the config's listen), the workers that run jobs with the nodes, and the
+retry scheduler. --node moves a configured node to another URL without
+editing the config (repeat it for each node that moved).`,
+		Example: `  unseen coordinator --config examples/coordinator.yaml
+  unseen coordinator --config examples/coordinator.yaml --listen 127.0.0.1:18080 \
+      --node hrss=http://127.0.0.1:17101 --node housing=http://127.0.0.1:17102
+  unseen coordinator --config examples/coordinator.yaml --redis redis://127.0.0.1:6379/0`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := coordinator.LoadConfig(cfgPath)
 			if err != nil {
@@ -32,6 +42,9 @@ func coordinatorCmd() *cobra.Command {
 			}
 			if listen != "" {
 				cfg.Listen = listen
+			}
+			if err := overrideNodes(cfg, nodeURLs); err != nil {
+				return err
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -59,12 +72,14 @@ func coordinatorCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "examples/coordinator.yaml", "coordinator configuration file")
 	cmd.Flags().StringVar(&redisURL, "redis", "", "Redis URL (redis://host:port/db); empty: embedded backend")
-	cmd.Flags().StringVar(&listen, "listen", "", "listen address (overrides the config)")
+	cmd.Flags().StringVar(&listen, "listen", "", "the API's listen address, host:port (overrides the config's listen)")
+	cmd.Flags().StringArrayVar(&nodeURLs, "node", nil, "DEPT=URL: reach department DEPT's node at URL instead of the config's (repeatable)")
 	var idCfg string
 	identity := &cobra.Command{
-		Use:   "identity --config FILE",
-		Short: "Print the coordinator's public signing key (the nodes' federation.coordinator), making the key if there is none",
-		Args:  cobra.NoArgs,
+		Use:     "identity --config FILE",
+		Short:   "Print the coordinator's public signing key (the nodes' federation.coordinator), making the key if there is none",
+		Example: "  unseen coordinator identity --config examples/coordinator.yaml",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := coordinator.LoadConfig(idCfg)
 			if err != nil {
@@ -83,6 +98,26 @@ func coordinatorCmd() *cobra.Command {
 	identity.Flags().StringVar(&idCfg, "config", "examples/coordinator.yaml", "coordinator configuration file")
 	cmd.AddCommand(identity)
 	return cmd
+}
+
+// overrideNodes applies --node DEPT=URL to the configured nodes.
+func overrideNodes(cfg *coordinator.Config, flags []string) error {
+	for _, f := range flags {
+		dept, u, ok := strings.Cut(f, "=")
+		if !ok || dept == "" || u == "" {
+			return fmt.Errorf("--node %q: say DEPARTMENT=URL", f)
+		}
+		found := false
+		for i := range cfg.Nodes {
+			if cfg.Nodes[i].Department == dept {
+				cfg.Nodes[i].URL, found = u, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("--node %s: the configuration has no node for department %q", f, dept)
+		}
+	}
+	return nil
 }
 
 // startCoordinator wires the coordinator and its HTTP API on ln; run serves

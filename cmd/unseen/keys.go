@@ -12,12 +12,15 @@ import (
 )
 
 func keysCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "The federation's homomorphic keys: ceremony and status (admins)"}
+	cmd := &cobra.Command{Use: "keys", Short: "The federation's homomorphic keys: ceremony and status (admins)",
+		Example: "  UNSEEN_TOKEN=example-admin-token unseen keys init --threshold 2\n  UNSEEN_TOKEN=example-admin-token unseen keys status"}
 	var threshold int
+	var initOut, statusOut *string
 	initCmd := &cobra.Command{
-		Use:   "init --threshold T",
-		Short: "Run a key ceremony with every node: a collective public key, decryption needing T of the N nodes",
-		Args:  cobra.NoArgs,
+		Use:     "init --threshold T",
+		Short:   "Run a key ceremony with every node: a collective public key, decryption needing T of the N nodes",
+		Example: "  unseen keys init --threshold 2",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -28,15 +31,20 @@ func keysCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if *initOut == outJSON {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
 			return printStatus(cmd.OutOrStdout(), raw)
 		},
 	}
 	initCmd.Flags().IntVar(&threshold, "threshold", 0, "how many nodes must cooperate to decrypt a result (2 ≤ t ≤ N)")
 	_ = initCmd.MarkFlagRequired("threshold")
+	initOut = addOutput(initCmd)
 	status := &cobra.Command{
-		Use:   "status",
-		Short: "Show the key epoch, threshold and which nodes hold their shares",
-		Args:  cobra.NoArgs,
+		Use:     "status",
+		Short:   "Show the key epoch, threshold and which nodes hold their shares",
+		Example: "  unseen keys status\n  unseen keys status -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -46,9 +54,13 @@ func keysCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if *statusOut == outJSON {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
 			return printStatus(cmd.OutOrStdout(), raw)
 		},
 	}
+	statusOut = addOutput(status)
 	cmd.AddCommand(initCmd, status)
 	return cmd
 }

@@ -52,23 +52,40 @@ func main() {
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "unseen",
-		Short:         "Unseen: answers across departments' data, without handing records to anyone",
+		Use:   "unseen",
+		Short: "Unseen: answers across departments' data, without handing records to anyone",
+		Long: `Unseen: answers across departments' data, without handing records to anyone
+(数据可用不可见). One binary: the coordinator, a department's node, the demo,
+and the command line of analysts, data owners, reviewers, auditors and
+admins. The same coordinator serves a web console at /console/.
+
+` + connectionHelp,
+		Example: `  go run ./cmd/unseen demo                 # a whole federation on this machine
+  unseen --server http://127.0.0.1:8080 --token-file alice.token list`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&caFile, "ca", "", "CA certificate (PEM) the coordinator's HTTPS API is checked against (default $UNSEEN_CA, else the system's roots)")
-	root.AddCommand(
-		demoCmd(),
-		coordinatorCmd(),
-		nodeCmd(),
-		keygenCmd(),
-		tokenCmd(),
-		benchCmd(),
-		pkiCmd(),
-		keysCmd(),
-	)
+	pf := root.PersistentFlags()
+	pf.StringVar(&serverURL, "server", "", "the coordinator's API URL (default $UNSEEN_URL, else "+defaultServer+")")
+	pf.StringVar(&tokenFile, "token-file", "", "a file holding your bearer token (default: the token in $UNSEEN_TOKEN)")
+	pf.StringVar(&caFile, "ca", "", "CA certificate (PEM) the coordinator's HTTPS API is checked against (default $UNSEEN_CA, else the system's roots)")
+	root.AddGroup(groups...)
+	root.SetHelpCommandGroupID("server")
+	root.SetCompletionCommandGroupID("server")
 	root.AddCommand(clientCmds()...)
-	root.AddCommand(auditCmd())
+	root.AddCommand(inGroup("auditor", auditCmd())...)
+	root.AddCommand(inGroup("admin", keysCmd(), tokenCmd(), keygenCmd(), pkiCmd())...)
+	root.AddCommand(inGroup("server", coordinatorCmd(), nodeCmd(), withExample(demoCmd(),
+		"  go run ./cmd/unseen demo\n  unseen demo --json | jq .ok"), withExample(benchCmd(),
+		"  unseen bench --sizes 65536,262144"))...)
 	return root
+}
+
+// withExample gives a command an example if it has none (the demo and the
+// bench are built elsewhere).
+func withExample(c *cobra.Command, ex string) *cobra.Command {
+	if c.Example == "" {
+		c.Example = ex
+	}
+	return c
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -25,8 +26,16 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
+	var err error
+	if readmePath, err = filepath.Abs(filepath.Join("..", "..", "README.md")); err != nil {
+		t.Fatal(err)
+	}
+	if examplesDir, err = filepath.Abs(filepath.Join("..", "..", "examples")); err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:  "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"readme": cmdReadme},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("UNSEEN_TOKEN", "")
 			env.Setenv("UNSEEN_URL", "")

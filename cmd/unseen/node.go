@@ -24,9 +24,13 @@ import (
 func nodeCmd() *cobra.Command {
 	var cfgPath, listen string
 	cmd := &cobra.Command{
-		Use:   "node",
+		Use:   "node --config FILE [--listen ADDR]",
 		Short: "Run a department's node: serve its datasets to the protocol, never its records",
-		Args:  cobra.NoArgs,
+		Long: `Runs a department's node on --listen (or the config's listen). The
+coordinator must know where: its config's nodes, or its --node DEPT=URL.`,
+		Example: `  unseen node --config examples/nodes/hrss.yaml
+  unseen node --config examples/nodes/hrss.yaml --listen 127.0.0.1:17101`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := node.LoadConfig(cfgPath)
 			if err != nil {
@@ -70,7 +74,7 @@ func nodeCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (e.g. examples/nodes/hrss.yaml)")
-	cmd.Flags().StringVar(&listen, "listen", "", "listen address (overrides the config)")
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address, host:port (overrides the config's listen)")
 	var idCfg string
 	identity := &cobra.Command{
 		Use:   "identity --config FILE",
@@ -79,7 +83,8 @@ func nodeCmd() *cobra.Command {
 a configuration whose federation section does not list this node yet), and
 prints the public half of the node's signing key, making the key (0600) where
 the node would on first start if there is none.`,
-		Args: cobra.NoArgs,
+		Example: "  unseen node identity --config examples/nodes/hrss.yaml",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, err := nodeSigningKeyPath(idCfg)
 			if err != nil {

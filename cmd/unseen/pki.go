@@ -14,14 +14,16 @@ import (
 func pkiCmd() *cobra.Command {
 	var dir string
 	var validity time.Duration
-	cmd := &cobra.Command{Use: "pki", Short: "The federation CA: certificates for mutual TLS between coordinator and nodes (admins)"}
+	cmd := &cobra.Command{Use: "pki", Short: "The federation CA: certificates for mutual TLS between coordinator and nodes (admins)",
+		Example: "  unseen pki init --dir pki\n  unseen pki issue node hrss --dir pki --host node-hrss.example.gov.cn\n  unseen pki issue coordinator --dir pki"}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "pki", "the CA's directory")
 	cmd.PersistentFlags().DurationVar(&validity, "validity", 365*24*time.Hour, "how long certificates are valid")
 	var name string
 	initCmd := &cobra.Command{
-		Use:   "init",
-		Short: "Create the federation CA (ca.crt, ca.key with mode 0600); refuses to overwrite one",
-		Args:  cobra.NoArgs,
+		Use:     "init",
+		Short:   "Create the federation CA (ca.crt, ca.key with mode 0600); refuses to overwrite one",
+		Example: "  unseen pki init --dir pki",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := pki.Init(dir, name, 10*validity); err != nil {
 				return err
@@ -33,9 +35,10 @@ func pkiCmd() *cobra.Command {
 	initCmd.Flags().StringVar(&name, "name", "Unseen federation CA", "the CA's name")
 	var hosts, out string
 	issue := &cobra.Command{
-		Use:   "issue node DEPARTMENT | issue coordinator",
-		Short: "Issue a node's or the coordinator's certificate",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:     "issue node DEPARTMENT | issue coordinator",
+		Short:   "Issue a node's or the coordinator's certificate",
+		Example: "  unseen pki issue node hrss --dir pki --host node-hrss.example.gov.cn\n  unseen pki issue coordinator --dir pki --host api.example.gov.cn",
+		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var identity, base string
 			switch {

@@ -93,7 +93,10 @@ func (c *Catalog) fetch(ctx context.Context, dept string, cl *Client) ([]policy.
 // Catalog returns the current catalog, refreshing it if stale.
 func (c *Catalog) Catalog(ctx context.Context) (policy.Catalog, error) {
 	c.mu.Lock()
-	stale := time.Since(c.fetched) > c.TTL
+	// A node never heard from (started after the coordinator) is asked
+	// again within a second, not a whole TTL later.
+	age := time.Since(c.fetched)
+	stale := age > c.TTL || len(c.byDept) < len(c.Nodes) && age > time.Second
 	c.mu.Unlock()
 	if stale {
 		_ = c.Refresh(ctx) // unreachable nodes keep their last declarations
