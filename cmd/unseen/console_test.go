@@ -257,7 +257,9 @@ func (b *browser) goTo(ctx context.Context, hash string) {
 func (b *browser) waitText(ctx context.Context, sel, want string) {
 	b.t.Helper()
 	js := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.innerText.includes(%s); })()`, jsString(sel), jsString(want))
-	c, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	// Generous: a job reaching review runs PSI and homomorphic steps, slow
+	// under -race on a loaded 2-core machine.
+	c, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if _, err := chromedp.Run(c, chromedp.Poll[bool](js, chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
 		got := eval[string](b, ctx, fmt.Sprintf(`(document.querySelector(%s) || {innerText: "(no such element)"}).innerText`, jsString(sel)))

@@ -301,7 +301,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		say("   alice submits          → job %s is %s", sub.ID, sub.State)
 		last := jobs.State("")
 		var lastDone int64 = -1
-		wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+		wctx, wcancel := context.WithTimeout(ctx, 15*time.Minute) // generous: a loaded machine, or -race
 		j, err := analyst.Wait(wctx, sub.ID, 50*time.Millisecond, func(j *wire.Job) bool {
 			return j.State.Settled()
 		}, func(j *wire.Job) {

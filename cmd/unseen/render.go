@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/unseen-data/unseen/policy/disclosure"
+
 	"github.com/spf13/cobra"
 
 	"github.com/unseen-data/unseen/api/wire"
@@ -316,16 +318,10 @@ func bucketLess(a, b string) bool {
 	return na < nb
 }
 
-// checkSentence explains a disclosure check in one sentence (the server's
-// own, when it gives one).
-var checkSentence = map[string]string{
-	"min_count":            "a count, group or bucket of fewer than k people is withheld, not rounded",
-	"input_isolation":      "a node refuses to take part when a filter narrows its input below k people",
-	"linked_suppression":   "a hidden cell that the total less the others would give away hides the next smallest too",
-	"differential_privacy": "released numbers carry calibrated noise charged to the analyst's privacy budget",
-	"differencing":         "two jobs whose inputs differ by a few people cannot be subtracted to reveal them",
-	"psi_members_k":        "a member list so short that it singles people out is withheld",
-}
+// checkSentence explains a disclosure check in one sentence, when the
+// server gives none: the sentences are policy/disclosure's, the one room
+// for disclosure control.
+var checkSentence = disclosure.Protects
 
 // printReview is `unseen review` as tables: the job, the result, the
 // checks, and the statement an approval signs.
