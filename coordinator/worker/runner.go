@@ -414,6 +414,23 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	// The protocol: the spec's, or the automatic rule on the signed lengths
+	// (every node checks it the same way).
+	lens := make([]int, n)
+	for i, sl := range lengths {
+		lens[i] = sl.Len
+	}
+	proto, err := policy.ChoosePSIProtocol(&j.Spec, lens)
+	if err != nil {
+		return nil, permanent("%v", err)
+	}
+	if proto == policy.PSIProtocolOT {
+		res, err := r.runOT(ctx, l, primary, parties, lengths)
+		if err != nil {
+			return nil, err
+		}
+		return &psiRun{parties: parties, res: res}, nil
+	}
 	_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "psi"})
 
 	var last time.Time
