@@ -1,9 +1,14 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,6 +16,7 @@ import (
 	"github.com/unseen-data/unseen/audit"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/coordinator/hefed"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/psi/delivery"
@@ -228,4 +234,79 @@ func TestJoinStar(t *testing.T) {
 	// A position outside its list is an error, not a result.
 	_, err = joinStar([]int{10, 3, 12}, 1, 0, [][]kkrt.Match{{m(3, 0)}, nil, nil})
 	require.Error(t, err)
+}
+
+// A relay that tampers with one frame on its way to the sender: the
+// sender refuses it, and the job fails (not retried) with no result.
+func TestTamperingRelayFailsTheJob(t *testing.T) {
+	var tampered atomic.Int32
+	wrap := func(dept string, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if dept == "a" && req.URL.Path == nodeapi.PathOTDeliver && tampered.Load() == 0 {
+				var d nodeapi.OTDeliverRequest
+				b, _ := io.ReadAll(req.Body)
+				if json.Unmarshal(b, &d) == nil && len(d.Frame) > 100000 { // a correction chunk (the base OTs' frames are a few KiB)
+					d.Frame[len(d.Frame)/3] ^= 0x40
+					b, _ = json.Marshal(&d)
+					tampered.Add(1)
+				}
+				req.Body = io.NopCloser(bytes.NewReader(b))
+				req.ContentLength = int64(len(b))
+			}
+			h.ServeHTTP(w, req)
+		})
+	}
+	fed := nodetest.StartWith(t, otRows(), nodetest.Options{Wrap: wrap})
+	st := &states{ch: map[string]chan jobs.State{}}
+	store := openStore(t, nil)
+	r := &Runner{Store: store, Nodes: fed.Clients, Catalog: staticCatalog(fed.Catalog), OnState: st.on, Worker: "test"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, 1); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	j := submit(t, store, psiSpec(policy.PSICardinality, policy.PSIProtocolOT, "a.big", "b.big"))
+	st.wait(t, j.ID, jobs.Failed)
+	got := mustGet(t, store, j.ID)
+	require.EqualValues(t, 1, tampered.Load())
+	require.Contains(t, got.Error, "ot_frame_refused")
+	require.Equal(t, 1, got.Attempt, "refused for good, not retried")
+	require.Empty(t, got.Review)
+}
+
+// intersection_stats over OT: the value node's positions come from the
+// star's join and the released statistics equal ECDH's.
+func TestIntersectionStatsOverOT(t *testing.T) {
+	rows := map[string][]int{"a.v": rng(0, 400), "b.k": rng(100, 700), "c.k": rng(150, 380)}
+	fed := nodetest.Start(t, rows, nil)
+	hc, err := hefed.Open(filepath.Join(t.TempDir(), "hefed.json"), fed.Clients, nil)
+	require.NoError(t, err)
+	_, err = hc.Init(context.Background(), 2)
+	require.NoError(t, err)
+	st := &states{ch: map[string]chan jobs.State{}}
+	store := openStore(t, nil)
+	r := &Runner{Store: store, Nodes: fed.Clients, Catalog: staticCatalog(fed.Catalog), OnState: st.on, Worker: "test", HE: hc}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, 1); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var results []json.RawMessage
+	for _, proto := range []string{policy.PSIProtocolECDH, policy.PSIProtocolOT} {
+		// The value input is second, so that neither the first input nor
+		// the star's centre (c.k, the shortest) is the primary list.
+		spec := psiSpec(policy.IntersectionStats, proto, "b.k", "a.v", "c.k")
+		spec.Value = &policy.ColumnRef{Dataset: "a.v", Column: "amount"}
+		spec.GroupBy = &policy.ColumnRef{Dataset: "a.v", Column: "district"}
+		spec.Stats = []string{"count", "sum"}
+		j := submit(t, store, spec)
+		st.wait(t, j.ID, jobs.AwaitingReview)
+		rv, res := review(t, store, j.ID)
+		require.EqualValues(t, 380-150, res["count"], proto)
+		sum := 0
+		for i := 150; i < 380; i++ {
+			sum += i
+		}
+		require.EqualValues(t, sum, res["sum"], proto)
+		results = append(results, rv.Result)
+	}
+	require.JSONEq(t, string(results[0]), string(results[1]))
 }
