@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/unseen-data/unseen/audit"
+	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
@@ -136,9 +137,21 @@ func refusals(t *testing.T, f *nodetest.Federation, dept, action, job string) []
 // An honest session, step by step, as the runner drives it: every chunk
 // arrives, the sender answers each partition's last with its values, and
 // the join of both halves is the intersection.
+// Run twice: with the items in memory and spilled to disk.
 func TestOTSessionByHand(t *testing.T) {
 	f := otFed(t)
-	j := prepare(t, f, "honest", 1, otSpec(policy.PSIProtocolOT, "a.x", "b.y"))
+	for _, spill := range []bool{false, true} {
+		t.Run(fmt.Sprint("spill=", spill), func(t *testing.T) {
+			if spill {
+				defer node.SetOTSpillAbove(1000)()
+			}
+			honestSession(t, f, fmt.Sprint("honest-", spill))
+		})
+	}
+}
+
+func honestSession(t *testing.T, f *nodetest.Federation, id string) {
+	j := prepare(t, f, id, 1, otSpec(policy.PSIProtocolOT, "a.x", "b.y"))
 	j.handshake(1, 0)
 	plan, err := nodeapi.OTParams(11000, 40000).Plan()
 	require.NoError(t, err)
