@@ -235,19 +235,27 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		expect func() (any, error)
 		got    func(*wire.Result) (any, error)
 	}
+	gotCount := func(r *wire.Result) (any, error) {
+		var v struct {
+			Count *int `json:"count"`
+		}
+		if err := json.Unmarshal(r.Result, &v); err != nil || v.Count == nil {
+			return nil, fmt.Errorf("result has no count: %s", r.Result)
+		}
+		return *v.Count, nil
+	}
 	specs := []demoSpec{
 		{
 			file:   "jobs/benefits_property_cardinality.json",
 			expect: func() (any, error) { return plaintextIntersection(true) },
-			got: func(r *wire.Result) (any, error) {
-				var v struct {
-					Count *int `json:"count"`
-				}
-				if err := json.Unmarshal(r.Result, &v); err != nil || v.Count == nil {
-					return nil, fmt.Errorf("result has no count: %s", r.Result)
-				}
-				return *v.Count, nil
-			},
+			got:    gotCount,
+		},
+		// The same question on the OT protocol (psi_protocol "ot": KKRT on
+		// OT extension, a star around the shortest list): the same release.
+		{
+			file:   "jobs/benefits_property_cardinality_ot.json",
+			expect: func() (any, error) { return plaintextIntersection(true) },
+			got:    gotCount,
 		},
 		{
 			file:   "jobs/benefits_allowance_members.json",
@@ -289,6 +297,9 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		}
 		say("── %s: %s", spec.Type, spec.Purpose)
 		say("   inputs: %s", strings.Join(spec.Datasets(), " ∩ "))
+		if spec.PSIProtocol != "" {
+			say("   psi protocol: %s", spec.PSIProtocol)
+		}
 		sub, err := analyst.Submit(ctx, b, "demo-"+sp.file)
 		if err != nil {
 			return nil, fmt.Errorf("submitting %s: %w", sp.file, err)
@@ -380,6 +391,14 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		}
 		say("")
 	}
+
+	// The cardinality job ran on both PSI protocols: one released result.
+	if len(rep.Jobs) > 1 && !equalJSON(rep.Jobs[0].Result, rep.Jobs[1].Result) {
+		rep.OK = false
+		return rep, fmt.Errorf("demo: the ECDH and OT protocols released %v and %v", rep.Jobs[0].Result, rep.Jobs[1].Result)
+	}
+	say("psi_cardinality on ECDH and on OT released the same result: %v", describe(rep.Jobs[0].Result.(map[string]any)["count"]))
+	say("")
 
 	// 5. The audit chains: the coordinator's and every node's, and the
 	// heads each witnessed of the other (as `unseen audit verify --witness`

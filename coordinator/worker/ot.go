@@ -119,19 +119,32 @@ func joinStar(lens []int, centre, primary int, pairs [][]kkrt.Match) (*psi.Resul
 func (r *Runner) runOTPair(ctx context.Context, rc, sc *nodeapi.Party, lengths []nodeapi.SignedLength, step func()) ([]kkrt.Match, error) {
 	ri, si := rc.Header.Party, sc.Header.Party
 	// The signed key exchange: each node checks the other's hello itself.
-	ro, err := rc.Client.OTOpen(ctx, &nodeapi.OTOpenRequest{Header: rc.Header, Peer: si, Lengths: lengths})
-	if err != nil {
+	// Both nodes work at once (accepting, each splits its list into the
+	// session's partitions).
+	var ro, so *nodeapi.OTOpenResponse
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		ro, err = rc.Client.OTOpen(gctx, &nodeapi.OTOpenRequest{Header: rc.Header, Peer: si, Lengths: lengths})
+		return err
+	})
+	g.Go(func() (err error) {
+		so, err = sc.Client.OTOpen(gctx, &nodeapi.OTOpenRequest{Header: sc.Header, Peer: ri, Lengths: lengths})
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	so, err := sc.Client.OTOpen(ctx, &nodeapi.OTOpenRequest{Header: sc.Header, Peer: ri, Lengths: lengths})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := rc.Client.OTAccept(ctx, &nodeapi.OTAcceptRequest{Header: rc.Header, Peer: si, Hello: so.Hello}); err != nil {
-		return nil, err
-	}
-	sa, err := sc.Client.OTAccept(ctx, &nodeapi.OTAcceptRequest{Header: sc.Header, Peer: ri, Hello: ro.Hello})
-	if err != nil {
+	var sa *nodeapi.OTAcceptResponse
+	g, gctx = errgroup.WithContext(ctx)
+	g.Go(func() error {
+		_, err := rc.Client.OTAccept(gctx, &nodeapi.OTAcceptRequest{Header: rc.Header, Peer: si, Hello: so.Hello})
+		return err
+	})
+	g.Go(func() (err error) {
+		sa, err = sc.Client.OTAccept(gctx, &nodeapi.OTAcceptRequest{Header: sc.Header, Peer: ri, Hello: ro.Hello})
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	// Base OTs: Setup → receiver, Reply → sender, Seeds → receiver.
@@ -172,7 +185,7 @@ func (r *Runner) runOTPair(ctx context.Context, rc, sc *nodeapi.Party, lengths [
 	// Correction chunks, in order: fetched from the receiver a little ahead
 	// of the sender, which applies them in their sealed order.
 	chunks := plan.Partitions * plan.Chunks
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx = errgroup.WithContext(ctx)
 	pipe := make(chan *nodeapi.OTNextResponse, otPipeline)
 	g.Go(func() error {
 		defer close(pipe)
