@@ -33,7 +33,11 @@ package nodeapi
 // and sizes. One session per peer and attempt.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/unseen-data/unseen/policy/attest"
@@ -67,9 +71,9 @@ const (
 	OTChunkRows = kkrt.DefaultChunkRows
 )
 
-// MaxOTBodyBytes bounds an OT request body at the node (a 1 MiB chunk
-// frame in base64 and its envelope) and an OT response at the coordinator
-// (a partition's kkrt Values, about 1.8 MiB, in base64).
+// MaxOTBodyBytes bounds a binary OT body (ot_wire.go), request at the node
+// or response at the coordinator: a 1 MiB correction frame, or a
+// partition's kkrt Values (about 1.8 MiB), and their envelope.
 const MaxOTBodyBytes = 8 << 20
 
 // OT roles, as OTHello names them.
@@ -220,22 +224,73 @@ func (c *Client) OTAccept(ctx context.Context, r *OTAcceptRequest) (*OTAcceptRes
 	return &out, nil
 }
 
-// OTDeliver hands the node its peer's next frame.
+// OTDeliver hands the node its peer's next frame (binary body, ot_wire.go).
 func (c *Client) OTDeliver(ctx context.Context, r *OTDeliverRequest) (*OTDeliverResponse, error) {
 	r.Step = StepOTDeliver
-	var out OTDeliverResponse
-	if err := c.doLimit(ctx, http.MethodPost, PathOTDeliver, r, &out, MaxOTBodyBytes); err != nil {
+	body, err := r.MarshalBinary()
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	b, err := c.doOT(ctx, PathOTDeliver, body)
+	if err != nil {
+		return nil, err
+	}
+	out, err := DecodeOTDeliverResponse(b)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: malformed response: %w", c.Department, err)
+	}
+	return out, nil
 }
 
-// OTNext asks the receiver for its next correction chunk.
+// OTNext asks the receiver for its next correction chunk (binary body).
 func (c *Client) OTNext(ctx context.Context, r *OTNextRequest) (*OTNextResponse, error) {
 	r.Step = StepOTNext
-	var out OTNextResponse
-	if err := c.doLimit(ctx, http.MethodPost, PathOTNext, r, &out, MaxOTBodyBytes); err != nil {
+	body, err := r.MarshalBinary()
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	b, err := c.doOT(ctx, PathOTNext, body)
+	if err != nil {
+		return nil, err
+	}
+	out, err := DecodeOTNextResponse(b)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: malformed response: %w", c.Department, err)
+	}
+	return out, nil
+}
+
+// doOT posts a binary OT body and returns the binary answer, or the node's
+// refusal (a JSON Error, as on every route) as a *RemoteError.
+func (c *Client) doOT(ctx context.Context, path string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", OTContentType)
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", c.Department, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxOTBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: reading response: %w", c.Department, err)
+	}
+	if len(b) > MaxOTBodyBytes {
+		return nil, fmt.Errorf("node %s: response larger than %d bytes", c.Department, MaxOTBodyBytes)
+	}
+	if resp.StatusCode/100 != 2 {
+		re := &RemoteError{Department: c.Department, Status: resp.StatusCode, Code: "http_error", Message: http.StatusText(resp.StatusCode)}
+		var e Error
+		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
+			re.Code, re.Message = e.Error.Code, e.Error.Message
+		}
+		return nil, re
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != OTContentType {
+		return nil, fmt.Errorf("node %s: answered %q, not %s", c.Department, ct, OTContentType)
+	}
+	return b, nil
 }

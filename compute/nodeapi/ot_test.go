@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 
@@ -84,4 +85,104 @@ func TestOTCentre(t *testing.T) {
 			t.Errorf("OTCentre(%v) = %d, want %d", c.lens, got, c.want)
 		}
 	}
+}
+
+// The binary OT bodies round-trip, and the decoders refuse what they must.
+func TestOTBinaryRoundTrip(t *testing.T) {
+	h := nodeapi.Header{Job: "j1", SpecHash: sha256.Sum256([]byte("spec")), Step: nodeapi.StepOTDeliver, Attempt: 3, Party: 1}
+	dq := &nodeapi.OTDeliverRequest{Header: h, Peer: 0, Frame: bytes.Repeat([]byte{7}, 1000)}
+	b, err := dq.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := nodeapi.DecodeOTDeliverRequest(b); err != nil || !reflect.DeepEqual(back, dq) {
+		t.Fatalf("deliver request: %v %#v", err, back)
+	}
+	h.Step = nodeapi.StepOTNext
+	nq := &nodeapi.OTNextRequest{Header: h, Peer: 2}
+	b, _ = nq.MarshalBinary()
+	if back, err := nodeapi.DecodeOTNextRequest(b); err != nil || !reflect.DeepEqual(back, nq) {
+		t.Fatalf("next request: %v %#v", err, back)
+	}
+	np := &nodeapi.OTNextResponse{Partition: 3, Chunk: 1, Frame: []byte{1, 2}, Outputs: [][]byte{{3}, {4, 5}}}
+	b, _ = np.MarshalBinary()
+	if back, err := nodeapi.DecodeOTNextResponse(b); err != nil || !reflect.DeepEqual(back, np) {
+		t.Fatalf("next response: %v %#v", err, back)
+	}
+	dp := &nodeapi.OTDeliverResponse{Frame: []byte{9}, Values: [][]byte{{8}}}
+	b, _ = dp.MarshalBinary()
+	if back, err := nodeapi.DecodeOTDeliverResponse(b); err != nil || !reflect.DeepEqual(back, dp) {
+		t.Fatalf("deliver response: %v %#v", err, back)
+	}
+	empty := &nodeapi.OTDeliverResponse{}
+	b, _ = empty.MarshalBinary()
+	if back, err := nodeapi.DecodeOTDeliverResponse(b); err != nil || !reflect.DeepEqual(back, empty) {
+		t.Fatalf("empty deliver response: %v %#v", err, back)
+	}
+	// Refused: trailing bytes, truncation, another version, a frame on a
+	// next request, a length past the end.
+	good, _ := dq.MarshalBinary()
+	nb, _ := nq.MarshalBinary()
+	for name, bad := range map[string][]byte{
+		"trailing":  append(bytes.Clone(good), 0),
+		"truncated": good[:len(good)-1],
+		"version":   append([]byte{2}, good[1:]...),
+		"frame on next": func() []byte {
+			b := bytes.Clone(nb)
+			b = b[:len(b)-4]
+			return append(b, 0, 0, 0, 1, 7)
+		}(),
+		"long field": append(bytes.Clone(nb[:len(nb)-4]), 0xff, 0xff, 0xff, 0xff),
+	} {
+		var err error
+		if name == "frame on next" || name == "long field" {
+			_, err = nodeapi.DecodeOTNextRequest(bad)
+		} else {
+			_, err = nodeapi.DecodeOTDeliverRequest(bad)
+		}
+		if !errors.Is(err, nodeapi.ErrOTWire) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// FuzzOTWire: the binary decoders never panic, and what they accept
+// re-encodes to the same bytes (one encoding per value).
+func FuzzOTWire(f *testing.F) {
+	h := nodeapi.Header{Job: "j1", SpecHash: sha256.Sum256([]byte("spec")), Step: nodeapi.StepOTDeliver, Attempt: 3, Party: 1}
+	for _, m := range []interface{ MarshalBinary() ([]byte, error) }{
+		&nodeapi.OTDeliverRequest{Header: h, Peer: 0, Frame: []byte{1, 2, 3}},
+		&nodeapi.OTNextRequest{Header: h, Peer: 0},
+		&nodeapi.OTNextResponse{Partition: 1, Chunk: 2, Frame: []byte{4}, Outputs: [][]byte{{5}}},
+		&nodeapi.OTDeliverResponse{Frame: []byte{6}, Values: [][]byte{{7}, {8}}},
+	} {
+		b, _ := m.MarshalBinary()
+		for k := range 4 {
+			f.Add(uint8(k), b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
+		var m interface{ MarshalBinary() ([]byte, error) }
+		var err error
+		switch which % 4 {
+		case 0:
+			m, err = nodeapi.DecodeOTDeliverRequest(b)
+		case 1:
+			m, err = nodeapi.DecodeOTNextRequest(b)
+		case 2:
+			m, err = nodeapi.DecodeOTNextResponse(b)
+		case 3:
+			m, err = nodeapi.DecodeOTDeliverResponse(b)
+		}
+		if err != nil {
+			return
+		}
+		again, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded but does not encode: %v", err)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("two encodings of one value:\n%x\n%x", b, again)
+		}
+	})
 }

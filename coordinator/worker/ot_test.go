@@ -243,11 +243,10 @@ func TestTamperingRelayFailsTheJob(t *testing.T) {
 	wrap := func(dept string, h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if dept == "a" && req.URL.Path == nodeapi.PathOTDeliver && tampered.Load() == 0 {
-				var d nodeapi.OTDeliverRequest
 				b, _ := io.ReadAll(req.Body)
-				if json.Unmarshal(b, &d) == nil && len(d.Frame) > 100000 { // a correction chunk (the base OTs' frames are a few KiB)
+				if d, err := nodeapi.DecodeOTDeliverRequest(b); err == nil && len(d.Frame) > 100000 { // a correction chunk (the base OTs' frames are a few KiB)
 					d.Frame[len(d.Frame)/3] ^= 0x40
-					b, _ = json.Marshal(&d)
+					b, _ = d.MarshalBinary()
 					tampered.Add(1)
 				}
 				req.Body = io.NopCloser(bytes.NewReader(b))

@@ -98,11 +98,7 @@ func New(svc *node.Service, opts Options) *Handler {
 	post(h, nodeapi.PathDeliver, nodeapi.MaxBodyBytes, svc.Deliver)
 	post(h, nodeapi.PathFinish, nodeapi.MaxBodyBytes, svc.Finish)
 	post(h, nodeapi.PathOutcome, nodeapi.MaxBodyBytes, svc.Outcome)
-	// The OT protocol's steps carry 1 MiB frames (nodeapi/ot.go).
-	post(h, nodeapi.PathOTOpen, nodeapi.MaxBodyBytes, svc.OTOpen)
-	post(h, nodeapi.PathOTAccept, nodeapi.MaxBodyBytes, svc.OTAccept)
-	post(h, nodeapi.PathOTNext, nodeapi.MaxBodyBytes, svc.OTNext)
-	post(h, nodeapi.PathOTDeliver, nodeapi.MaxOTBodyBytes, svc.OTDeliver)
+	routeOT(h, svc) // ot.go
 	// The homomorphic routes take larger bodies: a Squares public key is
 	// over a megabyte.
 	post(h, nodeapi.PathKeysBegin, nodeapi.MaxHEBodyBytes, svc.KeysBegin)
