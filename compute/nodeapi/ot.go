@@ -30,7 +30,9 @@ package nodeapi
 // the peer form an edge of the star around the smallest list (OTCentre),
 // the centre being the receiver; and the peer's hello signed by the peer's
 // node key of its own federation.nodes, for this job, spec, attempt, pair
-// and sizes. One session per peer and attempt.
+// and sizes. One session per peer and attempt. ot/open and ot/accept travel
+// in JSON like every step; ot/next and ot/deliver, which carry the 1 MiB
+// frames, in a binary encoding (ot_wire.go).
 
 import (
 	"bytes"
