@@ -164,6 +164,20 @@ func TestMembersOverOT(t *testing.T) {
 	sort.Strings(plain)
 	require.Equal(t, plain, want[policy.PSIProtocolOT])
 	require.Equal(t, want[policy.PSIProtocolECDH], want[policy.PSIProtocolOT])
+
+	// The requesting node as the star's centre (equal lengths: the lower
+	// index), so the receiver's positions are the ones sealed.
+	j := submit(t, store, psiSpec(policy.PSIMembers, policy.PSIProtocolOT, "a.dup", "b.dup"))
+	st.wait(t, j.ID, jobs.AwaitingReview)
+	ids, err := delivery.Open(priv, j.ID, release(t, r, store, j.ID))
+	require.NoError(t, err)
+	sort.Strings(ids)
+	plain = nil
+	for i := 40; i < 50; i++ {
+		plain = append(plain, nodetest.ID(i))
+	}
+	sort.Strings(plain)
+	require.Equal(t, plain, ids)
 }
 
 // Without psi_protocol the coordinator picks by the rule every node

@@ -16,7 +16,11 @@
 // node sealed to the analyst, and fetches the list from that node only with
 // the reviewer's signed approval (Deliver). It relays, but cannot make, the
 // nodes' signed list lengths and chunk proofs and the owners' signed
-// consents: every node checks them itself.
+// consents: every node checks them itself. On the OT protocol (ot.go) it
+// relays frames sealed end to end between two nodes, which it cannot read,
+// and joins OPRF outputs with OPRF values: it learns which positions match,
+// as on ECDH (with three or more parties, each list's matches with the
+// star's centre only).
 package worker
 
 import (
