@@ -26,10 +26,12 @@ const (
 
 // AutoOTMinElements is the total length of the two lists from which the
 // automatic rule picks OT: below it, the OT protocol's fixed cost (128
-// public-key base OTs each way, the signed key exchange and more round
+// public-key base OTs, the signed key exchange and about five more round
 // trips through the coordinator) is not paid back by its cheaper
-// per-element work (BenchmarkProtocolCrossover in coordinator/worker
-// measures where the two meet on this machine).
+// per-element work. BenchmarkPSIProtocol (coordinator/worker) puts the
+// crossover near 1,000 elements in all on loopback (2^7 keys per side:
+// ECDH faster; 2^9: OT faster); the threshold is four times that, for the
+// round trips of a real network.
 const AutoOTMinElements = 1 << 12
 
 // OTMaxSetSize is the largest list the OT protocol takes (psi/kkrt's
