@@ -67,6 +67,12 @@ type Spec struct {
 	// (stat "histogram", aggregate jobs): buckets x < e0, e0 ≤ x < e1, …,
 	// x ≥ e_last.
 	Bins []int64 `json:"bins,omitempty" yaml:"bins,omitempty"`
+	// PSIProtocol chooses the private set intersection protocol of a job
+	// with a PSI phase: "ecdh" or "ot" (protocol.go); empty lets the
+	// coordinator choose by ChoosePSIProtocol, a rule every node checks.
+	// It is part of the spec, so of its hash: a job submitted for one
+	// protocol never runs the other.
+	PSIProtocol string `json:"psi_protocol,omitempty" yaml:"psi_protocol,omitempty"`
 }
 
 // MaxBins bounds a histogram's edges.
@@ -385,6 +391,9 @@ func (s *Spec) Validate() error {
 				return specErr("bins must be strictly ascending")
 			}
 		}
+	}
+	if err := s.validateProtocol(); err != nil {
+		return err
 	}
 	switch s.Type {
 	case PSICardinality, PSIMembers:

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +23,7 @@ import (
 	"github.com/unseen-data/unseen/api/wire"
 	"github.com/unseen-data/unseen/compute/idnum"
 	"github.com/unseen-data/unseen/compute/node"
+	"github.com/unseen-data/unseen/compute/node/nodehttp"
 	"github.com/unseen-data/unseen/coordinator"
 	"github.com/unseen-data/unseen/jobs"
 	"github.com/unseen-data/unseen/jobs/boltstore"
@@ -40,12 +43,19 @@ type BenchResult struct {
 	LimitRatio    float64 `json:"limit_ratio"`
 	Count         int     `json:"count"`
 	ExpectedCount int     `json:"expected_count"`
+	// Protocol is the PSI protocol the job ran ("ecdh" or "ot"); WireBytes
+	// every byte the nodes' connections carried (both directions, HTTP
+	// included), and WireBytesPerElement that over parties × per_party.
+	Protocol            string  `json:"psi_protocol"`
+	WireBytes           int64   `json:"wire_bytes"`
+	WireBytesPerElement float64 `json:"wire_bytes_per_element"`
 }
 
 func benchCmd() *cobra.Command {
 	var sizes string
 	var parties, chunk int
 	var asJSON bool
+	var protocol string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure end-to-end PSI throughput (HTTP nodes, coordinator, runner) against this machine's X25519 limit",
@@ -68,17 +78,20 @@ party).`,
 			if parties < 2 || parties > 5 {
 				return errors.New("--parties must be 2 to 5")
 			}
+			if protocol != "" && protocol != policy.PSIProtocolECDH && protocol != policy.PSIProtocolOT {
+				return fmt.Errorf("--psi-protocol: %q is not ecdh or ot", protocol)
+			}
 			out := cmd.OutOrStdout()
 			var results []BenchResult
 			for _, n := range ns {
-				r, err := runBench(cmd.Context(), parties, n, chunk)
+				r, err := runBench(cmd.Context(), parties, n, chunk, protocol)
 				if err != nil {
 					return err
 				}
 				results = append(results, *r)
 				if !asJSON {
-					fmt.Fprintf(out, "%d parties × %d: %.1f s, %.0f elements/s; limit %.0f elements/s (%.0f X25519/s all cores); limit-ratio %.2f; count %d (expected %d)\n",
-						r.Parties, r.PerParty, r.Seconds, r.ElementsPerS, r.LimitPerS, r.ScalarMultsPS, r.LimitRatio, r.Count, r.ExpectedCount)
+					fmt.Fprintf(out, "%s, %d parties × %d: %.1f s, %.0f elements/s; limit %.0f elements/s (%.0f X25519/s all cores); limit-ratio %.2f; %.1f bytes on the wire per element; count %d (expected %d)\n",
+						r.Protocol, r.Parties, r.PerParty, r.Seconds, r.ElementsPerS, r.LimitPerS, r.ScalarMultsPS, r.LimitRatio, r.WireBytesPerElement, r.Count, r.ExpectedCount)
 				}
 				if r.Count != r.ExpectedCount {
 					return fmt.Errorf("bench: count %d, expected %d", r.Count, r.ExpectedCount)
@@ -94,6 +107,7 @@ party).`,
 	cmd.Flags().IntVar(&parties, "parties", 2, "number of departments")
 	cmd.Flags().IntVar(&chunk, "chunk", 4096, "PSI chunk size")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print results as JSON")
+	cmd.Flags().StringVar(&protocol, "psi-protocol", "", "PSI protocol of the job: ecdh or ot (default: the automatic rule, policy.ChoosePSIProtocol)")
 	return cmd
 }
 
@@ -107,7 +121,7 @@ func benchID(i int) string {
 	return id
 }
 
-func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) {
+func runBench(ctx context.Context, parties, n, chunk int, protocol string) (*BenchResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tmp, err := os.MkdirTemp("", "unseen-bench-")
@@ -134,7 +148,8 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 		}
 		fed.Nodes[fmt.Sprintf("d%d", p)] = attest.FormatPublicKey(pub)
 	}
-	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "benchmark"}
+	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "benchmark", PSIProtocol: protocol}
+	var onWire atomic.Int64
 	for p := 0; p < parties; p++ {
 		dept := fmt.Sprintf("d%d", p)
 		file := filepath.Join(tmp, dept+".csv")
@@ -153,7 +168,7 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 			return nil, err
 		}
 		defer s.Close()
-		url, stop, err := serveNode(s, log)
+		url, stop, err := serveNodeCounted(s, log, &onWire)
 		if err != nil {
 			return nil, err
 		}
@@ -198,9 +213,14 @@ func runBench(ctx context.Context, parties, n, chunk int) (*BenchResult, error) 
 	if err != nil {
 		return nil, err
 	}
+	ran := policy.PSIProtocolECDH
+	if stored, err := coord.Store.Get(ctx, j.ID); err == nil && strings.HasSuffix(stored.Progress.Step, "(ot)") {
+		ran = policy.PSIProtocolOT
+	}
 	elems := float64(parties * n)
 	r := &BenchResult{Parties: parties, PerParty: n, Seconds: secs, ElementsPerS: elems / secs, ScalarMultsPS: rate,
-		LimitPerS: rate / float64(parties), Count: rv, ExpectedCount: n / 2}
+		LimitPerS: rate / float64(parties), Count: rv, ExpectedCount: n / 2,
+		Protocol: ran, WireBytes: onWire.Load(), WireBytesPerElement: float64(onWire.Load()) / elems}
 	r.LimitRatio = r.ElementsPerS / r.LimitPerS
 	return r, nil
 }
@@ -245,4 +265,46 @@ func writeBenchCSV(path string, party, n int) error {
 		return err
 	}
 	return f.Close()
+}
+
+// serveNodeCounted is serveNode counting every byte its connections carry
+// (read and written) into n: the bench's bytes on the wire.
+func serveNodeCounted(s *node.Service, log *slog.Logger, n *atomic.Int64) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := nodehttp.New(s, nodehttp.Options{Logger: log}).Server("")
+	go srv.Serve(&countingListener{Listener: ln, n: n})
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: l.n}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	k, err := c.Conn.Read(b)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	k, err := c.Conn.Write(b)
+	c.n.Add(int64(k))
+	return k, err
 }

@@ -240,19 +240,27 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		expect func() (any, error)
 		got    func(*wire.Result) (any, error)
 	}
+	gotCount := func(r *wire.Result) (any, error) {
+		var v struct {
+			Count *int `json:"count"`
+		}
+		if err := json.Unmarshal(r.Result, &v); err != nil || v.Count == nil {
+			return nil, fmt.Errorf("result has no count: %s", r.Result)
+		}
+		return *v.Count, nil
+	}
 	specs := []demoSpec{
 		{
 			file:   "jobs/benefits_property_cardinality.json",
 			expect: func() (any, error) { return plaintextIntersection(true) },
-			got: func(r *wire.Result) (any, error) {
-				var v struct {
-					Count *int `json:"count"`
-				}
-				if err := json.Unmarshal(r.Result, &v); err != nil || v.Count == nil {
-					return nil, fmt.Errorf("result has no count: %s", r.Result)
-				}
-				return *v.Count, nil
-			},
+			got:    gotCount,
+		},
+		// The same question on the OT protocol (psi_protocol "ot": KKRT on
+		// OT extension, a star around the shortest list): the same release.
+		{
+			file:   "jobs/benefits_property_cardinality_ot.json",
+			expect: func() (any, error) { return plaintextIntersection(true) },
+			got:    gotCount,
 		},
 		{
 			file:   "jobs/benefits_allowance_members.json",
@@ -283,6 +291,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 			got:    gotStats,
 		},
 	)
+	released := map[string]any{} // by job file
 	for _, sp := range specs {
 		b, err := fs.ReadFile(examples.FS, sp.file)
 		if err != nil {
@@ -294,6 +303,9 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		}
 		say("── %s: %s", spec.Type, spec.Purpose)
 		say("   inputs: %s", strings.Join(spec.Datasets(), " ∩ "))
+		if spec.PSIProtocol != "" {
+			say("   psi protocol: %s", spec.PSIProtocol)
+		}
 		sub, err := analyst.Submit(ctx, b, "demo-"+sp.file)
 		if err != nil {
 			return nil, fmt.Errorf("submitting %s: %w", sp.file, err)
@@ -352,6 +364,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		if err != nil {
 			return nil, err
 		}
+		released[sp.file] = got
 		match := equalJSON(got, want)
 		rep.OK = rep.OK && match
 		dj := DemoJob{Type: string(spec.Type), ID: j.ID, State: string(res.State), Result: got, Expected: want, Match: match}
@@ -380,7 +393,16 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 		say("")
 	}
 
-	// 5. Disclosure control: a differentially private job, and a
+	// 5. The cardinality job ran on both PSI protocols: one released result.
+	ecdh, ot := released["jobs/benefits_property_cardinality.json"], released["jobs/benefits_property_cardinality_ot.json"]
+	if !equalJSON(ecdh, ot) {
+		rep.OK = false
+		return rep, fmt.Errorf("demo: the ECDH and OT protocols released %v and %v", ecdh, ot)
+	}
+	say("psi_cardinality on ECDH and on OT released the same result: %s", describe(ot))
+	say("")
+
+	// 6. Disclosure control: a differentially private job, and a
 	// differencing pair flagged by the coordinator and refused by a node.
 	people := &demoPeople{analyst: analyst, reviewer: reviewer, owner: owner, ritaKey: ritaKey, coraKey: coraKey}
 	if rep.DP, err = runDPJob(ctx, say, people); err != nil {
@@ -391,7 +413,7 @@ func runDemo(ctx context.Context, say func(string, ...any), log *slog.Logger, ch
 	}
 	rep.OK = rep.OK && rep.Differencing.Match
 
-	// 6. The audit chains: the coordinator's and every node's, and the
+	// 7. The audit chains: the coordinator's and every node's, and the
 	// heads each witnessed of the other (as `unseen audit verify --witness`
 	// checks them): a tail cut off any one log would show here.
 	coord.WaitOutcomes()

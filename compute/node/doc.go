@@ -24,6 +24,8 @@
 //	                clamped to the value bound, differencing sketches (refuse or flag)
 //	session.go      per-job state: a prepared PSI list, its attempt, what it reblinded
 //	psi.go          the PSI steps: prepare, own, reblind, members, deliver, finish, outcome
+//	ot.go           the OT protocol's steps: ot/open, accept, next, deliver (ot_parts.go:
+//	                the session's items by partition; ot_input.go: its one read of the list)
 //	he_keys.go      homomorphic key shares, envelopes, the decryption ledger
 //	ceremony.go     the t-of-N key ceremony
 //	he_layout.go    which columns and stats, range checks, the slot layout
@@ -44,6 +46,12 @@
 //     them; the coordinator learns their number and digest, and
 //     psi/deliver hands the ciphertext over only against a reviewer's
 //     signed approval of the result naming it.
+//   - PSI over OT (ot.go): the same prepare; then the node runs KKRT with
+//     one peer at a time over a channel sealed end to end (its ephemeral
+//     key signed with its node key), so its peer learns this list's length
+//     only, and the coordinator the lengths and which positions match
+//     (with three or more parties, each list's matches with the star's
+//     centre), never the frames' contents.
 //   - Key ceremony: the coordinator relays the nodes' HPKE public keys,
 //     their public-key-generation shares (public), and Shamir shares
 //     HPKE-sealed node-to-node, which it cannot open; each is signed by the

@@ -181,6 +181,9 @@ func (s *Service) own(ctx context.Context, c Caller, req *nodeapi.OwnRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := ss.claimECDH(); err != nil {
+		return nil, err
+	}
 	n, _ := ss.party.Len(ctx)
 	if req.N < 1 || req.N > nodeapi.MaxChunk || req.Offset < 0 || req.Offset > n-req.N {
 		return nil, refuse(KindBadRequest, "bad_range", "chunk [%d, %d+%d) outside list of %d (max chunk %d)", req.Offset, req.Offset, req.N, n, nodeapi.MaxChunk)
@@ -219,6 +222,9 @@ func (s *Service) reblind(ctx context.Context, c Caller, req *nodeapi.ReblindReq
 	}
 	ss, err := s.jobSession(req.Header)
 	if err != nil {
+		return nil, err
+	}
+	if err := ss.claimECDH(); err != nil {
 		return nil, err
 	}
 	parties := len(ss.spec.Inputs)

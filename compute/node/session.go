@@ -39,6 +39,8 @@ type session struct {
 
 	mu       sync.Mutex
 	reblinds map[int]*reblinds // by list: what this attempt reblinded of it
+
+	ot otSessions // the attempt's PSI protocol and OT sessions (ot.go)
 }
 
 // reblinds is what a session has reblinded of one other party's list: each

@@ -16,7 +16,11 @@
 // node sealed to the analyst, and fetches the list from that node only with
 // the reviewer's signed approval (Deliver). It relays, but cannot make, the
 // nodes' signed list lengths and chunk proofs and the owners' signed
-// consents: every node checks them itself.
+// consents: every node checks them itself. On the OT protocol (ot.go) it
+// relays frames sealed end to end between two nodes, which it cannot read,
+// and joins OPRF outputs with OPRF values: it learns which positions match,
+// as on ECDH (with three or more parties, each list's matches with the
+// star's centre only).
 package worker
 
 import (
@@ -426,6 +430,23 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	// The protocol: the spec's, or the automatic rule on the signed lengths
+	// (every node checks it the same way).
+	lens := make([]int, n)
+	for i, sl := range lengths {
+		lens[i] = sl.Len
+	}
+	proto, err := policy.ChoosePSIProtocol(&j.Spec, lens)
+	if err != nil {
+		return nil, permanent("%v", err)
+	}
+	if proto == policy.PSIProtocolOT {
+		res, err := r.runOT(ctx, l, primary, parties, lengths)
+		if err != nil {
+			return nil, err
+		}
+		return &psiRun{parties: parties, res: res}, nil
 	}
 	_ = r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Step: "psi"})
 

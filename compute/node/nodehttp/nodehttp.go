@@ -98,6 +98,7 @@ func New(svc *node.Service, opts Options) *Handler {
 	post(h, nodeapi.PathDeliver, nodeapi.MaxBodyBytes, svc.Deliver)
 	post(h, nodeapi.PathFinish, nodeapi.MaxBodyBytes, svc.Finish)
 	post(h, nodeapi.PathOutcome, nodeapi.MaxBodyBytes, svc.Outcome)
+	routeOT(h, svc) // ot.go
 	// The homomorphic routes take larger bodies: a Squares public key is
 	// over a megabyte.
 	post(h, nodeapi.PathKeysBegin, nodeapi.MaxHEBodyBytes, svc.KeysBegin)
