@@ -65,6 +65,11 @@ func TestSubmitInvalidSpec(t *testing.T) {
 		"one input":           `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"hrss.unemployment_benefits","key":"id_number"}]}`,
 		"dataset twice":       `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"hrss.unemployment_benefits","key":"id_number"},{"dataset":"hrss.unemployment_benefits","key":"id_number"}]}`,
 		"stats on psi":        strings.Replace(specPSI, `"purpose"`, `"stats":["count"],"purpose"`, 1),
+		// One party per department: hrss holding two inputs would make the
+		// last hop of its own second list and of housing's, and so compute
+		// their intersection itself.
+		"two inputs of one department": `{"type":"psi_cardinality","purpose":"p","inputs":[{"dataset":"hrss.unemployment_benefits","key":"id_number"},` +
+			`{"dataset":"housing.property_owners","key":"id_number"},{"dataset":"hrss.other_benefits","key":"id_number"}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, nil, nil)
