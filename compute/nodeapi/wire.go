@@ -116,6 +116,11 @@ type PrepareResponse struct {
 	// by a dataset whose policy says differencing: flag (by default the
 	// node refuses such a job instead: code differencing).
 	Overlaps []disclosure.Overlap `json:"overlaps,omitempty"`
+	// ListDigest names the prepared list's content and order (hex of a
+	// digest keyed with the node's secret: equal for the same list, and
+	// nothing else). A worker resuming a job keeps its checkpointed chunks
+	// only while every list's digest is unchanged.
+	ListDigest string `json:"list_digest,omitempty"`
 }
 
 // OwnRequest asks for a chunk of the node's own list, blinded once.
