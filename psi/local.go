@@ -16,7 +16,8 @@ type LocalParty struct {
 	key   *Key
 	jobID string
 	self  int
-	ids   [][]byte // de-duplicated, in secret order
+	ids   [][]byte // de-duplicated, in secret order (in memory)
+	list  *List    // or on disk (NewListParty)
 }
 
 var _ Party = (*LocalParty)(nil)
@@ -104,8 +105,59 @@ func parallelRanges(n int, fn func(lo, hi int)) {
 // Self returns the party's index.
 func (p *LocalParty) Self() int { return p.self }
 
+// NewListParty is party self's side of job jobID over a list BuildList
+// made (for the same secret, job and spec): the same positions as
+// NewLocalParty gives the same IDs, read from disk. The party does not own
+// the list: close it when the party is done with.
+func NewListParty(nodeSecret []byte, jobID string, specHash []byte, self int, list *List) (*LocalParty, error) {
+	if self < 0 {
+		return nil, fmt.Errorf("%w: party index %d", ErrRange, self)
+	}
+	key, err := DeriveKey(nodeSecret, jobID, specHash)
+	if err != nil {
+		return nil, err
+	}
+	return &LocalParty{key: key, jobID: jobID, self: self, list: list}, nil
+}
+
+func (p *LocalParty) n() int {
+	if p.list != nil {
+		return p.list.Len()
+	}
+	return len(p.ids)
+}
+
 // Len returns the number of distinct IDs.
-func (p *LocalParty) Len(ctx context.Context) (int, error) { return len(p.ids), ctx.Err() }
+func (p *LocalParty) Len(ctx context.Context) (int, error) { return p.n(), ctx.Err() }
+
+// EachID calls fn with every position of the list and its ID, in order
+// (from disk, sequentially, for a list party). The ID is valid only
+// during the call.
+func (p *LocalParty) EachID(ctx context.Context, fn func(pos int, id []byte) error) error {
+	if p.list != nil {
+		return p.list.Each(ctx, fn)
+	}
+	for i, id := range p.ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(i, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idRange returns the IDs at positions [offset, offset+n).
+func (p *LocalParty) idRange(offset, n int) ([][]byte, error) {
+	if offset < 0 || n < 0 || offset > p.n() || n > p.n()-offset {
+		return nil, fmt.Errorf("%w: range [%d, %d+%d) of a list of %d", ErrRange, offset, offset, n, p.n())
+	}
+	if p.list != nil {
+		return p.list.IDs(offset, n)
+	}
+	return p.ids[offset : offset+n], nil
+}
 
 // Own returns H(x)^k for the IDs x at positions [offset, offset+n) of the
 // party's secret order.
@@ -113,12 +165,13 @@ func (p *LocalParty) Own(ctx context.Context, offset, n int) (Chunk, error) {
 	if err := ctx.Err(); err != nil {
 		return Chunk{}, err
 	}
-	if offset < 0 || n < 0 || offset > len(p.ids) || n > len(p.ids)-offset {
-		return Chunk{}, fmt.Errorf("%w: range [%d, %d+%d) of a list of %d", ErrRange, offset, offset, n, len(p.ids))
+	ids, err := p.idRange(offset, n)
+	if err != nil {
+		return Chunk{}, err
 	}
 	out := make([]Element, n)
-	err := parallel(n, func(i int) error {
-		out[i] = HashID(p.jobID, p.ids[offset+i])
+	err = parallel(n, func(i int) error {
+		out[i] = HashID(p.jobID, ids[i])
 		if err := p.key.blindOne(&out[i], &out[i]); err != nil {
 			// Only for an ID whose hash is a low-order point: probability ~2^-250.
 			return fmt.Errorf("%w (position %d)", err, offset+i)
@@ -156,11 +209,12 @@ func (p *LocalParty) Reblind(ctx context.Context, list, offset int, in Chunk) (C
 }
 
 // IDAt returns (a copy of) the ID at position in the party's secret order,
-// or nil if position is out of range: how the primary node maps Result
-// positions back to its own IDs.
+// or nil if position is out of range (or, for a list on disk, cannot be
+// read): how the primary node maps Result positions back to its own IDs.
 func (p *LocalParty) IDAt(position int) []byte {
-	if position < 0 || position >= len(p.ids) {
+	ids, err := p.idRange(position, 1)
+	if err != nil || position >= p.n() {
 		return nil
 	}
-	return append([]byte{}, p.ids[position]...)
+	return append([]byte{}, ids[0]...)
 }

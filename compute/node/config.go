@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/unseen-data/unseen/compute/pki"
+	"github.com/unseen-data/unseen/compute/source"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
 )
@@ -56,6 +57,10 @@ type Config struct {
 	// public keys: a job on a conditional dataset needs one's signed consent.
 	Owners   map[string]string `yaml:"owners"`
 	Datasets []DatasetConfig   `yaml:"datasets"`
+	// ListRunRecords is how many IDs the node sorts in memory at once while
+	// it prepares a PSI list on disk (default psi.DefaultRunSize, about
+	// 60 MiB): the node's memory for PSI is O(this), not O(dataset).
+	ListRunRecords int `yaml:"list_run_records"`
 
 	dir string // the config file's folder: relative paths resolve against it
 }
@@ -78,8 +83,47 @@ type Federation struct {
 // rows are.
 type DatasetConfig struct {
 	policy.Dataset `yaml:",inline"`
-	File           string `yaml:"file"`
-	// max_rows (policy.Dataset.MaxRows) is also the most rows the node loads.
+	// File is shorthand for Source {kind: csv, file: …}: exactly one of the
+	// two is given.
+	File string `yaml:"file"`
+	// Source is where the rows live: a CSV file, a PostgreSQL or a MySQL
+	// table or view (compute/source.Spec), e.g.
+	// {kind: postgres, table: public.property_owners, dsn_env: UNSEEN_HOUSING_DSN}.
+	// The DSN is read from dsn_env or dsn_file, never written here.
+	Source *source.Spec `yaml:"source"`
+	// max_rows (policy.Dataset.MaxRows) is also the most rows a scan reads.
+}
+
+// SourceSpec is where the dataset's rows are, with its paths (file,
+// dsn_file) as written: resolve them with Config.Path or FSPath.
+func (d *DatasetConfig) SourceSpec() source.Spec {
+	if d.Source != nil {
+		return *d.Source
+	}
+	return source.Spec{Kind: source.SpecCSV, File: d.File}
+}
+
+// ResolvedSource is d's source with its paths resolved against the
+// config's folder (inside fsys's tree when the config came from an fs.FS).
+func (c *Config) ResolvedSource(d *DatasetConfig, inFS bool) source.Spec {
+	sp := d.SourceSpec()
+	res := c.Path
+	if inFS {
+		res = c.FSPath
+	}
+	if sp.File != "" {
+		sp.File = res(sp.File)
+	}
+	if sp.DSNFile != "" {
+		sp.DSNFile = c.Path(sp.DSNFile) // a secret: always from the OS
+	}
+	return sp
+}
+
+// ListDir is the folder the node's prepared PSI lists are kept in while
+// their jobs run (beside its ledger; emptied at start).
+func (c *Config) ListDir() string {
+	return filepath.Join(filepath.Dir(c.StateDBPath()), "psi-lists-"+c.Department)
 }
 
 // LoadConfig reads and validates a node configuration file. Unknown keys are
@@ -223,6 +267,9 @@ func (c *Config) Validate() error {
 	if _, err := c.Trust(); err != nil {
 		return err
 	}
+	if c.ListRunRecords < 0 {
+		return errors.New("list_run_records must not be negative")
+	}
 	seen := map[string]bool{}
 	for i := range c.Datasets {
 		d := &c.Datasets[i]
@@ -236,8 +283,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("dataset %s declared twice", d.Name)
 		}
 		seen[d.Name] = true
-		if d.File == "" {
-			return fmt.Errorf("dataset %s: file is required", d.Name)
+		switch {
+		case d.File == "" && d.Source == nil:
+			return fmt.Errorf("dataset %s: file is required (or a source: section)", d.Name)
+		case d.File != "" && d.Source != nil:
+			return fmt.Errorf("dataset %s: give file or source, not both", d.Name)
+		}
+		if err := d.SourceSpec().Validate(); err != nil {
+			return fmt.Errorf("dataset %s: %w", d.Name, err)
 		}
 	}
 	return nil

@@ -117,11 +117,11 @@ func TestConfigInvalidIDsCounted(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, tbl.InvalidIDs())
 	require.Equal(t, 7, tbl.Len())
-	var lines []int
+	var lines []int64
 	for _, e := range tbl.Report().InvalidIDExamples {
-		lines = append(lines, e.Line)
+		lines = append(lines, e.Pos.Line)
 	}
-	require.Equal(t, []int{4, 7, 9}, lines)
+	require.Equal(t, []int64{4, 7, 9}, lines)
 
 	// Through a running node with its own file audit log.
 	s, err := node.New(cfg, node.Options{})
@@ -155,6 +155,10 @@ func TestConfigRejected(t *testing.T) {
 		{"dataset of another department", configYAML("hrss", "housing.owners", ""), "does not belong"},
 		{"invalid policy", strings.Replace(valid, "sharing: open", "sharing: sometimes", 1), "sharing"},
 		{"no file", strings.Replace(valid, "    file: benefits.csv\n", "", 1), "file is required"},
+		{"file and source", strings.Replace(valid, "    file: benefits.csv\n", "    file: benefits.csv\n    source: {kind: csv, file: benefits.csv}\n", 1), "not both"},
+		{"source of an unknown kind", strings.Replace(valid, "    file: benefits.csv\n", "    source: {kind: oracle, table: x}\n", 1), "oracle"},
+		{"database source with its DSN inline", strings.Replace(valid, "    file: benefits.csv\n", "    source: {kind: postgres, table: public.x, dsn: postgres://u:p@h/db}\n", 1), "dsn"},
+		{"database source without a DSN", strings.Replace(valid, "    file: benefits.csv\n", "    source: {kind: postgres, table: public.x}\n", 1), "dsn_env"},
 		{"bad token hash", strings.Replace(valid, "coordinator_token_sha256: ", "coordinator_token_sha256: 00", 1), "coordinator_token_sha256"},
 		{"dataset twice", valid + strings.SplitN(valid, "datasets:\n", 2)[1], "declared twice"},
 		{"federation without this node", strings.Replace(valid, "    hrss: ed25519:", "    tax: ed25519:", 1), "federation.nodes must list this node"},

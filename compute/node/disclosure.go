@@ -57,19 +57,19 @@ var (
 // column naming the person ("" when the dataset has none: each row is its
 // own person). It returns the rows kept and the distinct people among them
 // (their keys), for the k check and the differencing sketch.
-func capRows(t *Table, ds *policy.Dataset, rows []int, keyCol string) ([]int, []string, error) {
+func capRows(t *rowSet, ds *policy.Dataset, rows []int, keyCol string) ([]int, []string, error) {
 	keys := make([]string, len(rows))
 	for k, i := range rows {
 		if keyCol == "" {
-			keys[k] = fmt.Sprintf("\x00line:%d", t.t.Line(i))
+			keys[k] = fmt.Sprintf("\x00row:%d", i)
 			continue
 		}
-		v, err := t.t.Value(i, keyCol)
+		v, err := t.Value(i, keyCol)
 		if err != nil {
 			return nil, nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
 		}
 		if v.IsNull() { // no person named: a person of its own
-			keys[k] = fmt.Sprintf("\x00line:%d", t.t.Line(i))
+			keys[k] = fmt.Sprintf("\x00row:%d", i)
 			continue
 		}
 		keys[k] = v.Str()
@@ -103,7 +103,7 @@ func clampValues(ds *policy.Dataset, xs []int64) ([]int64, int) {
 // (he.groups, he.aggregate): the per-person row cap, k counted in people,
 // and the differencing check, which records the input's sketch. It returns
 // the rows kept and, in flag mode, the overlaps to report.
-func (s *Service) aggregateInput(job string, tbl *Table, ds *policy.Dataset, rows []int, detail map[string]string) ([]int, []disclosure.Overlap, error) {
+func (s *Service) aggregateInput(job string, tbl *rowSet, ds *policy.Dataset, rows []int, detail map[string]string) ([]int, []disclosure.Overlap, error) {
 	kept, people, err := capRows(tbl, ds, rows, disclosure.PersonKey(ds))
 	if err != nil {
 		return nil, nil, err

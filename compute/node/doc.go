@@ -15,6 +15,8 @@
 // keeps net/http out). The files go by concern:
 //
 //	service.go      the Service: datasets, secret, audit log; authentication
+//	table.go        a dataset: a handle on its source (compute/source), scans, and
+//	                the rows a homomorphic step materialises
 //	errors.go       Error and Kind
 //	audit.go        what each audit entry records, and refusals
 //	trust.go        what the node checks itself: spec binding, party, policy, consent, ledger
@@ -32,6 +34,41 @@
 //	he_aggregate.go he/groups, he/aggregate
 //	he_values.go    he/values
 //	he_release.go   he/zeromask, he/release
+//
+// # The data path
+//
+// A dataset is read where it lives, through compute/source: a CSV file, a
+// PostgreSQL or a MySQL/MariaDB table or view (DatasetConfig.Source; file:
+// is shorthand for a CSV source). The node never holds a whole dataset. At
+// start it validates each source (a CSV file is read once in full, so a
+// malformed row fails the start with its line; a database table must have
+// the declared columns); each job step then scans the source with the
+// job's filter, which a database runs as SQL with bound parameters.
+//
+// What is on disk, beside the node's ledger (Config.ListDir, emptied at
+// start): each prepared PSI list, built by psi.BuildList as an external
+// sort — the filtered keys are streamed from the source into sorted runs of
+// list_run_records IDs (default 2^20, about 60 MiB), spilled to files and
+// merged, de-duplicated, into the list's order (ascending HMAC of the ID
+// under a key derived from the node secret and job: the order
+// psi.NewLocalParty has always defined), with an offsets file for reads by
+// position. The merge computes the list's keyed digest
+// (PrepareResponse.ListDigest). The files are removed when the session
+// ends (job/finish, a newer attempt, expiry, the node closing). Chunks
+// (psi/own), psi/members' IDs, the OT protocol's input (ot_input.go) and
+// the differencing sketch all read the list from disk; the OT path spills
+// its own partitions beside it (ot_parts.go).
+//
+// Memory: a PSI prepare holds one run (O(list_run_records)), whatever the
+// dataset's size: BenchmarkPrepareListMemory starts a node on a 10^7-row
+// CSV file and prepares its 10^7-ID list in 248 MiB peak RSS. The
+// homomorphic steps (he/groups, he/aggregate, he/values) index rows, so
+// each materialises the input's selected rows with only the columns it
+// needs (the person key, the value, the group: about 50–100 bytes a row) for
+// the step: fine to 10^6–10^7 selected rows, and the one part of a node's
+// memory that still grows with the data. he/values also keeps a map from
+// the selected rows' keys to their list positions, found in one pass over
+// the list on disk.
 //
 // Who learns what:
 //   - PSI: the node learns the job spec and the sizes of the other parties'

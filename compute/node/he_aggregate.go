@@ -23,7 +23,7 @@ import (
 // heInput is a job-bound request's input at this node, checked against
 // the node's own policy.
 type heInput struct {
-	tbl    *Table
+	tbl    *rowSet // the input's rows, with the columns the job may need
 	in     policy.Input
 	ds     *policy.Dataset
 	rows   []int             // the input's rows after its filter
@@ -61,10 +61,14 @@ func (s *Service) checkInput(ctx context.Context, c Caller, step nodeapi.Step, h
 		return fail(refuse(KindNotFound, "unknown_dataset", "dataset %q is not held by node %s", ds.Name, s.cfg.Department))
 	}
 	detail["policy_version"] = ds.Version()
-	rows, err := tbl.Select(in.Filter)
+	// Only this input's selected rows, and only the columns the job can
+	// use (the person, the value, the group): the homomorphic steps index
+	// rows, so they are held for the step (O(rows × those columns)).
+	rs, err := tbl.rows(ctx, in.Filter, inputColumns(ds, spec, input)...)
 	if err != nil {
-		return fail(refuse(KindBadRequest, "bad_input", "%v", err))
+		return fail(jobError(err))
 	}
+	rows := rs.all()
 	// The coordinator sees every total before a reviewer does, so the node
 	// does not take part at all — not merely flag it — when its filter
 	// leaves fewer than k rows. The count itself stays here.
@@ -74,11 +78,28 @@ func (s *Service) checkInput(ctx context.Context, c Caller, step nodeapi.Step, h
 	// Disclosure control (disclosure.go): at most max_rows_per_key rows per
 	// person, k counted in people, and no input that differs from an
 	// earlier job's by 1..k−1 people (refused, or reported in flag mode).
-	rows, overlaps, err := s.aggregateInput(h.Job, tbl, ds, rows, detail)
+	rows, overlaps, err := s.aggregateInput(h.Job, rs, ds, rows, detail)
 	if err != nil {
 		return fail(err)
 	}
-	return &heInput{tbl: tbl, in: in, ds: ds, rows: rows, detail: detail, overlaps: overlaps}, nil
+	return &heInput{tbl: rs, in: in, ds: ds, rows: rows, detail: detail, overlaps: overlaps}, nil
+}
+
+// inputColumns are the declared columns of ds a job's steps on input may
+// read: the person key (disclosure control), the input's key, the value
+// and the group-by column (each checked against the policy where used).
+func inputColumns(ds *policy.Dataset, spec *policy.Spec, input int) []string {
+	cand := []string{disclosure.PersonKey(ds), spec.Inputs[input].Key, spec.ValueColumn(input)}
+	if spec.GroupBy != nil && (spec.GroupBy.Dataset == "" || spec.GroupBy.Dataset == ds.Name) {
+		cand = append(cand, spec.GroupBy.Column)
+	}
+	var out []string
+	for _, c := range cand {
+		if _, ok := ds.Column(c); ok && c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // sealedCT is an encrypted vector as it leaves the node: the envelope, and
@@ -154,7 +175,7 @@ func (s *Service) heGroups(ctx context.Context, c Caller, req *nodeapi.HEGroupsR
 	if err != nil {
 		return fail(err)
 	}
-	labels, err := tbl.t.Strings(hi.rows, col)
+	labels, err := tbl.Strings(hi.rows, col)
 	if err != nil {
 		return fail(refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err))
 	}
@@ -232,21 +253,21 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 	}
 	gidx := make([]int, len(rows))
 	if groupCol != "" {
-		labels, err := tbl.t.Strings(rows, groupCol)
+		labels, err := tbl.Strings(rows, groupCol)
 		if err != nil {
 			return fail(refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err))
 		}
 		for k, l := range labels {
 			g, ok := slices.BinarySearch(groups, l)
 			if !ok {
-				return fail(refuse(KindBadRequest, "unknown_group", "a row of %s (line %d) has a group that is not in the job's group list", ds.Name, tbl.t.Line(rows[k])))
+				return fail(refuse(KindBadRequest, "unknown_group", "a row of %s (%s) has a group that is not in the job's group list", ds.Name, tbl.Where(rows[k])))
 			}
 			gidx[k] = g
 		}
 	}
 	var xs, raw []int64
 	if valueCol != "" {
-		if xs, err = tbl.t.Ints(rows, valueCol); err != nil {
+		if xs, err = tbl.Ints(rows, valueCol); err != nil {
 			return fail(refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err))
 		}
 		// Disclosure control (disclosure.go): values summed are clamped to
@@ -265,7 +286,7 @@ func (s *Service) heAggregate(ctx context.Context, c Caller, req *nodeapi.HEAggr
 			x, r = xs[k], raw[k]
 		}
 		if err := contrib.add(g, x, r); err != nil {
-			return fail(valueRefusal(err, ds.Name, valueCol, tbl.t.Line(rows[k])))
+			return fail(valueRefusal(err, ds.Name, valueCol, tbl.Where(rows[k])))
 		}
 	}
 	sums, sq := contrib.vectors()

@@ -40,14 +40,14 @@ func rowShare(maxRows int64, parties int) (int64, error) {
 }
 
 // valueRefusal turns an he.Acc refusal of one row into the node's error:
-// it names the dataset, the column and the row's position (CSV line),
-// never the value, which is a record.
-func valueRefusal(err error, dataset, col string, line int) error {
+// it names the dataset, the column and the row's position (a CSV line, a
+// database row's ordinal in the scan), never the value, which is a record.
+func valueRefusal(err error, dataset, col, where string) error {
 	switch {
 	case errors.Is(err, he.ErrValueRange):
 		return refuse(KindBadRequest, "out_of_range",
-			"dataset %s, column %s, line %d: value out of range: homomorphic statistics take |x| ≤ 2^%d = %d; the column cannot be aggregated as it stands",
-			dataset, col, line, he.MaxValueBits, he.MaxValue)
+			"dataset %s, column %s, %s: value out of range: homomorphic statistics take |x| ≤ 2^%d = %d; the column cannot be aggregated as it stands",
+			dataset, col, where, he.MaxValueBits, he.MaxValue)
 	case errors.Is(err, he.ErrRowRange):
 		return refuse(KindBadRequest, "too_many_rows", "dataset %s: more than %d rows in one total", dataset, he.MaxJobRows)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/unseen-data/unseen/compute/he"
 	"github.com/unseen-data/unseen/policy"
+	"github.com/unseen-data/unseen/policy/disclosure"
 )
 
 // maxGroups is the most groups one aggregate can have: counts and sums of
@@ -128,32 +129,47 @@ func (s *Service) layout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, 
 // the list order only, so every page of a request sees the same layout.
 func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol string, squares bool) (*heLayout, error) {
 	in := ss.spec.Inputs[ss.input]
-	rows, err := tbl.Select(in.Filter)
+	ctx := context.Background()
+	// The input's selected rows with the key, value and group columns only
+	// (O(rows) for the step); the list stays on disk.
+	rs, err := tbl.rows(ctx, in.Filter, disclosure.PersonKey(ds), in.Key, valueCol, groupCol)
 	if err != nil {
-		return nil, refuse(KindBadRequest, "bad_input", "%v", err)
+		return nil, jobError(err)
 	}
 	// Disclosure control (disclosure.go): at most max_rows_per_key rows per
 	// person (the join key names the person).
-	if rows, _, err = capRows(tbl, ds, rows, in.Key); err != nil {
+	rows, _, err := capRows(rs, ds, rs.all(), in.Key)
+	if err != nil {
 		return nil, err
 	}
-	n, _ := ss.party.Len(context.Background())
-	posOf := make(map[string]int, n)
-	for p := range n {
-		posOf[string(ss.party.IDAt(p))] = p
+	// Each row's position in the PSI list: its key's, found by one pass
+	// over the list on disk against the rows' distinct keys.
+	posOf := make(map[string]int, len(rows))
+	for _, i := range rows {
+		if v, _ := rs.Value(i, in.Key); !v.IsNull() {
+			posOf[v.Str()] = -1
+		}
+	}
+	if err := ss.party.EachID(ctx, func(p int, id []byte) error {
+		if _, ok := posOf[string(id)]; ok {
+			posOf[string(id)] = p
+		}
+		return nil
+	}); err != nil {
+		return nil, internal(err)
 	}
 	used := make([]int, 0, len(rows))
 	pos := make([]int, 0, len(rows))
 	for _, i := range rows {
-		v, err := tbl.t.Value(i, in.Key)
+		v, err := rs.Value(i, in.Key)
 		if err != nil {
 			return nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
 		}
 		if v.IsNull() { // not in the PSI list either
 			continue
 		}
-		p, ok := posOf[v.Str()]
-		if !ok {
+		p := posOf[v.Str()]
+		if p < 0 {
 			return nil, errors.New("node: a filtered row's key is missing from the prepared PSI list")
 		}
 		used = append(used, i)
@@ -165,7 +181,7 @@ func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol
 	}
 	var xs []int64
 	if valueCol != "" {
-		if xs, err = tbl.t.Ints(used, valueCol); err != nil {
+		if xs, err = rs.Ints(used, valueCol); err != nil {
 			return nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
 		}
 		// Disclosure control (disclosure.go): clamped to dp.value_bound.
@@ -173,7 +189,7 @@ func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol
 	}
 	labels := make([]string, len(used))
 	if groupCol != "" {
-		if labels, err = tbl.t.Strings(used, groupCol); err != nil {
+		if labels, err = rs.Strings(used, groupCol); err != nil {
 			return nil, refuse(KindBadRequest, "bad_input", "%s: %v", ds.Name, err)
 		}
 	}
@@ -200,7 +216,7 @@ func valueLayout(ss *session, tbl *Table, ds *policy.Dataset, valueCol, groupCol
 			err = u.acc.Add(xs[k])
 		}
 		if err != nil {
-			return nil, valueRefusal(err, ds.Name, valueCol, tbl.t.Line(used[k]))
+			return nil, valueRefusal(err, ds.Name, valueCol, rs.Where(used[k]))
 		}
 	}
 	slots := he.Sums().Slots()

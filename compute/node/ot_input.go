@@ -9,14 +9,9 @@ import "context"
 // protocols share Prepare and everything after the join; this function is
 // the only place the OT path reads the prepared list.
 func (ss *session) otInput(ctx context.Context, fn func(pos int, id []byte) error) error {
-	n, err := ss.party.Len(ctx)
-	if err != nil {
-		return err
-	}
-	for i := range n {
-		if err := fn(i, ss.party.IDAt(i)); err != nil {
-			return err
-		}
-	}
-	return nil
+	// Read from disk in order, a buffer at a time; the ID is copied, since
+	// fn may keep it.
+	return ss.party.EachID(ctx, func(pos int, id []byte) error {
+		return fn(pos, append([]byte(nil), id...))
+	})
 }

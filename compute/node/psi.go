@@ -14,6 +14,7 @@ import (
 	"fmt"
 
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/compute/source"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
@@ -85,7 +86,7 @@ func (s *Service) prepare(ctx context.Context, c Caller, req *nodeapi.PrepareReq
 			// Idempotent per (job, step, attempt): the same list again.
 			n, _ := ss.party.Len(ctx)
 			s.mu.Unlock()
-			return &nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs(), Length: ss.length, Overlaps: ss.overlaps}, nil
+			return &nodeapi.PrepareResponse{Len: n, InvalidIDs: ss.invalidIDs, Length: ss.length, Overlaps: ss.overlaps, ListDigest: ss.list.Digest()}, nil
 		}
 	}
 	s.mu.Unlock()
@@ -96,12 +97,29 @@ func (s *Service) prepare(ctx context.Context, c Caller, req *nodeapi.PrepareReq
 		return nil, attemptError(err)
 	}
 
-	ids, err := tbl.KeyIDs(in.Key, in.Filter)
-	if err != nil {
-		return fail(err.Error(), refuse(KindBadRequest, "bad_input", "%v", err))
-	}
+	// The list: the filtered keys streamed from the source into an
+	// external sort on disk (psi.BuildList), so that memory does not grow
+	// with the dataset. Dropped with the session, or below if refused.
 	specHash := req.Spec.Hash()
-	party, err := psi.NewLocalParty(s.secret, req.Job, specHash[:], req.Party, ids)
+	var rep *source.Report
+	list, err := psi.BuildList(ctx, s.secret, req.Job, specHash[:], psi.ListOptions{Dir: s.cfg.ListDir(), RunSize: s.cfg.ListRunRecords}, func(add func([]byte) error) error {
+		var err error
+		rep, err = tbl.EachKey(ctx, in.Key, in.Filter, add)
+		return err
+	})
+	if err != nil {
+		if je := jobError(err); je.(*Error).Kind == KindBadRequest {
+			return fail(err.Error(), je)
+		}
+		return nil, jobError(err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			list.Close()
+		}
+	}()
+	party, err := psi.NewListParty(s.secret, req.Job, specHash[:], req.Party, list)
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +130,16 @@ func (s *Service) prepare(ctx context.Context, c Caller, req *nodeapi.PrepareReq
 	}
 	// Disclosure control (disclosure.go): no input that differs from an
 	// earlier job's by 1..k−1 people (refused, or reported in flag mode).
+	var listErr error
 	overlaps, err := s.differencing(req.Job, ds, func(add func([]byte)) {
-		for _, id := range ids {
+		listErr = list.Each(ctx, func(_ int, id []byte) error {
 			add(id)
-		}
+			return nil
+		})
 	}, detail)
+	if listErr != nil {
+		return nil, internal(listErr)
+	}
 	if err != nil {
 		return fail("differencing", err)
 	}
@@ -129,10 +152,15 @@ func (s *Service) prepare(ctx context.Context, c Caller, req *nodeapi.PrepareReq
 	}
 	ls := nodeapi.LengthStatement{JobRef: req.Header.Ref(), List: req.Party, Len: n}
 	length := nodeapi.SignedLength{List: req.Party, Len: n, Signature: s.sign(ls.Message())}
+	invalid := int(rep.InvalidIDs)
 	s.mu.Lock()
-	s.sessions[sessionKey(req.Header)] = &session{attempt: req.Attempt, input: req.Input, self: req.Party, dataset: in.Dataset, spec: req.Spec, requester: req.Requester, party: party, used: s.clock(), length: length, overlaps: overlaps}
+	if old, ok := s.sessions[sessionKey(req.Header)]; ok {
+		old.close()
+	}
+	s.sessions[sessionKey(req.Header)] = &session{attempt: req.Attempt, input: req.Input, self: req.Party, dataset: in.Dataset, spec: req.Spec, requester: req.Requester, party: party, list: list, invalidIDs: invalid, used: s.clock(), length: length, overlaps: overlaps}
+	keep = true
 	s.mu.Unlock()
-	return &nodeapi.PrepareResponse{Len: n, InvalidIDs: tbl.InvalidIDs(), Length: length, Overlaps: overlaps}, nil
+	return &nodeapi.PrepareResponse{Len: n, InvalidIDs: invalid, Length: length, Overlaps: overlaps, ListDigest: list.Digest()}, nil
 }
 
 // attemptError is the refusal of an attempt prepared before.
@@ -440,6 +468,7 @@ func (s *Service) finish(ctx context.Context, c Caller, req *nodeapi.FinishReque
 	s.mu.Lock()
 	ss, ok := s.sessions[sessionKey(req.Header)]
 	if ok && req.Attempt >= ss.attempt {
+		ss.close()
 		delete(s.sessions, sessionKey(req.Header))
 	}
 	s.mu.Unlock()

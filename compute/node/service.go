@@ -23,6 +23,7 @@ import (
 	"github.com/unseen-data/unseen/compute/nodeapi"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
+	"github.com/unseen-data/unseen/psi"
 )
 
 // Service is a running node's logic: its datasets, secret, audit log,
@@ -135,26 +136,49 @@ func New(cfg *Config, opts Options) (*Service, error) {
 		}
 		s.audit = fl
 	}
+	// Lists a previous process prepared died with its sessions.
+	if err := psi.RemoveStaleLists(cfg.ListDir()); err != nil {
+		s.log.Warn("stale PSI lists not removed", "dir", cfg.ListDir(), "err", err)
+	}
 	for i := range cfg.Datasets {
 		dc := &cfg.Datasets[i]
-		path := cfg.Path(dc.File)
-		if opts.FS != nil {
-			path = cfg.FSPath(dc.File)
-		}
-		t, err := LoadTable(dc, path, opts.FS)
+		spec := cfg.ResolvedSource(dc, opts.FS != nil)
+		t, err := OpenTable(context.Background(), dc, spec, opts.FS)
 		if err != nil {
+			s.closeTables()
+			s.state.Close()
 			return nil, err
 		}
 		s.tables[dc.Name] = t
 		d := dc.Dataset
 		s.catalog[d.Name] = &d
-		s.log.Info("dataset loaded", "dataset", d.Name, "rows", t.Len(), "invalid_ids", t.InvalidIDs())
+		if t.Len() >= 0 {
+			s.log.Info("dataset loaded", "dataset", d.Name, "source", spec.Kind, "rows", t.Len(), "invalid_ids", t.InvalidIDs())
+		} else {
+			s.log.Info("dataset opened", "dataset", d.Name, "source", spec.Kind, "table", spec.Table)
+		}
 	}
 	return s, nil
 }
 
-// Close releases the node's files (its state ledger).
-func (s *Service) Close() error { return s.state.Close() }
+// Close releases the node's files (its state ledger, its prepared lists)
+// and its datasets' connections.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	for id, ss := range s.sessions {
+		ss.close()
+		delete(s.sessions, id)
+	}
+	s.mu.Unlock()
+	s.closeTables()
+	return s.state.Close()
+}
+
+func (s *Service) closeTables() {
+	for _, t := range s.tables {
+		t.Close()
+	}
+}
 
 // Department is the node's department.
 func (s *Service) Department() string { return s.cfg.Department }

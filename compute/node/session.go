@@ -31,7 +31,12 @@ type session struct {
 	spec      policy.Spec
 	requester policy.Requester
 	party     *psi.LocalParty
-	used      time.Time
+	// list is the party's list on disk (party reads it); its files go
+	// when the session does (close).
+	list *psi.List
+	// invalidIDs is what the prepare scan skipped for an invalid ID.
+	invalidIDs int
+	used       time.Time
 	// length is the node's signed declaration of its list's length.
 	length nodeapi.SignedLength
 	// overlaps are the differencing overlaps reported (flag mode).
@@ -156,7 +161,16 @@ func (s *Service) expireLocked() {
 	now := s.clock()
 	for id, ss := range s.sessions {
 		if now.Sub(ss.used) > SessionTTL {
+			ss.close()
 			delete(s.sessions, id)
 		}
+	}
+}
+
+// close removes the session's list from disk. A request still reading it
+// fails (its job has finished, expired or moved to a newer attempt).
+func (ss *session) close() {
+	if ss.list != nil {
+		_ = ss.list.Close()
 	}
 }

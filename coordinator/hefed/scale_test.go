@@ -9,12 +9,13 @@ package hefed
 //
 // The databases come from compute/source/sourcetest (the test skips, like
 // the database tests, when none can be found and UNSEEN_TEST_POSTGRES /
-// UNSEEN_TEST_MYSQL are unset). The node of this branch still reads only
-// CSV files (compute/source is not yet wired into it): scaleDataset writes
-// every table as CSV too and points the node at that, while the PostgreSQL
-// and MySQL tables are loaded all the same and their departments'
-// plaintext checks are computed by the databases themselves (SUM over the
-// table). Once the node reads databases, only scaleDataset changes.
+// UNSEEN_TEST_MYSQL are unset; with them set it fails instead). The
+// PostgreSQL and MySQL departments' nodes read their tables where they
+// live (a dataset's source: section, the DSN in an environment variable),
+// and those departments' plaintext checks are computed by the databases
+// themselves (SUM over the table), independently of the nodes.
+// BenchmarkAggregateThreeSources runs the aggregate alone at 10^6 rows per
+// department.
 
 import (
 	"context"
@@ -41,6 +42,7 @@ import (
 	"github.com/unseen-data/unseen/compute/node/nodehttp"
 	"github.com/unseen-data/unseen/compute/node/nodetest"
 	"github.com/unseen-data/unseen/compute/nodeapi"
+	"github.com/unseen-data/unseen/compute/source"
 	"github.com/unseen-data/unseen/compute/source/sourcetest"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
@@ -60,6 +62,10 @@ type scaleTable struct {
 	value   string // its value column's name
 	backend string // "postgres", "mysql" or "csv"
 	rows    []scaleRow
+
+	// Where load put a database table: the DSN and the table as the
+	// node's source names it.
+	dsn, table string
 }
 
 // scaleRows makes n rows with ids from lo, values uniform in ±2^40 and
@@ -96,7 +102,7 @@ func (t totals) addRow(g string, x int64) {
 	t.add(g, 1, bx, new(big.Int).Mul(bx, bx))
 }
 
-func parseBig(t *testing.T, s string) *big.Int {
+func parseBig(t testing.TB, s string) *big.Int {
 	v, ok := new(big.Int).SetString(strings.TrimSpace(s), 10)
 	require.True(t, ok, "not an integer: %q", s)
 	return v
@@ -104,7 +110,7 @@ func parseBig(t *testing.T, s string) *big.Int {
 
 // load puts the table where it lives and returns its plaintext check:
 // computed by the database for a database table, in Go for a CSV file.
-func (tb *scaleTable) load(t *testing.T) totals {
+func (tb *scaleTable) load(t testing.TB) totals {
 	t.Helper()
 	want := totals{}
 	ctx := context.Background()
@@ -112,6 +118,7 @@ func (tb *scaleTable) load(t *testing.T) totals {
 	case "postgres":
 		d := sourcetest.Postgres(t)
 		table := d.Schema + "." + strings.Split(tb.name, ".")[1]
+		tb.dsn, tb.table = d.DSN, table
 		d.Exec(t, fmt.Sprintf("CREATE TABLE %s (id_number text NOT NULL, district text NOT NULL, %s bigint NOT NULL)", table, tb.value))
 		src := pgx.CopyFromSlice(len(tb.rows), func(i int) ([]any, error) {
 			r := tb.rows[i]
@@ -131,6 +138,7 @@ func (tb *scaleTable) load(t *testing.T) totals {
 	case "mysql":
 		d := sourcetest.MySQL(t)
 		table := strings.Split(tb.name, ".")[1]
+		tb.dsn, tb.table = d.DSN, d.Database+"."+table
 		d.Exec(t, fmt.Sprintf("CREATE TABLE %s (id_number varchar(18) NOT NULL, district varchar(32) NOT NULL, %s bigint NOT NULL) CHARACTER SET utf8mb4", table, tb.value))
 		const batch = 2000
 		for off := 0; off < len(tb.rows); off += batch {
@@ -160,9 +168,24 @@ func (tb *scaleTable) load(t *testing.T) totals {
 }
 
 // scaleDataset is the node's declaration of tb and where it reads the
-// rows: here always a CSV file (see the file comment).
-func scaleDataset(t *testing.T, dir string, tb *scaleTable) node.DatasetConfig {
+// rows: its database table (the DSN in an environment variable of the
+// test's own), or a CSV file written here.
+func scaleDataset(t testing.TB, dir string, tb *scaleTable) node.DatasetConfig {
 	t.Helper()
+	d := policy.Dataset{
+		Name: tb.name, Classification: "important", Sharing: "open", MinCount: 10, MaxRows: int64(len(tb.rows)),
+		JobTypes: []policy.JobType{policy.Aggregate, policy.IntersectionStats, policy.PSICardinality},
+		Columns: []policy.Column{
+			{Name: "id_number", Kind: policy.KindID, PII: true, Uses: []policy.Use{policy.UseKey}},
+			{Name: "district", Kind: policy.KindString, Uses: []policy.Use{policy.UseFilter, policy.UseGroupBy}},
+			{Name: tb.value, Kind: policy.KindInt, Uses: []policy.Use{policy.UseValue}},
+		},
+	}
+	if tb.backend != "csv" {
+		env := "UNSEEN_SCALE_DSN_" + strings.ToUpper(policy.Department(tb.name))
+		t.Setenv(env, tb.dsn)
+		return node.DatasetConfig{Dataset: d, Source: &source.Spec{Kind: tb.backend, Table: tb.table, DSNEnv: env}}
+	}
 	file := filepath.Join(dir, tb.name+".csv")
 	fh, err := os.Create(file)
 	require.NoError(t, err)
@@ -174,21 +197,12 @@ func scaleDataset(t *testing.T, dir string, tb *scaleTable) node.DatasetConfig {
 	w.Flush()
 	require.NoError(t, w.Error())
 	require.NoError(t, fh.Close())
-	d := policy.Dataset{
-		Name: tb.name, Classification: "important", Sharing: "open", MinCount: 10, MaxRows: int64(len(tb.rows)),
-		JobTypes: []policy.JobType{policy.Aggregate, policy.IntersectionStats, policy.PSICardinality},
-		Columns: []policy.Column{
-			{Name: "id_number", Kind: policy.KindID, PII: true, Uses: []policy.Use{policy.UseKey}},
-			{Name: "district", Kind: policy.KindString, Uses: []policy.Use{policy.UseFilter, policy.UseGroupBy}},
-			{Name: tb.value, Kind: policy.KindInt, Uses: []policy.Use{policy.UseValue}},
-		},
-	}
 	return node.DatasetConfig{Dataset: d, File: file}
 }
 
 // startScale runs one node per table (a department each) and a hefed
 // coordinator over them, with a 2-of-3 key ceremony.
-func startScale(t *testing.T, tables []*scaleTable) (*Coordinator, map[string]*nodeapi.Client) {
+func startScale(t testing.TB, tables []*scaleTable) (*Coordinator, map[string]*nodeapi.Client) {
 	t.Helper()
 	dir := t.TempDir()
 	fed := map[string]string{}
@@ -223,7 +237,7 @@ func startScale(t *testing.T, tables []*scaleTable) (*Coordinator, map[string]*n
 	return c, clients
 }
 
-func requireTotals(t *testing.T, what string, want totals, got *Stats) {
+func requireTotals(t testing.TB, what string, want totals, got *Stats) {
 	t.Helper()
 	all := totals{}
 	for g, w := range want {
