@@ -92,8 +92,7 @@ func New(svc *node.Service, opts Options) *Handler {
 
 	get(h, nodeapi.PathDatasets, svc.Datasets)
 	post(h, nodeapi.PathPrepare, nodeapi.MaxBodyBytes, svc.Prepare)
-	post(h, nodeapi.PathOwn, nodeapi.MaxBodyBytes, svc.Own)
-	post(h, nodeapi.PathReblind, nodeapi.MaxBodyBytes, svc.Reblind)
+	routePSI(h, svc) // psi.go: element lists, framed
 	post(h, nodeapi.PathMembers, nodeapi.MaxBodyBytes, svc.Members)
 	post(h, nodeapi.PathDeliver, nodeapi.MaxBodyBytes, svc.Deliver)
 	post(h, nodeapi.PathFinish, nodeapi.MaxBodyBytes, svc.Finish)
