@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -183,7 +184,7 @@ func printBench(w io.Writer, r *BenchResult) {
 func runBench(ctx context.Context, logw io.Writer, o benchOptions, n int) (res *BenchResult, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	exe, err := os.Executable()
+	exe, err := benchExecutable()
 	if err != nil {
 		return nil, err
 	}
@@ -421,4 +422,17 @@ func saveProfile(ctx context.Context, addr string, seconds int, path string) err
 		return err
 	}
 	return f.Close()
+}
+
+// benchExecutable is the binary the children run: this one. os.Args[0]
+// is tried first, as the shell resolved it, because a test harness
+// (testscript) dispatches on the name it was invoked by, which
+// os.Executable resolves away; then os.Executable.
+func benchExecutable() (string, error) {
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, nil
+		}
+	}
+	return os.Executable()
 }
