@@ -235,6 +235,11 @@ func runBench(ctx context.Context, logw io.Writer, o benchOptions, n int) (res *
 			return nil, err
 		}
 	}
+	// The coordinator starts once the nodes answer, so that its catalog
+	// has their datasets.
+	if err := waitReady(ctx, procs, fed, nil); err != nil {
+		return nil, err
+	}
 	args := []string{"coordinator", "--config", fed.Coordinator, "--psi-chunk", strconv.Itoa(o.chunk)}
 	if fed.Pprof != "" {
 		args = append(args, "--pprof", fed.Pprof)
@@ -350,8 +355,9 @@ func runBench(ctx context.Context, logw io.Writer, o benchOptions, n int) (res *
 	return r, nil
 }
 
-// waitReady waits until every node answers /healthz and the coordinator
-// /readyz, or a child exits.
+// waitReady waits until every node answers /healthz and, unless c is nil,
+// the coordinator is ready with every node's dataset in its catalog; or
+// fails when a child exits.
 func waitReady(ctx context.Context, procs []*benchfed.Proc, fed *benchfed.Federation, c *client.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -372,10 +378,11 @@ func waitReady(ctx context.Context, procs []*benchfed.Proc, fed *benchfed.Federa
 		for len(urls) > 0 && httpOK(ctx, urls[0]) {
 			urls = urls[1:]
 		}
-		if len(urls) == 0 {
-			if r, err := c.Ready(ctx); err == nil && r.Ready {
-				return nil
-			}
+		if len(urls) == 0 && c == nil {
+			return nil
+		}
+		if len(urls) == 0 && coordinatorReady(ctx, c, len(fed.Nodes)) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -383,6 +390,14 @@ func waitReady(ctx context.Context, procs []*benchfed.Proc, fed *benchfed.Federa
 		case <-tick.C:
 		}
 	}
+}
+
+func coordinatorReady(ctx context.Context, c *client.Client, datasets int) bool {
+	if r, err := c.Ready(ctx); err != nil || !r.Ready {
+		return false
+	}
+	ds, err := c.Datasets(ctx)
+	return err == nil && len(ds.Datasets) >= datasets
 }
 
 func httpOK(ctx context.Context, url string) bool {

@@ -127,7 +127,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Listener wraps ln so that every byte its connections carry is counted
 // (unseen_node_wire_bytes_total): wrap the raw TCP listener, under TLS, to
 // count what crosses the network.
-func (h *Handler) Listener(ln net.Listener) net.Listener { return &countingListener{Listener: ln, m: h.metrics} }
+func (h *Handler) Listener(ln net.Listener) net.Listener {
+	return &countingListener{Listener: ln, m: h.metrics}
+}
 
 // Server wraps the handler in an http.Server with explicit timeouts.
 func (h *Handler) Server(addr string) *http.Server {
