@@ -2,96 +2,141 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/unseen-data/unseen/api"
 	"github.com/unseen-data/unseen/api/client"
 	"github.com/unseen-data/unseen/api/wire"
-	"github.com/unseen-data/unseen/compute/idnum"
-	"github.com/unseen-data/unseen/compute/node"
-	"github.com/unseen-data/unseen/compute/node/nodehttp"
-	"github.com/unseen-data/unseen/coordinator"
+	"github.com/unseen-data/unseen/cmd/unseen/internal/benchfed"
 	"github.com/unseen-data/unseen/jobs"
-	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
-	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
 )
 
 // BenchResult is one measured size of `unseen bench`.
 type BenchResult struct {
-	Parties       int     `json:"parties"`
-	PerParty      int     `json:"per_party"`
-	Seconds       float64 `json:"seconds"`
-	ElementsPerS  float64 `json:"elements_per_s"`
+	Parties  int    `json:"parties"`
+	PerParty int    `json:"per_party"`
+	Protocol string `json:"psi_protocol"` // the protocol the job ran: ecdh or ot
+	Source   string `json:"source"`       // csv or postgres
+	Store    string `json:"store"`        // the coordinator's: bolt or redis
+	// SetupSeconds is writing the departments' data (not in Seconds);
+	// Seconds is the job, from submission to its result awaiting review.
+	SetupSeconds float64 `json:"setup_seconds"`
+	Seconds      float64 `json:"seconds"`
+	ElementsPerS float64 `json:"elements_per_s"`
+	// The X25519 limit measured in the same run: all-core scalar
+	// multiplications per second, over the parties (each entry costs one
+	// per party), and the throughput's ratio to it.
 	ScalarMultsPS float64 `json:"scalar_mults_per_s"`
 	LimitPerS     float64 `json:"limit_elements_per_s"`
 	LimitRatio    float64 `json:"limit_ratio"`
-	Count         int     `json:"count"`
-	ExpectedCount int     `json:"expected_count"`
-	// Protocol is the PSI protocol the job ran ("ecdh" or "ot"); WireBytes
-	// every byte the nodes' connections carried (both directions, HTTP
-	// included), and WireBytesPerElement that over parties × per_party.
-	Protocol            string  `json:"psi_protocol"`
+	// CPU: the job's ideal CPU (parties² × per_party multiplications at the
+	// CPU cost of one, measured in the same run) over the CPU every process
+	// spent (user + system, from wait4), which load elsewhere on the
+	// machine cannot push above 1.
+	CPUPerMultNS    float64 `json:"cpu_per_mult_ns"`
+	IdealCPUSeconds float64 `json:"ideal_cpu_seconds"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	CPURatio        float64 `json:"cpu_ratio"`
+	// WireBytes is every byte the nodes' connections carried (both
+	// directions, HTTP included: unseen_node_wire_bytes_total), and
+	// WireBytesPerElement that over parties × per_party.
 	WireBytes           int64   `json:"wire_bytes"`
 	WireBytesPerElement float64 `json:"wire_bytes_per_element"`
+	// Split is the nodes' time serving each step, summed over nodes (from
+	// unseen_node_request_seconds): prepare reads the source and hashes
+	// the IDs to the curve; blind is own and reblind (ECDH); ot the OT
+	// steps; he the homomorphic ones. Other is the job's time outside the
+	// busiest node's steps: transfer, the coordinator's join, scheduling.
+	Split         map[string]float64 `json:"split_seconds"`
+	Processes     []BenchProcess     `json:"processes"`
+	Count         int                `json:"count"`
+	ExpectedCount int                `json:"expected_count"`
+}
+
+// BenchProcess is one child process: a node or the coordinator.
+type BenchProcess struct {
+	Name         string  `json:"name"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+}
+
+type benchOptions struct {
+	parties, chunk     int
+	protocol, source   string
+	postgresDSN, redis string
+	pprofDir           string
+	pprofSeconds       int
 }
 
 func benchCmd() *cobra.Command {
 	var sizes string
-	var parties, chunk int
 	var asJSON bool
-	var protocol string
+	var o benchOptions
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure end-to-end PSI throughput (HTTP nodes, coordinator, runner) against this machine's X25519 limit",
-		Long: `Runs psi_cardinality jobs end to end on loopback — nodes loading CSV files,
-the coordinator's API, store and runner — at each size, and prints the
-throughput (every party's entries per second) as a ratio to the limit
-measured in the same run: the all-core X25519 scalar-multiplication rate
-divided by the number of parties (each entry costs one multiplication per
-party).`,
+		Short: "Measure end-to-end PSI on separate node and coordinator processes against this machine's X25519 limit",
+		Long: `Lays out a federation on loopback — each department's data streamed to a
+CSV file (or a PostgreSQL table), its node a separate 'unseen node' process,
+the coordinator a separate 'unseen coordinator' process — runs a
+psi_cardinality job through the HTTP API at each size, as an analyst and a
+reviewer would, and prints: the throughput (every party's entries per
+second) as a ratio to the X25519 limit measured in the same run; the CPU
+ratio (the job's ideal CPU for its scalar multiplications over the CPU all
+processes spent); the peak RSS and CPU of each process; the bytes on the
+wire per element; and the nodes' time by step.`,
+		Example: `  unseen bench --parties 2 --sizes 262144
+  unseen bench --parties 3 --sizes 1000000 --json
+  unseen bench --sizes 10000000 --source postgres --postgres-dsn postgres://postgres@127.0.0.1:5432/test
+  unseen bench --sizes 1048576 --redis redis://127.0.0.1:6379/15 --pprof /tmp/profiles`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ns []int
 			for _, s := range strings.Split(sizes, ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(s))
-				if err != nil || n < 1 || n > 1<<22 {
-					return fmt.Errorf("--sizes: %q is not a size from 1 to 2^22", s)
+				if err != nil || n < 2 || n > benchfed.MaxSize {
+					return fmt.Errorf("--sizes: %q is not a size from 2 to %d", s, benchfed.MaxSize)
 				}
 				ns = append(ns, n)
 			}
-			if parties < 2 || parties > 5 {
+			if o.parties < 2 || o.parties > 5 {
 				return errors.New("--parties must be 2 to 5")
 			}
-			if protocol != "" && protocol != policy.PSIProtocolECDH && protocol != policy.PSIProtocolOT {
-				return fmt.Errorf("--psi-protocol: %q is not ecdh or ot", protocol)
+			if o.protocol != "" && o.protocol != policy.PSIProtocolECDH && o.protocol != policy.PSIProtocolOT {
+				return fmt.Errorf("--psi-protocol: %q is not ecdh or ot", o.protocol)
+			}
+			if o.source != "csv" && o.source != "postgres" {
+				return fmt.Errorf("--source: %q is not csv or postgres", o.source)
+			}
+			if o.source == "postgres" && o.postgresDSN == "" {
+				o.postgresDSN = os.Getenv("UNSEEN_TEST_POSTGRES")
+				if o.postgresDSN == "" {
+					o.postgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+				}
 			}
 			out := cmd.OutOrStdout()
 			var results []BenchResult
 			for _, n := range ns {
-				r, err := runBench(cmd.Context(), parties, n, chunk, protocol)
+				r, err := runBench(cmd.Context(), cmd.ErrOrStderr(), o, n)
 				if err != nil {
 					return err
 				}
 				results = append(results, *r)
 				if !asJSON {
-					fmt.Fprintf(out, "%s, %d parties × %d: %.1f s, %.0f elements/s; limit %.0f elements/s (%.0f X25519/s all cores); limit-ratio %.2f; %.1f bytes on the wire per element; count %d (expected %d)\n",
-						r.Protocol, r.Parties, r.PerParty, r.Seconds, r.ElementsPerS, r.LimitPerS, r.ScalarMultsPS, r.LimitRatio, r.WireBytesPerElement, r.Count, r.ExpectedCount)
+					printBench(out, r)
 				}
 				if r.Count != r.ExpectedCount {
 					return fmt.Errorf("bench: count %d, expected %d", r.Count, r.ExpectedCount)
@@ -103,208 +148,306 @@ party).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&sizes, "sizes", "65536", "comma-separated list sizes per party (e.g. 65536,262144)")
-	cmd.Flags().IntVar(&parties, "parties", 2, "number of departments")
-	cmd.Flags().IntVar(&chunk, "chunk", 4096, "PSI chunk size")
+	cmd.Flags().StringVar(&sizes, "sizes", "65536", "comma-separated list sizes per party, up to 10^8 (e.g. 65536,1048576)")
+	cmd.Flags().IntVar(&o.parties, "parties", 2, "number of departments (2 to 5)")
+	cmd.Flags().IntVar(&o.chunk, "chunk", 4096, "PSI chunk size (the coordinator's --psi-chunk)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print results as JSON")
-	cmd.Flags().StringVar(&protocol, "psi-protocol", "", "PSI protocol of the job: ecdh or ot (default: the automatic rule, policy.ChoosePSIProtocol)")
+	cmd.Flags().StringVar(&o.protocol, "psi-protocol", "", "PSI protocol of the job: ecdh or ot (default: the automatic rule, policy.ChoosePSIProtocol)")
+	cmd.Flags().StringVar(&o.source, "source", "csv", "where the nodes read their data: csv (files) or postgres (a table per party, filled by COPY)")
+	cmd.Flags().StringVar(&o.postgresDSN, "postgres-dsn", "", "PostgreSQL for --source postgres (default $UNSEEN_TEST_POSTGRES, else postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	cmd.Flags().StringVar(&o.redis, "redis", "", "run the coordinator on this Redis (redis://host:port/db) instead of its embedded store")
+	cmd.Flags().StringVar(&o.pprofDir, "pprof", "", "save a CPU profile of every process into this folder (<process>.pprof)")
+	cmd.Flags().IntVar(&o.pprofSeconds, "pprof-seconds", 30, "length of the CPU profiles of --pprof, from the job's submission")
 	return cmd
 }
 
-// benchID returns the i-th synthetic ID number (valid check digit).
-func benchID(i int) string {
-	birth := time.Date(1940, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i/1000)
-	id, err := idnum.Make("440106", birth, i%1000)
-	if err != nil {
-		panic(err)
+func printBench(w io.Writer, r *BenchResult) {
+	fmt.Fprintf(w, "%s, %d parties × %d (%s source, %s store; nodes and coordinator in separate processes)\n", r.Protocol, r.Parties, r.PerParty, r.Source, r.Store)
+	fmt.Fprintf(w, "  job %.1f s (data written in %.1f s before it), %.0f elements/s\n", r.Seconds, r.SetupSeconds, r.ElementsPerS)
+	fmt.Fprintf(w, "  limit %.0f elements/s (%.0f X25519/s all cores); limit-ratio %.2f\n", r.LimitPerS, r.ScalarMultsPS, r.LimitRatio)
+	fmt.Fprintf(w, "  cpu-ratio %.2f: ideal %.1f s CPU (%d² × %d multiplications at %.0f ns) over %.1f s CPU spent by all processes\n",
+		r.CPURatio, r.IdealCPUSeconds, r.Parties, r.PerParty, r.CPUPerMultNS, r.CPUSeconds)
+	fmt.Fprintf(w, "  %.1f bytes on the wire per element (%d bytes)\n", r.WireBytesPerElement, r.WireBytes)
+	fmt.Fprintf(w, "  time by step (s, summed over nodes):")
+	for _, k := range []string{"prepare", "blind", "ot", "he", "other"} {
+		if v, ok := r.Split[k]; ok {
+			fmt.Fprintf(w, " %s %.2f", k, v)
+		}
 	}
-	return id
+	fmt.Fprintln(w)
+	for _, p := range r.Processes {
+		fmt.Fprintf(w, "  %-12s peak RSS %6.1f MiB, CPU %.1f s\n", p.Name, float64(p.PeakRSSBytes)/(1<<20), p.CPUSeconds)
+	}
+	fmt.Fprintf(w, "  count %d (expected %d)\n", r.Count, r.ExpectedCount)
 }
 
-func runBench(ctx context.Context, parties, n, chunk int, protocol string) (*BenchResult, error) {
+func runBench(ctx context.Context, logw io.Writer, o benchOptions, n int) (res *BenchResult, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	exe, err := benchExecutable()
+	if err != nil {
+		return nil, err
+	}
 	tmp, err := os.MkdirTemp("", "unseen-bench-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	// Half of every list is common to all parties; the rest is its own.
-	// Every node and the coordinator sign with fresh keys, each node's
-	// federation section naming all of them.
-	cfg := &coordinator.Config{Workers: 1, HEState: filepath.Join(tmp, "he.json")}
-	_, cfg.SigningKeyPriv, err = attest.GenerateKey()
-	if err != nil {
-		return nil, err
-	}
-	fed := node.Federation{Coordinator: attest.FormatPublicKey(cfg.SigningKeyPriv.Public().(ed25519.PublicKey)), Nodes: map[string]string{}}
-	keys := make([]ed25519.PrivateKey, parties)
-	for p := range keys {
-		var pub ed25519.PublicKey
-		if pub, keys[p], err = attest.GenerateKey(); err != nil {
-			return nil, err
-		}
-		fed.Nodes[fmt.Sprintf("d%d", p)] = attest.FormatPublicKey(pub)
-	}
-	spec := policy.Spec{Type: policy.PSICardinality, Purpose: "benchmark", PSIProtocol: protocol}
-	var onWire atomic.Int64
-	for p := 0; p < parties; p++ {
-		dept := fmt.Sprintf("d%d", p)
-		file := filepath.Join(tmp, dept+".csv")
-		if err := writeBenchCSV(file, p, n); err != nil {
-			return nil, err
-		}
-		tok := randomToken()
-		nc := &node.Config{Department: dept, Listen: "127.0.0.1:0", SecretFile: filepath.Join(tmp, dept+".secret"),
-			AuditLog: filepath.Join(tmp, dept+".audit"), StateDB: filepath.Join(tmp, dept+".db"), KeysDir: filepath.Join(tmp, dept+".keys"),
-			CoordinatorTokenSHA256: api.HashToken(tok), Federation: fed}
-		d := policy.Dataset{Name: dept + ".ids", Classification: "general", Sharing: "open", JobTypes: []policy.JobType{policy.PSICardinality},
-			Columns: []policy.Column{{Name: "id_number", Kind: policy.KindID, Uses: []policy.Use{policy.UseKey}}}}
-		nc.Datasets = []node.DatasetConfig{{Dataset: d, File: file}}
-		s, err := node.New(nc, node.Options{Logger: log, SigningKey: keys[p]})
+	defer func() {
 		if err != nil {
-			return nil, err
+			fmt.Fprintf(logw, "bench: the processes' logs are kept in %s\n", tmp)
+			return
 		}
-		defer s.Close()
-		url, stop, err := serveNodeCounted(s, log, &onWire)
-		if err != nil {
-			return nil, err
-		}
-		defer stop()
-		cfg.Nodes = append(cfg.Nodes, coordinator.NodeRef{Department: dept, URL: url, Token: tok})
-		spec.Inputs = append(spec.Inputs, policy.Input{Dataset: d.Name, Key: "id_number"})
-	}
-	tok := randomToken()
-	cfg.Users = []api.User{{Name: "bench", Role: api.RoleAnalyst, Department: "d0", TokenSHA256: api.HashToken(tok)}}
-	store, err := boltstore.Open(filepath.Join(tmp, "coordinator.db"), boltstore.Options{})
+		os.RemoveAll(tmp)
+	}()
+	setup := time.Now()
+	fed, err := benchfed.Layout(ctx, benchfed.Options{Dir: tmp, Parties: o.parties, N: n, Source: o.source, PostgresDSN: o.postgresDSN, Redis: o.redis, Pprof: o.pprofDir != ""})
 	if err != nil {
 		return nil, err
 	}
-	defer store.Close()
-	base, coord, wait, err := serveCoordinator(ctx, cfg, store, log, chunk)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { cancel(); wait() }()
-	c := client.New(base, tok)
-	body, _ := json.Marshal(spec)
+	setupSecs := time.Since(setup).Seconds()
+	fed.Spec.PSIProtocol = o.protocol
 
-	// The limit, measured in the same run, before and after the job; the
-	// faster of the two is kept, so a moment of load elsewhere on the
-	// machine can only make the reported ratio smaller, never flatter it.
+	// The costs measured in the same run, before the children start.
+	perMult := benchfed.CPUPerMult(20000)
 	rate := psi.ScalarMultRate(50000)
-	start := time.Now()
-	sub, err := c.Submit(ctx, body, "")
+
+	var procs []*benchfed.Proc
+	defer func() {
+		for _, p := range procs {
+			if p.Usage == nil {
+				_, _ = p.Stop(10 * time.Second)
+			}
+		}
+	}()
+	start := func(name string, args ...string) error {
+		p, err := benchfed.Start(name, exe, args, []string{benchfed.DSNEnv + "=" + o.postgresDSN}, filepath.Join(tmp, name+".log"))
+		if err == nil {
+			procs = append(procs, p)
+		}
+		return err
+	}
+	for _, nd := range fed.Nodes {
+		args := []string{"node", "--config", nd.Config}
+		if nd.Pprof != "" {
+			args = append(args, "--pprof", nd.Pprof)
+		}
+		if err := start(nd.Department, args...); err != nil {
+			return nil, err
+		}
+	}
+	// The coordinator starts once the nodes answer, so that its catalog
+	// has their datasets.
+	if err := waitReady(ctx, procs, fed, nil); err != nil {
+		return nil, err
+	}
+	args := []string{"coordinator", "--config", fed.Coordinator, "--psi-chunk", strconv.Itoa(o.chunk)}
+	if fed.Pprof != "" {
+		args = append(args, "--pprof", fed.Pprof)
+	}
+	if err := start("coordinator", args...); err != nil {
+		return nil, err
+	}
+	base := "http://" + fed.API
+	analyst, reviewer := client.New(base, fed.Analyst), client.New(base, fed.Reviewer)
+	if err := waitReady(ctx, procs, fed, analyst); err != nil {
+		return nil, err
+	}
+
+	body, _ := json.Marshal(fed.Spec)
+	began := time.Now()
+	sub, err := analyst.Submit(ctx, body, "")
 	if err != nil {
 		return nil, err
 	}
-	j, err := c.Wait(ctx, sub.ID, 20*time.Millisecond, func(j *wire.Job) bool { return j.State.Settled() }, nil)
+	var profiles sync.WaitGroup
+	profErr := make(chan error, len(procs))
+	if o.pprofDir != "" {
+		if err := os.MkdirAll(o.pprofDir, 0o755); err != nil {
+			return nil, err
+		}
+		addrs := map[string]string{"coordinator": fed.Pprof}
+		for _, nd := range fed.Nodes {
+			addrs[nd.Department] = nd.Pprof
+		}
+		for name, addr := range addrs {
+			profiles.Go(func() { profErr <- saveProfile(ctx, addr, o.pprofSeconds, filepath.Join(o.pprofDir, name+".pprof")) })
+		}
+	}
+	every := 20 * time.Millisecond
+	if n > 1<<20 {
+		every = 500 * time.Millisecond
+	}
+	j, err := analyst.Wait(ctx, sub.ID, every, func(j *wire.Job) bool { return j.State.Settled() }, nil)
 	if err != nil {
 		return nil, err
 	}
-	secs := time.Since(start).Seconds()
-	rate = max(rate, psi.ScalarMultRate(50000))
+	secs := time.Since(began).Seconds()
 	if j.State != jobs.AwaitingReview {
 		return nil, fmt.Errorf("bench job ended %s: %s", j.State, j.Error)
 	}
-	rv, err := reviewAsAdmin(coord, j.ID)
+	profiles.Wait()
+	close(profErr)
+	for err := range profErr {
+		if err != nil {
+			fmt.Fprintf(logw, "bench: %v\n", err)
+		}
+	}
+	rv, err := reviewer.Review(ctx, j.ID)
 	if err != nil {
 		return nil, err
 	}
+	var result struct {
+		Count *int `json:"count"`
+	}
+	if err := json.Unmarshal(rv.Review.Result, &result); err != nil || result.Count == nil {
+		return nil, fmt.Errorf("bench: no count in %s", rv.Review.Result)
+	}
 	ran := policy.PSIProtocolECDH
-	if stored, err := coord.Store.Get(ctx, j.ID); err == nil && strings.HasSuffix(stored.Progress.Step, "(ot)") {
+	if strings.HasSuffix(j.Progress.Step, "(ot)") {
 		ran = policy.PSIProtocolOT
 	}
-	elems := float64(parties * n)
-	r := &BenchResult{Parties: parties, PerParty: n, Seconds: secs, ElementsPerS: elems / secs, ScalarMultsPS: rate,
-		LimitPerS: rate / float64(parties), Count: rv, ExpectedCount: n / 2,
-		Protocol: ran, WireBytes: onWire.Load(), WireBytesPerElement: float64(onWire.Load()) / elems}
+
+	// The nodes' figures, scraped before they stop.
+	var wireBytes float64
+	split := map[string]float64{}
+	var busiest float64
+	for _, nd := range fed.Nodes {
+		m, err := benchfed.Scrape(ctx, "http://"+nd.Listen+"/metrics")
+		if err != nil {
+			return nil, err
+		}
+		wireBytes += m.Sum("unseen_node_wire_bytes_total")
+		busy := m.Sum("unseen_node_request_seconds_sum")
+		busiest = max(busiest, busy)
+		sec := func(route string) float64 { return m.Sum("unseen_node_request_seconds_sum", `route="POST `+route) }
+		split["prepare"] += sec("/v1/node/psi/prepare")
+		split["blind"] += sec("/v1/node/psi/own") + sec("/v1/node/psi/reblind")
+		split["ot"] += sec("/v1/node/psi/ot/")
+		split["he"] += sec("/v1/node/he/")
+	}
+	split["other"] = max(0, secs-busiest)
+
+	r := &BenchResult{Parties: o.parties, PerParty: n, Protocol: ran, Source: o.source, Store: "bolt", SetupSeconds: setupSecs, Seconds: secs,
+		Count: *result.Count, ExpectedCount: n / 2, Split: split, WireBytes: int64(wireBytes)}
+	if o.redis != "" {
+		r.Store = "redis"
+	}
+	var cpu time.Duration
+	for _, p := range procs {
+		hwm, _ := p.PeakRSS() // read while it runs; wait4's ru_maxrss after
+		u, err := p.Stop(30 * time.Second)
+		if err != nil {
+			return nil, err
+		}
+		cpu += u.CPU
+		r.Processes = append(r.Processes, BenchProcess{Name: p.Name, PeakRSSBytes: max(hwm, u.MaxRSS), CPUSeconds: u.CPU.Seconds()})
+	}
+	rate = max(rate, psi.ScalarMultRate(50000)) // the faster: load elsewhere only lowers the ratio
+	elems := float64(o.parties * n)
+	r.ElementsPerS = elems / secs
+	r.ScalarMultsPS, r.LimitPerS = rate, rate/float64(o.parties)
 	r.LimitRatio = r.ElementsPerS / r.LimitPerS
+	r.CPUPerMultNS = float64(perMult.Nanoseconds())
+	r.IdealCPUSeconds = float64(o.parties*o.parties) * float64(n) * perMult.Seconds()
+	r.CPUSeconds = cpu.Seconds()
+	r.CPURatio = r.IdealCPUSeconds / r.CPUSeconds
+	r.WireBytesPerElement = wireBytes / elems
 	return r, nil
 }
 
-// reviewAsAdmin reads the count from the stored review directly (the bench
-// has no reviewer; it measures the protocol, not the review).
-func reviewAsAdmin(c *coordinator.Coordinator, id string) (int, error) {
-	j, err := c.Store.Get(context.Background(), id)
-	if err != nil {
-		return 0, err
+// waitReady waits until every node answers /healthz and, unless c is nil,
+// the coordinator is ready with every node's dataset in its catalog; or
+// fails when a child exits.
+func waitReady(ctx context.Context, procs []*benchfed.Proc, fed *benchfed.Federation, c *client.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	urls := []string{}
+	for _, nd := range fed.Nodes {
+		urls = append(urls, "http://"+nd.Listen+"/healthz")
 	}
-	var rv jobs.Review
-	if err := json.Unmarshal(j.Review, &rv); err != nil {
-		return 0, err
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, p := range procs {
+			select {
+			case <-p.Exited():
+				return fmt.Errorf("bench: %s exited before the job (%v); see %s", p.Name, p.Err(), p.Log)
+			default:
+			}
+		}
+		for len(urls) > 0 && httpOK(ctx, urls[0]) {
+			urls = urls[1:]
+		}
+		if len(urls) == 0 && c == nil {
+			return nil
+		}
+		if len(urls) == 0 && coordinatorReady(ctx, c, len(fed.Nodes)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bench: the federation did not get ready: %w", ctx.Err())
+		case <-tick.C:
+		}
 	}
-	var res struct {
-		Count *int `json:"count"`
-	}
-	if err := json.Unmarshal(rv.Result, &res); err != nil || res.Count == nil {
-		return 0, fmt.Errorf("bench: no count in %s", rv.Result)
-	}
-	return *res.Count, nil
 }
 
-func writeBenchCSV(path string, party, n int) error {
+func coordinatorReady(ctx context.Context, c *client.Client, datasets int) bool {
+	if r, err := c.Ready(ctx); err != nil || !r.Ready {
+		return false
+	}
+	ds, err := c.Datasets(ctx)
+	return err == nil && len(ds.Datasets) >= datasets
+}
+
+func httpOK(ctx context.Context, url string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// saveProfile fetches a CPU profile of seconds from a child's pprof
+// listener into path.
+func saveProfile(ctx context.Context, addr string, seconds int, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", path, resp.Status)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	w := csv.NewWriter(f)
-	_ = w.Write([]string{"id_number"})
-	for i := 0; i < n; i++ {
-		v := i
-		if i >= n/2 {
-			v = (party+1)*n + i
-		}
-		_ = w.Write([]string{benchID(v)})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
+	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
-// serveNodeCounted is serveNode counting every byte its connections carry
-// (read and written) into n: the bench's bytes on the wire.
-func serveNodeCounted(s *node.Service, log *slog.Logger, n *atomic.Int64) (url string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
+// benchExecutable is the binary the children run: this one. os.Args[0]
+// is tried first, as the shell resolved it, because a test harness
+// (testscript) dispatches on the name it was invoked by, which
+// os.Executable resolves away; then os.Executable.
+func benchExecutable() (string, error) {
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, nil
+		}
 	}
-	srv := nodehttp.New(s, nodehttp.Options{Logger: log}).Server("")
-	go srv.Serve(&countingListener{Listener: ln, n: n})
-	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
-}
-
-type countingListener struct {
-	net.Listener
-	n *atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, n: l.n}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	n *atomic.Int64
-}
-
-func (c *countingConn) Read(b []byte) (int, error) {
-	k, err := c.Conn.Read(b)
-	c.n.Add(int64(k))
-	return k, err
-}
-
-func (c *countingConn) Write(b []byte) (int, error) {
-	k, err := c.Conn.Write(b)
-	c.n.Add(int64(k))
-	return k, err
+	return os.Executable()
 }

@@ -18,8 +18,9 @@ import (
 )
 
 func coordinatorCmd() *cobra.Command {
-	var cfgPath, redisURL, listen string
+	var cfgPath, redisURL, listen, pprofAddr string
 	var nodeURLs []string
+	var psiChunk int
 	cmd := &cobra.Command{
 		Use:   "coordinator --config FILE [--listen ADDR] [--node DEPT=URL …] [--redis URL]",
 		Short: "Run the coordinator: the HTTP API, the web console (/console/) and the workers",
@@ -65,6 +66,17 @@ editing the config (repeat it for each node that moved).`,
 				ln.Close()
 				return err
 			}
+			if psiChunk > 0 {
+				c.Worker.ChunkSize = psiChunk
+			}
+			if pprofAddr != "" {
+				stop, err := servePprof(pprofAddr, log)
+				if err != nil {
+					ln.Close()
+					return err
+				}
+				defer stop()
+			}
 			log.Info("coordinator listening", "addr", ln.Addr().String(), "api", c.APIScheme(), "backend", cfg.Backend(),
 				"signing_key", attest.FormatPublicKey(c.PublicKey()))
 			return run(ctx)
@@ -73,6 +85,8 @@ editing the config (repeat it for each node that moved).`,
 	cmd.Flags().StringVar(&cfgPath, "config", "examples/coordinator.yaml", "coordinator configuration file")
 	cmd.Flags().StringVar(&redisURL, "redis", "", "Redis URL (redis://host:port/db); empty: embedded backend")
 	cmd.Flags().StringVar(&listen, "listen", "", "the API's listen address, host:port (overrides the config's listen)")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this address, loopback unless a host is given (off by default)")
+	cmd.Flags().IntVar(&psiChunk, "psi-chunk", 0, "elements per PSI request (default 4096, at most 16384)")
 	cmd.Flags().StringArrayVar(&nodeURLs, "node", nil, "DEPT=URL: reach department DEPT's node at URL instead of the config's (repeatable)")
 	var idCfg string
 	identity := &cobra.Command{

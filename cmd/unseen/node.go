@@ -22,9 +22,9 @@ import (
 )
 
 func nodeCmd() *cobra.Command {
-	var cfgPath, listen string
+	var cfgPath, listen, pprofAddr string
 	cmd := &cobra.Command{
-		Use:   "node --config FILE [--listen ADDR]",
+		Use:   "node --config FILE [--listen ADDR] [--pprof ADDR]",
 		Short: "Run a department's node: serve its datasets to the protocol, never its records",
 		Long: `Runs a department's node on --listen (or the config's listen). The
 coordinator must know where: its config's nodes, or its --node DEPT=URL.`,
@@ -52,12 +52,21 @@ coordinator must know where: its config's nodes, or its --node DEPT=URL.`,
 			if err != nil {
 				return err
 			}
+			if pprofAddr != "" {
+				stop, err := servePprof(pprofAddr, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			h := nodehttp.New(s, nodehttp.Options{Logger: log})
+			ln = h.Listener(ln) // counts the bytes on the wire, under TLS
 			mode := "plain HTTP (no tls section: for a local trial only)"
 			if tlsCfg != nil {
 				ln = tls.NewListener(ln, tlsCfg)
 				mode = "mutual TLS (only the coordinator's certificate is accepted)"
 			}
-			srv := nodehttp.New(s, nodehttp.Options{Logger: log}).Server(cfg.Listen)
+			srv := h.Server(cfg.Listen)
 			log.Info("node listening", "department", cfg.Department, "addr", ln.Addr().String(), "transport", mode)
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
@@ -75,6 +84,7 @@ coordinator must know where: its config's nodes, or its --node DEPT=URL.`,
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (e.g. examples/nodes/hrss.yaml)")
 	cmd.Flags().StringVar(&listen, "listen", "", "listen address, host:port (overrides the config's listen)")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this address, loopback unless a host is given (off by default)")
 	var idCfg string
 	identity := &cobra.Command{
 		Use:   "identity --config FILE",

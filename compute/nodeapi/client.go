@@ -70,33 +70,54 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 // doLimit is do reading at most limit response bytes.
 func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, limit int64) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
-	if err != nil {
+	b, _, err := c.roundTrip(ctx, method, path, "application/json", body, "", limit)
+	if err != nil || out == nil {
 		return err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("node %s: malformed response: %w", c.Department, err)
+	}
+	return nil
+}
+
+// roundTrip sends body (if not nil, of type contentType) asking for accept
+// (if set) and returns a 2xx answer's body and content type, or the node's
+// error.
+func (c *Client) roundTrip(ctx context.Context, method, path, contentType string, body []byte, accept string, limit int64) ([]byte, string, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	if err != nil {
+		return nil, "", err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("node %s: %w", c.Department, err)
+		return nil, "", fmt.Errorf("node %s: %w", c.Department, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return fmt.Errorf("node %s: reading response: %w", c.Department, err)
+		return nil, "", fmt.Errorf("node %s: reading response: %w", c.Department, err)
 	}
 	if int64(len(b)) > limit {
-		return fmt.Errorf("node %s: response larger than %d bytes", c.Department, limit)
+		return nil, "", fmt.Errorf("node %s: response larger than %d bytes", c.Department, limit)
 	}
 	if resp.StatusCode/100 != 2 {
 		re := &RemoteError{Department: c.Department, Status: resp.StatusCode, Code: "http_error", Message: http.StatusText(resp.StatusCode)}
@@ -104,15 +125,29 @@ func (c *Client) doLimit(ctx context.Context, method, path string, in, out any, 
 		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
 			re.Code, re.Message = e.Error.Code, e.Error.Message
 		}
-		return re
+		return nil, "", re
 	}
-	if out == nil {
-		return nil
+	return b, resp.Header.Get("Content-Type"), nil
+}
+
+// elements sends body and decodes the answer, framed (PSIContentType) or,
+// from a node that predates the frame, JSON.
+func (c *Client) elements(ctx context.Context, path, contentType string, body []byte) (*ElementsResponse, error) {
+	b, ct, err := c.roundTrip(ctx, http.MethodPost, path, contentType, body, PSIContentType, maxResponseBytes)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("node %s: malformed response: %w", c.Department, err)
+	var out *ElementsResponse
+	if ct == PSIContentType {
+		out, err = DecodeElementsResponse(b)
+	} else {
+		out = new(ElementsResponse)
+		err = json.Unmarshal(b, out)
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("node %s: malformed response: %w", c.Department, err)
+	}
+	return out, nil
 }
 
 // Health checks that the node is up.
@@ -140,25 +175,34 @@ func (c *Client) Prepare(ctx context.Context, r *PrepareRequest) (*PrepareRespon
 }
 
 // Own fetches a chunk of the node's own list, blinded once, with the
-// node's signature over it.
+// node's signature over it (asked for framed: psi_wire.go).
 func (c *Client) Own(ctx context.Context, r *OwnRequest) (*ElementsResponse, error) {
 	r.Step = StepOwn
-	var out ElementsResponse
-	if err := c.do(ctx, http.MethodPost, PathOwn, r, &out); err != nil {
+	b, err := json.Marshal(r)
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return c.elements(ctx, PathOwn, "application/json", b)
 }
 
 // Reblind has the node raise a chunk of another list to its key; it
-// answers with the node's signature over its output.
+// answers with the node's signature over its output. Both ways are framed
+// (psi_wire.go).
 func (c *Client) Reblind(ctx context.Context, r *ReblindRequest) (*ElementsResponse, error) {
 	r.Step = StepReblind
-	var out ElementsResponse
-	if err := c.do(ctx, http.MethodPost, PathReblind, r, &out); err != nil {
+	if !frameable(r.Elements) {
+		// Not whole points: sent as is, for the node to refuse.
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		return c.elements(ctx, PathReblind, "application/json", b)
+	}
+	b, err := r.MarshalBinary()
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return c.elements(ctx, PathReblind, PSIContentType, b)
 }
 
 // Members has the requesting node seal its matching IDs to the analyst

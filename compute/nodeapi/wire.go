@@ -5,7 +5,7 @@
 // the worker's attempt; a node refuses a request for an attempt older than
 // the newest it has seen for that job (a stale or replayed worker), a step
 // for a job it has not prepared, and a job id it knows under another spec.
-// Blinded elements travel as raw 32-byte strings (base64 in JSON); a node
+// Blinded elements travel as raw 32-byte points, framed (psi_wire.go); a node
 // never receives an ID, only blinded points.
 //
 // The coordinator only relays: every list chunk carries the signature of

@@ -1,6 +1,7 @@
 package nodehttp
 
 import (
+	"net"
 	"sync"
 	"time"
 
@@ -11,6 +12,14 @@ import (
 type metrics struct {
 	requests        *prometheus.CounterVec
 	unauthenticated *prometheus.CounterVec
+	// seconds is the time each route spends serving (read, decode, the
+	// Service, encode, write): prepare is reading the source and hashing
+	// the IDs to the curve, own and reblind are blinding, so a benchmark
+	// reads its time split from their sums.
+	seconds *prometheus.HistogramVec
+	// wire counts the bytes of the node's connections (Handler.Listener),
+	// TLS included.
+	wire *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -21,8 +30,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unauthenticated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "unseen_node_unauthenticated_requests_total", Help: "Requests refused for want of a valid coordinator token, by route (not in the audit log).",
 		}, []string{"route"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "unseen_node_request_seconds", Help: "Time spent serving requests, by route (prepare: source read and hashing; own, reblind: blinding).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"route"}),
+		wire: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "unseen_node_wire_bytes_total", Help: "Bytes read and written on the node's connections, by direction (in, out).",
+		}, []string{"direction"}),
 	}
-	reg.MustRegister(m.requests, m.unauthenticated)
+	reg.MustRegister(m.requests, m.unauthenticated, m.seconds, m.wire)
 	return m
 }
 
@@ -50,4 +66,35 @@ func (s *sampler) allow() (bool, int64) {
 	n := s.dropped
 	s.dropped, s.next = 0, now.Add(s.every)
 	return true, n
+}
+
+// countingConn counts a connection's bytes into the wire counters.
+type countingConn struct {
+	net.Conn
+	in, out prometheus.Counter
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	k, err := c.Conn.Read(b)
+	c.in.Add(float64(k))
+	return k, err
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	k, err := c.Conn.Write(b)
+	c.out.Add(float64(k))
+	return k, err
+}
+
+type countingListener struct {
+	net.Listener
+	m *metrics
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, in: l.m.wire.WithLabelValues("in"), out: l.m.wire.WithLabelValues("out")}, nil
 }

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -92,8 +93,7 @@ func New(svc *node.Service, opts Options) *Handler {
 
 	get(h, nodeapi.PathDatasets, svc.Datasets)
 	post(h, nodeapi.PathPrepare, nodeapi.MaxBodyBytes, svc.Prepare)
-	post(h, nodeapi.PathOwn, nodeapi.MaxBodyBytes, svc.Own)
-	post(h, nodeapi.PathReblind, nodeapi.MaxBodyBytes, svc.Reblind)
+	routePSI(h, svc) // psi.go: element lists, framed
 	post(h, nodeapi.PathMembers, nodeapi.MaxBodyBytes, svc.Members)
 	post(h, nodeapi.PathDeliver, nodeapi.MaxBodyBytes, svc.Deliver)
 	post(h, nodeapi.PathFinish, nodeapi.MaxBodyBytes, svc.Finish)
@@ -113,8 +113,23 @@ func New(svc *node.Service, opts Options) *Handler {
 	return h
 }
 
-// ServeHTTP serves the node's routes.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the node's routes, timing each by its route.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h.mux.ServeHTTP(w, r)
+	route := r.Pattern // set by the mux: a bounded label
+	if route == "" {
+		route = "unmatched"
+	}
+	h.metrics.seconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// Listener wraps ln so that every byte its connections carry is counted
+// (unseen_node_wire_bytes_total): wrap the raw TCP listener, under TLS, to
+// count what crosses the network.
+func (h *Handler) Listener(ln net.Listener) net.Listener {
+	return &countingListener{Listener: ln, m: h.metrics}
+}
 
 // Server wraps the handler in an http.Server with explicit timeouts.
 func (h *Handler) Server(addr string) *http.Server {
