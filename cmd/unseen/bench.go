@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -342,7 +343,11 @@ func runBench(ctx context.Context, logw io.Writer, o benchOptions, n int) (res *
 		cpu += u.CPU
 		r.Processes = append(r.Processes, BenchProcess{Name: p.Name, PeakRSSBytes: max(hwm, u.MaxRSS), CPUSeconds: u.CPU.Seconds()})
 	}
-	rate = max(rate, psi.ScalarMultRate(50000)) // the faster: load elsewhere only lowers the ratio
+	// The limit is the highest of three estimates, so that load elsewhere
+	// can only lower the ratio: the all-core rate sampled before and after
+	// the job (wall clock: load lowers it), and the cores' rate at the
+	// per-multiplication cost on the CPU clock (which load hardly moves).
+	rate = max(rate, psi.ScalarMultRate(50000), float64(runtime.GOMAXPROCS(0))/perMult.Seconds())
 	elems := float64(o.parties * n)
 	r.ElementsPerS = elems / secs
 	r.ScalarMultsPS, r.LimitPerS = rate, rate/float64(o.parties)
