@@ -93,6 +93,7 @@ type resumer struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	saved   atomic.Int64
+	queued  atomic.Int64
 	lostErr atomic.Pointer[error] // the fencing error, once a save got it
 	once    sync.Once
 }
@@ -200,6 +201,9 @@ func (rs *resumer) apply(opts *psi.RunOptions) {
 		}
 		select {
 		case rs.queue <- checkpoint{chunkKey(rs.fp, list, offset), psi.EncodeTokens(ts)}:
+			if n := rs.queued.Add(1); rs.r.onChunk != nil {
+				rs.r.onChunk(rs.l.Job.ID, int(n))
+			}
 			return nil
 		case <-rs.done: // the saver gave up: run on without checkpoints
 			if p := rs.lostErr.Load(); p != nil {

@@ -99,6 +99,10 @@ type Runner struct {
 	// implements jobs.Checkpoints; none, otherwise.
 	Checkpoints jobs.Checkpoints
 
+	// onChunk, if set, is told of each PSI chunk a run computed, after it
+	// was queued for saving (tests interrupt a run with it).
+	onChunk func(job string, computed int)
+
 	once sync.Once // defaults, once: Process runs on many goroutines
 }
 
