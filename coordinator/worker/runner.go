@@ -21,6 +21,13 @@
 // and joins OPRF outputs with OPRF values: it learns which positions match,
 // as on ECDH (with three or more parties, each list's matches with the
 // star's centre only).
+//
+// Resume (resume.go): on ECDH the runner checkpoints each completed PSI
+// chunk's tokens in the job store (jobs.Checkpoints), fenced by the
+// attempt, and a later attempt computes only the missing chunks. The
+// tokens are what the runner holds in every run anyway: under both trust
+// models nothing new is revealed. Checkpoints are dropped when the job
+// goes to review or ends; the OT protocol does not resume.
 package worker
 
 import (
