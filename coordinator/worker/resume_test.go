@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -249,4 +250,81 @@ func TestPSIStaleAttemptSavesNothing(t *testing.T) {
 	// A forged save of the stale attempt is refused too.
 	require.ErrorIs(t, rig.store.SaveChunk(t.Context(), j.ID, 1, "psi.forged.0.0", make([]byte, 1600)), jobs.ErrLeaseLost)
 	require.Equal(t, savedBefore, rig.chunks(t, j.ID))
+}
+
+// TestResumeMeasure is the measurement, not a unit test (skipped
+// unless UNSEEN_RESUME_MEASURE=1): two real HTTP nodes with 2^20 elements
+// each (UNSEEN_RESUME_LOG2 changes the exponent), ECDH, 4096-element
+// chunks; a full run, then another job interrupted after 80 % of its
+// chunks and resumed. It reports the resumed attempt's chunk requests (one
+// scalar multiplication per element each) and wall time as fractions of
+// the full run's, and the checkpoint saves' latency. It asserts only the
+// work ratio and the result, never a time.
+//
+//	UNSEEN_RESUME_MEASURE=1 go test -run TestResumeMeasure -v -timeout 60m ./coordinator/worker/
+func TestResumeMeasure(t *testing.T) {
+	if os.Getenv("UNSEEN_RESUME_MEASURE") != "1" {
+		t.Skip("a measurement (minutes): UNSEEN_RESUME_MEASURE=1 runs it")
+	}
+	log2 := 20
+	if v := os.Getenv("UNSEEN_RESUME_LOG2"); v != "" {
+		_, err := fmt.Sscan(v, &log2)
+		require.NoError(t, err)
+	}
+	n := 1 << log2
+	rig := newResumeRig(t, map[string][]int{"a.x": rng(0, n), "b.y": rng(n/2, n/2+n)})
+	rig.r.ChunkSize = 4096
+	timed := &timedCheckpoints{Checkpoints: rig.store}
+	rig.spy.Checkpoints = timed
+
+	full := submit(t, rig.store, rig.spec)
+	start := time.Now()
+	wantCount, fullWork := rig.finish(t, full.ID)
+	fullWall := time.Since(start)
+	fullSaves, fullSaveTime := timed.stats()
+
+	j := submit(t, rig.store, rig.spec)
+	chunks := int(fullWork / 2)
+	start = time.Now()
+	rig.interrupt(t, j.ID, chunks*8/10)
+	firstWall := time.Since(start)
+	saved := rig.chunks(t, j.ID)
+	start = time.Now()
+	count, work := rig.finish(t, j.ID)
+	resumeWall := time.Since(start)
+	require.Equal(t, wantCount, count)
+	ratio := float64(work) / float64(fullWork)
+	require.Less(t, ratio, 0.5)
+	saves, saveTime := timed.stats()
+	t.Logf("2 parties × 2^%d elements (intersection %d), chunk 4096, ECDH over real HTTP nodes, bolt store:", log2, wantCount)
+	t.Logf("full run: %d chunk requests (%d elements blinded), %s wall", fullWork, fullWork*4096, fullWall.Round(time.Millisecond))
+	t.Logf("interrupted attempt: %s wall, %d of %d chunks checkpointed", firstWall.Round(time.Millisecond), saved, chunks)
+	t.Logf("resumed attempt: %d chunk requests = %.3f of the full run's work; %s wall = %.3f of the full run's", work, ratio, resumeWall.Round(time.Millisecond), resumeWall.Seconds()/fullWall.Seconds())
+	t.Logf("checkpoint saves: %d in all, mean %s each (full run: %d saves, mean %s; a chunk's route takes %s on average)",
+		saves, (saveTime / time.Duration(max(saves, 1))).Round(time.Microsecond), fullSaves, (fullSaveTime / time.Duration(max(fullSaves, 1))).Round(time.Microsecond),
+		(fullWall / time.Duration(chunks)).Round(time.Microsecond))
+}
+
+// timedCheckpoints adds up the time saves take.
+type timedCheckpoints struct {
+	jobs.Checkpoints
+	mu    sync.Mutex
+	n     int
+	total time.Duration
+}
+
+func (c *timedCheckpoints) SaveChunk(ctx context.Context, job string, attempt int, key string, data []byte) error {
+	start := time.Now()
+	err := c.Checkpoints.SaveChunk(ctx, job, attempt, key, data)
+	c.mu.Lock()
+	c.n++
+	c.total += time.Since(start)
+	c.mu.Unlock()
+	return err
+}
+
+func (c *timedCheckpoints) stats() (int, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, c.total
 }
