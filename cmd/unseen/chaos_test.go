@@ -12,7 +12,9 @@ package main
 //
 // The bounded versions (10 kills, 3 restarts) run in every `go test`
 // (.ci/run); UNSEEN_LONG=1 runs the issue's full figures (100 kills, 20
-// restarts of Redis under 1,000 jobs). -short skips them.
+// restarts of Redis under 1,000 jobs). TestKillResumesPSI kills a
+// coordinator mid-PSI and checks that its successor resumes from the
+// checkpoints. -short skips them.
 
 import (
 	"bufio"
