@@ -292,13 +292,14 @@ type Pinger interface {
 
 // Store is a whole backend, for wiring: the coordinator opens one, hands
 // each user the part it needs (the API: Jobs, Counters, Audited, Pinger;
-// a worker: Jobs and Queue; the homomorphic side: Blobs) and closes it. Implementations: boltstore,
-// redisstore.
+// a worker: Jobs, Queue and Checkpoints; the homomorphic side: Blobs) and
+// closes it. Implementations: boltstore, redisstore.
 type Store interface {
 	Jobs
 	Queue
 	Counters
 	Blobs
+	Checkpoints
 	Audited
 	Pinger
 	Close() error

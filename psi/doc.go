@@ -72,6 +72,22 @@
 // Collusion between the coordinator and a node, or a node deviating from the
 // protocol (e.g. inventing elements), is outside this model.
 //
+// # Resuming
+//
+// RunWith can skip chunks an earlier run completed (RunOptions.Done) and
+// reports each chunk it computes (RunOptions.OnChunk), so that a run cut
+// short — in Unseen, an attempt of a job whose coordinator died — resumes.
+// A chunk's tokens are the same at every attempt as long as its list is:
+// the keys derive from each node's secret, the job id and the spec hash,
+// and a node's list order from its set. The caller must make sure the lists
+// are unchanged (the coordinator's worker keys checkpoints by every list's
+// length and its node's keyed digest). What is checkpointed is the 16-byte
+// tokens, exactly what the coordinator holds in every run to compute the
+// Result: under the honest-but-curious model and under a malicious
+// coordinator alike, keeping them reveals nothing the coordinator did not
+// already see, and nodes see nothing of them. Run is RunWith without
+// resuming.
+//
 // # Wire format and validation
 //
 // An Element is a u-coordinate, 32 bytes little-endian; a list is the

@@ -47,6 +47,10 @@ type Result struct {
 	// elements that are in every list: positions in its owner's secret
 	// order, which only the owner can map back to IDs.
 	Positions []int
+	// Chunks is how many chunks the lists made; ResumedChunks how many of
+	// them an earlier run had completed (RunOptions.Done), so that this
+	// run computed only Chunks − ResumedChunks.
+	Chunks, ResumedChunks int
 }
 
 // Route returns the parties that reblind list, in order: list+1, …,
@@ -77,7 +81,16 @@ type chunk struct{ list, offset, n int }
 // if not nil, is called (never concurrently) after every chunk hop, with
 // total = Σ ⌈len/chunkSize⌉·len(parties). Every element a party returns is
 // validated as DecodeElements would; the first error stops the run.
+//
+// Run is RunWith without resuming (resume.go).
 func Run(ctx context.Context, parties []Party, primary, chunkSize int, progress func(done, total int)) (*Result, error) {
+	return RunWith(ctx, parties, RunOptions{Primary: primary, ChunkSize: chunkSize, Progress: progress})
+}
+
+// RunWith is Run with options: it can skip chunks an earlier run completed
+// (opts.Done) and report each chunk it completes (opts.OnChunk).
+func RunWith(ctx context.Context, parties []Party, opts RunOptions) (*Result, error) {
+	primary, chunkSize, progress := opts.Primary, opts.ChunkSize, opts.Progress
 	n := len(parties)
 	switch {
 	case n < 2:
@@ -97,7 +110,7 @@ func Run(ctx context.Context, parties []Party, primary, chunkSize int, progress 
 	defer cancel(nil)
 
 	lens := make([]int, n)
-	total, chunks := 0, 0
+	total := 0
 	for i, p := range parties {
 		l, err := p.Len(ctx)
 		if err != nil {
@@ -107,17 +120,45 @@ func Run(ctx context.Context, parties []Party, primary, chunkSize int, progress 
 			return nil, fmt.Errorf("psi: party %d: %w: list length %d", i, ErrRange, l)
 		}
 		lens[i] = l
-		c := l/chunkSize + min(l%chunkSize, 1)
-		chunks += c
-		total += c * n
+		total += (l/chunkSize + min(l%chunkSize, 1)) * n
 	}
 	tokens := make([][]Token, n)
 	for i, l := range lens {
 		tokens[i] = make([]Token, l)
 	}
 
+	// The chunks to compute, round-robin over the lists so every party has
+	// work from the start; those an earlier run completed are filled in
+	// from opts.Done instead.
+	var todo []chunk
+	resumed := 0
+	for off := 0; ; off += chunkSize {
+		more := false
+		for i, l := range lens {
+			if off >= l {
+				continue
+			}
+			more = true
+			c := chunk{i, off, min(chunkSize, l-off)}
+			if opts.Done != nil {
+				if ts, ok := opts.Done(c.list, c.offset, c.n); ok && len(ts) == c.n {
+					copy(tokens[i][off:], ts)
+					resumed++
+					continue
+				}
+			}
+			todo = append(todo, c)
+		}
+		if !more {
+			break
+		}
+	}
+
 	var mu sync.Mutex
-	done := 0
+	done := resumed * n
+	if progress != nil && resumed > 0 {
+		progress(done, total)
+	}
 	step := func() {
 		if progress == nil {
 			return
@@ -128,14 +169,18 @@ func Run(ctx context.Context, parties []Party, primary, chunkSize int, progress 
 		progress(done, total)
 	}
 
-	// Chunks go out round-robin over the lists so every party has work
-	// from the start; each worker carries one chunk along its whole route.
+	// Each worker carries one chunk along its whole route.
 	work := make(chan chunk)
 	var wg sync.WaitGroup
-	for range min(2*n, chunks) {
+	for range min(2*n, len(todo)) {
 		wg.Go(func() {
 			for c := range work {
-				if err := runChunk(ctx, parties, c, tokens[c.list], step); err != nil {
+				dst := tokens[c.list][c.offset : c.offset+c.n]
+				err := runChunk(ctx, parties, c, dst, step)
+				if err == nil && opts.OnChunk != nil {
+					err = opts.OnChunk(c.list, c.offset, dst)
+				}
+				if err != nil {
 					cancel(err)
 					return
 				}
@@ -143,21 +188,11 @@ func Run(ctx context.Context, parties []Party, primary, chunkSize int, progress 
 		})
 	}
 feed:
-	for off := 0; ; off += chunkSize {
-		more := false
-		for i, l := range lens {
-			if off >= l {
-				continue
-			}
-			more = true
-			select {
-			case work <- chunk{i, off, min(chunkSize, l-off)}:
-			case <-ctx.Done():
-				break feed
-			}
-		}
-		if !more {
-			break
+	for _, c := range todo {
+		select {
+		case work <- c:
+		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(work)
@@ -166,11 +201,11 @@ feed:
 		return nil, err
 	}
 	pos := join(tokens, primary)
-	return &Result{Count: len(pos), Positions: pos}, nil
+	return &Result{Count: len(pos), Positions: pos, Chunks: resumed + len(todo), ResumedChunks: resumed}, nil
 }
 
 // runChunk takes chunk c from its owner through its route and stores the
-// tokens of the fully blinded elements in dst (the list's token slice).
+// tokens of the fully blinded elements in dst (the chunk's tokens).
 func runChunk(ctx context.Context, parties []Party, c chunk, dst []Token, step func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -194,7 +229,7 @@ func runChunk(ctx context.Context, parties []Party, c chunk, dst []Token, step f
 		step()
 	}
 	for i := range ch.Elements {
-		dst[c.offset+i] = ch.Elements[i].Token()
+		dst[i] = ch.Elements[i].Token()
 	}
 	return nil
 }

@@ -21,6 +21,13 @@
 // and joins OPRF outputs with OPRF values: it learns which positions match,
 // as on ECDH (with three or more parties, each list's matches with the
 // star's centre only).
+//
+// Resume (resume.go): on ECDH the runner checkpoints each completed PSI
+// chunk's tokens in the job store (jobs.Checkpoints), fenced by the
+// attempt, and a later attempt computes only the missing chunks. The
+// tokens are what the runner holds in every run anyway: under both trust
+// models nothing new is revealed. Checkpoints are dropped when the job
+// goes to review or ends; the OT protocol does not resume.
 package worker
 
 import (
@@ -94,6 +101,14 @@ type Runner struct {
 	// they answer with are recorded in the job's next transition (detail
 	// "witness.<department>", witness.go).
 	SignedHead func(ctx context.Context) (*audit.SignedHead, error)
+	// Checkpoints keep each PSI chunk's tokens as it completes, so that a
+	// later attempt of the job resumes (resume.go). Default: Store, if it
+	// implements jobs.Checkpoints; none, otherwise.
+	Checkpoints jobs.Checkpoints
+
+	// onChunk, if set, is told of each PSI chunk a run computed, after it
+	// was queued for saving (tests interrupt a run with it).
+	onChunk func(job string, computed int)
 
 	once sync.Once // defaults, once: Process runs on many goroutines
 }
@@ -125,6 +140,9 @@ func (r *Runner) setDefaults() {
 	}
 	if r.Worker == "" {
 		r.Worker = "worker-" + jobs.NewID()[2:10]
+	}
+	if r.Checkpoints == nil {
+		r.Checkpoints, _ = r.Store.(jobs.Checkpoints)
 	}
 }
 
@@ -404,6 +422,7 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 	n := len(j.Spec.Inputs)
 	parties := make([]psi.Party, n)
 	lengths := make([]nodeapi.SignedLength, n) // shared by the parties
+	digests := make([]string, n)
 	overlaps := make([][]disclosure.Overlap, n)
 	req := policy.Requester{User: j.Owner, Department: j.Department}
 	consents := signedConsents(j)
@@ -424,6 +443,7 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 			}
 			parties[i] = &nodeapi.Party{Client: c, Header: h, N: resp.Len, Lengths: lengths}
 			lengths[i] = resp.Length
+			digests[i] = resp.ListDigest
 			overlaps[i] = resp.Overlaps
 			return nil
 		})
@@ -452,7 +472,7 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 
 	var last time.Time
 	var progErr error
-	res, err := psi.Run(ctx, parties, primary, r.ChunkSize, func(done, total int) {
+	opts := psi.RunOptions{Primary: primary, ChunkSize: r.ChunkSize, Progress: func(done, total int) {
 		if done != total && time.Since(last) < 200*time.Millisecond {
 			return
 		}
@@ -460,12 +480,20 @@ func (r *Runner) psiPhase(ctx context.Context, l *jobs.Lease, primary int) (*psi
 		if err := r.Store.Progress(ctx, j.ID, l.Attempt, jobs.Progress{Done: int64(done), Total: int64(total), Step: "psi"}); errors.Is(err, jobs.ErrLeaseLost) || errors.Is(err, jobs.ErrConflict) {
 			progErr = jobs.ErrLeaseLost
 		}
-	})
+	}}
+	rs := r.resume(ctx, l, lens, digests)
+	rs.apply(&opts)
+	res, err := psi.RunWith(ctx, parties, opts)
+	rs.finish(ctx, err)
 	if err != nil {
 		return nil, err
 	}
 	if progErr != nil {
 		return nil, progErr
+	}
+	if rs.enabled() {
+		r.Logger.Info("psi done", "job", j.ID, "attempt", l.Attempt, "chunks", res.Chunks, "resumed_chunks", res.ResumedChunks,
+			"computed_chunks", res.Chunks-res.ResumedChunks, "checkpoints_saved", rs.saved.Load())
 	}
 	return &psiRun{parties: parties, res: res, overlaps: slices.Concat(overlaps...)}, nil
 }

@@ -34,6 +34,9 @@
 //	meta      "audit_head" → audit.Head of the chain's last entry, kept apart
 //	          from it so that cutting entries off the end is detected
 //	blobs     key → version8 ‖ value (jobs.Blobs; made on the first write)
+//	chunks    len(job) job key → attempt8 ‖ SHA-256 ‖ size8: the index of
+//	          the checkpoint files in <path>.chunks/<job>/ (jobs.Checkpoints,
+//	          checkpoints.go; made on the first save)
 //
 // Lease ages, retry due times and counter windows are measured by the
 // injected clock (Options.Clock), so tests drive them with a fake clock.
@@ -151,6 +154,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: initialise %s: %w", path, err)
+	}
+	if !opts.ReadOnly {
+		s.sweepChunks()
 	}
 	return s, nil
 }
@@ -414,6 +420,9 @@ func (s *Store) Transition(ctx context.Context, id string, c jobs.Change) (*jobs
 	if out.State == jobs.Queued {
 		s.signal()
 	}
+	if !out.State.Resumable() && jobs.ValidID(id) {
+		_ = s.removeChunkDir(id) // what is left is swept at the next Open
+	}
 	return out, nil
 }
 
@@ -446,6 +455,13 @@ func (s *Store) apply(tx *bolt.Tx, r *record, c jobs.Change) (*jobs.Job, error) 
 		}
 	}
 	r.Job = storeutil.Apply(old, c, now)
+	if !r.Job.State.Resumable() {
+		// The job never runs again: its checkpoints go with this change
+		// (their files after the commit, in Transition).
+		if err := dropChunkIndex(tx, old.ID); err != nil {
+			return nil, err
+		}
+	}
 	switch c.To {
 	case jobs.Queued:
 		if err := enqueue(tx, r); err != nil {

@@ -3,7 +3,7 @@
 // uses. Run is the one entry point; the tests are grouped by concern, one
 // file each: jobs.go (records), transitions.go (the state machine),
 // queue.go (queue and leases), retries.go, counters.go, blobs.go (shared
-// versioned values), audit.go (audit
+// versioned values), checkpoints.go (fenced per-attempt chunks), audit.go (audit
 // atomicity), idempotency.go, concurrency.go and durability.go.
 //
 //	func TestConformance(t *testing.T) {

@@ -59,6 +59,12 @@ var suite = []struct {
 	{"Concurrency", []test{
 		{"ConcurrentChangesOneChain", testConcurrentChanges},
 	}},
+	{"Checkpoints", []test{
+		{"Fenced", testCheckpointsFenced},
+		{"StaleSaverRacingReclaim", testCheckpointsRace},
+		{"Reopened", testCheckpointsReopened},
+		{"DroppedWhenJobCannotRunAgain", testCheckpointsDropped},
+	}},
 	{"Durability", []test{
 		{"Closed", testClosed},
 		{"Reopened", testReopened},

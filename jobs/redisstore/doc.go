@@ -10,6 +10,10 @@
 //	                          progress, review, result; "msg" is the job's
 //	                          current queue entry id, "seq" its creation order
 //	P:{<id>}:history          list: history events (JSON), oldest first
+//	P:{<id>}:chunks           hash: checkpoint key → data (jobs.Checkpoints:
+//	                          a PSI chunk's tokens, 16 bytes per element), kept
+//	                          while the job can still run, deleted by the
+//	                          transition that ends that
 //	P:jobs                    zset: every job id, scored by creation order
 //	P:owner:{<owner>}:jobs    zset: one owner's job ids, same scores
 //	P:idem:{<owner>}:<key>    string: the job id an idempotency key names

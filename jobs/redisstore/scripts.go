@@ -1,8 +1,11 @@
 package redisstore
 
 import (
+	"strings"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/unseen-data/unseen/audit"
+	"github.com/unseen-data/unseen/jobs"
 )
 
 // Return codes shared by the scripts (the first element of the reply, or
@@ -113,6 +116,7 @@ return {1, msg}
 //
 //	KEYS[1] job hash   KEYS[2] history list   KEYS[3] queue stream
 //	KEYS[4] audit stream   KEYS[5] audit head   KEYS[6] retry schedule zset
+//	KEYS[7] the job's checkpoints hash
 //	ARGV[1] from state   ARGV[2] from attempt   ARGV[3] to state
 //	ARGV[4] attempt after   ARGV[5] updated_at (RFC 3339)
 //	ARGV[6] history event (JSON)
@@ -130,13 +134,15 @@ return {1, msg}
 // retryable adds the job to the schedule, leaving it removes it (with the
 // job's due time and what it waited for); a transient failure (to
 // retryable, or running → dead_letter) adds one to the job's failures, and
-// leaving dead_letter (an admin retry) sets them back to 0.
+// leaving dead_letter (an admin retry) sets them back to 0. Entering a
+// state from which the job never runs again (jobs.State.Resumable false:
+// awaiting_review, final states) deletes its checkpoints.
 //
 // Returns {1, job hash as a flat field/value list} applied; {2} no such
 // job; {3, state, attempt} the compare-and-set failed; {5} the caller's
 // queue entry is stale; {4} the audit head moved. Nothing is written unless
 // the first element is 1.
-var transitionScript = redis.NewScript(auditLua + `
+var transitionScript = redis.NewScript(auditLua + resumableLua + `
 local cur = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'msg', 'id')
 if not cur[1] then return {2} end
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return {3, cur[1], cur[2]} end
@@ -174,6 +180,7 @@ elseif from == 'dead_letter' then
 end
 redis.call('HSET', KEYS[1], 'state', to, 'attempt', ARGV[4], 'updated_at', ARGV[5])
 if ARGV[10] == '1' then redis.call('HDEL', KEYS[1], 'progress') end
+if not RESUMABLE[to] then redis.call('DEL', KEYS[7]) end
 if #ARGV >= 17 then redis.call('HSET', KEYS[1], unpack(ARGV, 17)) end
 redis.call('RPUSH', KEYS[2], ARGV[6])
 return {1, redis.call('HGETALL', KEYS[1])}
@@ -277,6 +284,36 @@ end
 return {1, total}
 `)
 
+// resumableLua defines RESUMABLE, the set of states whose jobs keep their
+// checkpoints (jobs.State.Resumable), from the Go definition.
+var resumableLua = func() string {
+	var b strings.Builder
+	b.WriteString("\nlocal RESUMABLE = {")
+	for _, st := range jobs.States {
+		if st.Resumable() {
+			b.WriteString("['" + string(st) + "'] = true, ")
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}()
+
+// saveChunkScript stores one checkpoint of a running job, fenced by
+// attempt (jobs.Checkpoints.SaveChunk).
+//
+//	KEYS[1] job hash   KEYS[2] the job's checkpoints hash
+//	ARGV[1] the lease's attempt   ARGV[2] checkpoint key   ARGV[3] data
+//
+// Returns 1 saved; 2 no such job; 8 the job is not running at that attempt
+// (nothing is written).
+var saveChunkScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'state', 'attempt')
+if not cur[1] then return 2 end
+if cur[1] ~= 'running' or cur[2] ~= ARGV[1] then return 8 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+`)
+
 // allScripts are loaded at New, so a script Redis rejects fails there and
 // not in the middle of a transition.
-var allScripts = []*redis.Script{appendScript, createScript, transitionScript, dueScript, unscheduleScript, progressScript, heartbeatScript, settleScript, spendScript, putBlobScript}
+var allScripts = []*redis.Script{appendScript, createScript, transitionScript, dueScript, unscheduleScript, progressScript, heartbeatScript, settleScript, spendScript, putBlobScript, saveChunkScript}

@@ -59,6 +59,7 @@ type keys struct{ prefix, queue, index, seq, retry string }
 
 func (k keys) job(id string) string     { return k.prefix + ":{" + id + "}:job" }
 func (k keys) history(id string) string { return k.prefix + ":{" + id + "}:history" }
+func (k keys) chunks(id string) string  { return k.prefix + ":{" + id + "}:chunks" }
 func (k keys) owner(o string) string    { return k.prefix + ":owner:{" + url.QueryEscape(o) + "}:jobs" }
 func (k keys) idem(o, key string) string {
 	return k.prefix + ":idem:{" + url.QueryEscape(o) + "}:" + url.QueryEscape(key)
@@ -319,7 +320,7 @@ func (s *Store) apply(ctx context.Context, j *jobs.Job, c jobs.Change, consumer,
 	if storeutil.StartsAttempt(c) {
 		reset = "1"
 	}
-	keys := []string{s.k.job(j.ID), s.k.history(j.ID), s.k.queue, s.audit.stream, s.audit.head, s.k.retry}
+	keys := []string{s.k.job(j.ID), s.k.history(j.ID), s.k.queue, s.audit.stream, s.audit.head, s.k.retry, s.k.chunks(j.ID)}
 	retryAt := ""
 	if !c.RetryAt.IsZero() {
 		retryAt = strconv.FormatInt(c.RetryAt.UnixMilli(), 10)
