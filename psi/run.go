@@ -172,7 +172,7 @@ func RunWith(ctx context.Context, parties []Party, opts RunOptions) (*Result, er
 	// Each worker carries one chunk along its whole route.
 	work := make(chan chunk)
 	var wg sync.WaitGroup
-	for range min(2*n, len(todo)) {
+	for range min(4*n, len(todo)) {
 		wg.Go(func() {
 			for c := range work {
 				dst := tokens[c.list][c.offset : c.offset+c.n]

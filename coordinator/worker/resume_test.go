@@ -216,6 +216,32 @@ func TestPSIChangedListStartsOver(t *testing.T) {
 	require.NotContains(t, logs, "psi resumed")
 }
 
+// TestPSIChangedListSameLengthStartsOver: b's source swaps one person for
+// another between the attempts, so its list keeps its length but not its
+// content. The list digest the node signs into its prepare answer differs,
+// and no checkpoint of the old list is mixed into the new one (which would
+// count the person who left).
+func TestPSIChangedListSameLengthStartsOver(t *testing.T) {
+	rig := newResumeRig(t, map[string][]int{"a.x": rng(0, 3000), "b.y": rng(1500, 4500)})
+	j := submit(t, rig.store, rig.spec)
+	rig.interrupt(t, j.ID, 30)
+	require.GreaterOrEqual(t, rig.chunks(t, j.ID), 30)
+
+	// ID 1500 (in both lists) leaves b; ID 9000 (in neither) joins it.
+	file := rig.fed.Configs["b"].Datasets[0].File
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	swapped := strings.Replace(string(b), nodetest.ID(1500)+",", nodetest.ID(9000)+",", 1)
+	require.NotEqual(t, string(b), swapped)
+	require.NoError(t, os.WriteFile(file, []byte(swapped), 0o600))
+	rig.fed.Restart(t, "b")
+
+	count, work := rig.finish(t, j.ID)
+	require.Equal(t, 1499, count, "the person who left b is not counted")
+	require.EqualValues(t, (30+30)*2, work, "every chunk computed again")
+	require.NotContains(t, rig.logBuf.String(), "psi resumed")
+}
+
 // TestPSIStaleAttemptSavesNothing: the job is taken over (attempt 2) while
 // attempt 1 runs; attempt 1's next save is refused by the store's fence,
 // which stops its run (lease lost, no transition), and no chunk it
