@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cloudflare/circl/dh/x25519"
+
+	"github.com/unseen-data/unseen/internal/cputime"
 )
 
 // benchSets returns n-element ID sets (18-digit resident-ID-like strings)
@@ -40,7 +42,7 @@ type limitSample struct {
 func measureLimit(count int) limitSample {
 	workers := runtime.GOMAXPROCS(0)
 	count = count / workers * workers
-	cpu0, _ := processCPU()
+	cpu0, _ := cputime.Process()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -55,7 +57,7 @@ func measureLimit(count int) limitSample {
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	cpu1, _ := processCPU()
+	cpu1, _ := cputime.Process()
 	return limitSample{float64(count) / wall.Seconds(), (cpu1 - cpu0) / time.Duration(count)}
 }
 
@@ -78,7 +80,7 @@ func BenchmarkPSI(b *testing.B) {
 			const limitCount = 1 << 15
 			before := measureLimit(limitCount)
 
-			cpu0, cpuOK := processCPU()
+			cpu0, cpuOK := cputime.Process()
 			b.ResetTimer()
 			for range b.N {
 				parties := make([]Party, c.parties)
@@ -98,7 +100,7 @@ func BenchmarkPSI(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			cpu1, _ := processCPU()
+			cpu1, _ := cputime.Process()
 			// Measure again and keep the better: the machine is shared, and a
 			// higher limit makes the ratio conservative.
 			after := measureLimit(limitCount)

@@ -16,6 +16,8 @@ import (
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/policy/attest"
 	"github.com/unseen-data/unseen/psi"
+
+	"github.com/unseen-data/unseen/internal/cputime"
 )
 
 // BenchmarkPSIChunkSigning measures what the PSI chunks' signatures cost:
@@ -57,11 +59,11 @@ func BenchmarkPSIChunkSigning(b *testing.B) {
 			lengths[i] = r.Length
 			parties[i] = &nodeapi.Party{Client: f.Clients[dept], Header: h, N: r.Len, Lengths: lengths}
 		}
-		cpu0, _ := processCPU()
+		cpu0, _ := cputime.Process()
 		start := time.Now()
 		res, err := psi.Run(ctx, parties, 0, chunk, nil)
 		d := time.Since(start)
-		cpu1, _ := processCPU()
+		cpu1, _ := cputime.Process()
 		if err != nil {
 			b.Fatal(err)
 		}

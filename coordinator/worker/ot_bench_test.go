@@ -21,6 +21,8 @@ import (
 	"github.com/unseen-data/unseen/jobs/boltstore"
 	"github.com/unseen-data/unseen/policy"
 	"github.com/unseen-data/unseen/psi"
+
+	"github.com/unseen-data/unseen/internal/cputime"
 )
 
 // countingDialer counts every byte the coordinator's connections to the
@@ -56,7 +58,7 @@ func (c *countedConn) Write(b []byte) (int, error) {
 // multiplication (count ladders on GOMAXPROCS goroutines).
 func x25519CPUPerMult(count int) time.Duration {
 	workers := runtime.GOMAXPROCS(0)
-	c0, _ := processCPU()
+	c0, _ := cputime.Process()
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -69,7 +71,7 @@ func x25519CPUPerMult(count int) time.Duration {
 		})
 	}
 	wg.Wait()
-	c1, _ := processCPU()
+	c1, _ := cputime.Process()
 	return (c1 - c0) / time.Duration(count/workers*workers)
 }
 
@@ -121,7 +123,7 @@ func benchProtocol(b *testing.B, fed *nodetest.Federation, proto string, n int) 
 	const limitCount = 1 << 14
 	before := psi.ScalarMultRate(limitCount)
 	cpuMult := x25519CPUPerMult(limitCount)
-	cpu0, _ := processCPU()
+	cpu0, _ := cputime.Process()
 	b.ResetTimer()
 	for range b.N {
 		spec := psiSpec(policy.PSICardinality, proto, "a.x", "b.y")
@@ -132,7 +134,7 @@ func benchProtocol(b *testing.B, fed *nodetest.Federation, proto string, n int) 
 		st.waitB(b, j.ID, jobs.AwaitingReview)
 	}
 	b.StopTimer()
-	cpu1, _ := processCPU()
+	cpu1, _ := cputime.Process()
 	after := psi.ScalarMultRate(limitCount)
 	cpuMult = min(cpuMult, x25519CPUPerMult(limitCount))
 	elements := float64(2 * n * b.N)

@@ -11,13 +11,15 @@ import (
 
 	"github.com/cloudflare/circl/dh/x25519"
 	"github.com/unseen-data/unseen/psi"
+
+	"github.com/unseen-data/unseen/internal/cputime"
 )
 
 // x25519CPUPerMult measures the process CPU time of one X25519 scalar
 // multiplication (count ladders on GOMAXPROCS goroutines).
 func x25519CPUPerMult(count int) (time.Duration, bool) {
 	workers := runtime.GOMAXPROCS(0)
-	c0, ok := processCPU()
+	c0, ok := cputime.Process()
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -30,7 +32,7 @@ func x25519CPUPerMult(count int) (time.Duration, bool) {
 		})
 	}
 	wg.Wait()
-	c1, _ := processCPU()
+	c1, _ := cputime.Process()
 	return (c1 - c0) / time.Duration(count/workers*workers), ok
 }
 
@@ -58,7 +60,7 @@ func BenchmarkRun(b *testing.B) {
 			before := psi.ScalarMultRate(limitCount)
 			cpuMult0, cpuOK := x25519CPUPerMult(limitCount)
 			var st Stats
-			cpu0, _ := processCPU()
+			cpu0, _ := cputime.Process()
 			b.ResetTimer()
 			for range b.N {
 				res, err := Run(context.Background(), sender, receiver, benchOpts)
@@ -71,7 +73,7 @@ func BenchmarkRun(b *testing.B) {
 				st = res.Stats
 			}
 			b.StopTimer()
-			cpu1, _ := processCPU()
+			cpu1, _ := cputime.Process()
 			after := psi.ScalarMultRate(limitCount)
 			cpuMult1, _ := x25519CPUPerMult(limitCount)
 			elements := 2 * n * b.N

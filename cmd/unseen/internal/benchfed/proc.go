@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/unseen-data/unseen/internal/cputime"
 )
 
 // Proc is a child process of the bench: a node or the coordinator.
@@ -99,9 +101,6 @@ func usageOf(ru *syscall.Rusage) *Usage {
 
 // SelfCPU is this process's CPU time so far (user + system).
 func SelfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cputime.Process()
+	return d
 }
