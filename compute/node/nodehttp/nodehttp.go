@@ -25,6 +25,7 @@ package nodehttp
 
 import (
 	"context"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"io"
@@ -195,6 +196,21 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, path stri
 }
 
 // reply writes resp, or err as a nodeapi.Error with its kind's status.
+// replyBinary answers 200 with a message's binary encoding (the PSI and OT
+// frames), or 500 if it cannot be encoded.
+func (h *Handler) replyBinary(w http.ResponseWriter, path, contentType string, resp encoding.BinaryMarshaler) {
+	out, err := resp.MarshalBinary()
+	if err != nil {
+		h.reply(w, path, nil, node.Errorf(node.KindInternal, "internal", "encoding the answer: %v", err))
+		return
+	}
+	h.metrics.requests.WithLabelValues(path, strconv.Itoa(http.StatusOK)).Inc()
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
 func (h *Handler) reply(w http.ResponseWriter, path string, resp any, err error) {
 	status := http.StatusOK
 	body := resp

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/unseen-data/unseen/compute/node"
 	"github.com/unseen-data/unseen/compute/nodeapi"
@@ -56,14 +55,6 @@ func postBinary[Req any, Resp interface{ MarshalBinary() ([]byte, error) }](h *H
 			h.reply(w, path, nil, err)
 			return
 		}
-		out, err := resp.MarshalBinary()
-		if err != nil {
-			h.reply(w, path, nil, node.Errorf(node.KindInternal, "internal", "encoding the answer: %v", err))
-			return
-		}
-		h.metrics.requests.WithLabelValues(path, strconv.Itoa(http.StatusOK)).Inc()
-		w.Header().Set("Content-Type", nodeapi.OTContentType)
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(out)
+		h.replyBinary(w, path, nodeapi.OTContentType, resp)
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/unseen-data/unseen/compute/node"
@@ -65,16 +64,7 @@ func postElements[Req any](h *Handler, path string, decodeFramed func([]byte) (*
 			h.reply(w, path, resp, err)
 			return
 		}
-		out, err := resp.MarshalBinary()
-		if err != nil {
-			h.reply(w, path, nil, node.Errorf(node.KindInternal, "internal", "encoding the answer: %v", err))
-			return
-		}
-		h.metrics.requests.WithLabelValues(path, strconv.Itoa(http.StatusOK)).Inc()
-		w.Header().Set("Content-Type", nodeapi.PSIContentType)
-		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(out)
+		h.replyBinary(w, path, nodeapi.PSIContentType, resp)
 	})
 }
 
